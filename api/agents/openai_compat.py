@@ -1,0 +1,79 @@
+"""The ``openai`` backend: any OpenAI-compatible chat-completions endpoint.
+
+OpenAI, OpenRouter, Ollama, a llama.cpp server, vLLM, or this app's own ``/v1``.
+Uses the official ``openai`` package (install extra ``openai``). Streams ``delta.content``
+as ``token`` events and ``delta.reasoning_content`` / ``delta.reasoning`` as
+``reasoning``; provider errors become :class:`BackendError` with types ``auth``,
+``not_found``, ``rate_limit``, ``connection``, ``bad_request`` or ``provider_error``.
+"""
+from __future__ import annotations
+
+import threading
+
+from .base import BackendError, Emit, plain_history
+
+
+def map_openai_error(exc: Exception) -> BackendError:
+    """Translate an exception of the ``openai`` package into a :class:`BackendError`."""
+    import openai
+
+    kinds = [
+        (openai.AuthenticationError, "auth"), (openai.PermissionDeniedError, "auth"),
+        (openai.NotFoundError, "not_found"), (openai.RateLimitError, "rate_limit"),
+        (openai.APITimeoutError, "connection"), (openai.APIConnectionError, "connection"),
+        (openai.BadRequestError, "bad_request"), (openai.APIError, "provider_error"),
+    ]
+    for cls, kind in kinds:
+        if isinstance(exc, cls):
+            return BackendError(f"{kind.replace('_', ' ')}: {exc}", type=kind)
+    return BackendError(str(exc) or type(exc).__name__, type="provider_error")
+
+
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(self, base_url: str | None, api_key: str | None, model: str | None):
+        self.base_url = base_url
+        self.api_key = api_key
+        self.model = model or "gpt-4o-mini"
+        self._client = None
+        self._lock = threading.Lock()
+
+    def _get_client(self):
+        with self._lock:
+            if self._client is None:
+                try:
+                    import openai
+                except ImportError:
+                    raise BackendError("the openai backend needs the openai package: "
+                                       "pip install 'hermes-webui[openai]'", type="backend_unavailable") from None
+                self._client = openai.OpenAI(base_url=self.base_url, api_key=self.api_key or "not-needed",
+                                             max_retries=0, timeout=600)
+            return self._client
+
+    def run_turn(self, history: list[dict], user_message: str, emit: Emit,
+                 cancel_event: threading.Event) -> dict | None:
+        client = self._get_client()
+        messages = plain_history(history) + [{"role": "user", "content": user_message}]
+        usage = None
+        try:
+            stream = client.chat.completions.create(model=self.model, messages=messages, stream=True,
+                                                    stream_options={"include_usage": True})
+            with stream:
+                for chunk in stream:
+                    if cancel_event.is_set():
+                        break
+                    if getattr(chunk, "usage", None):
+                        usage = chunk.usage.model_dump()
+                    for choice in chunk.choices or []:
+                        delta = choice.delta
+                        reasoning = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
+                        if isinstance(reasoning, str) and reasoning:
+                            emit("reasoning", {"text": reasoning})
+                        if delta.content:
+                            emit("token", {"text": delta.content})
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise map_openai_error(exc) from exc
+        return {"usage": usage}

@@ -1,0 +1,108 @@
+"""Request parsing and JSON errors shared by every blueprint.
+
+Every error leaves as ``{"error": "<human message>"}`` with a 4xx/5xx status
+(DESIGN §7); :func:`register_error_handlers` maps the store's and the turn engine's
+exceptions onto those statuses so routes stay free of try/except ladders.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .models import InvalidSessionId, SessionNotFound, SessionUnreadable, clean_json
+from .turns import TurnConflict
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """Raise from a route to answer ``{"error": message}`` with ``status``."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def error_response(message: str, status: int):
+    resp = jsonify({"error": message})
+    resp.status_code = status
+    return resp
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(ApiError, lambda e: error_response(e.message, e.status))
+    app.register_error_handler(InvalidSessionId, lambda e: error_response(str(e), 400))
+    app.register_error_handler(SessionNotFound, lambda e: error_response(str(e), 404))
+    app.register_error_handler(SessionUnreadable, lambda e: error_response(str(e), 500))
+    app.register_error_handler(TurnConflict, lambda e: error_response(str(e), 409))
+
+    @app.errorhandler(HTTPException)
+    def _http(e: HTTPException):
+        if e.code == 413:
+            return error_response("request body too large", 413)
+        return error_response(e.description or e.name, e.code or 500)
+
+    @app.errorhandler(OSError)
+    def _disk(e: OSError):
+        log.error("I/O error while handling %s %s: %s", request.method, request.path, e)
+        return error_response(f"the server could not write to disk: {e.strerror or e}", 500)
+
+
+def json_body() -> dict:
+    """The request's JSON object body with lone surrogates replaced; ApiError 400 otherwise."""
+    data = request.get_json(silent=True, force=True)
+    if data is None:
+        if request.content_length == 0 or not request.get_data(cache=True):
+            raise ApiError("request body must be a JSON object")
+        raise ApiError("request body is not valid JSON")
+    if not isinstance(data, dict):
+        raise ApiError("request body must be a JSON object")
+    return clean_json(data)
+
+
+def field(body: dict, name: str, typ, *, required: bool = True, default=None):
+    """``body[name]`` checked against ``typ`` (a type or tuple); ApiError 400 if wrong."""
+    if name not in body or body[name] is None:
+        if required:
+            raise ApiError(f"missing field {name!r}")
+        return default
+    value = body[name]
+    if typ is int and isinstance(value, bool) or not isinstance(value, typ):
+        names = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
+        raise ApiError(f"field {name!r} must be {names}")
+    return value
+
+
+def arg_int(name: str, default: int | None = None, *, minimum: int = 0, maximum: int | None = None) -> int | None:
+    """An integer query parameter; ApiError 400 if not an integer in range."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(f"query parameter {name!r} must be an integer") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ApiError(f"query parameter {name!r} must be between {minimum} and {maximum}")
+    return value
+
+
+def arg_bool(name: str, default: bool) -> bool:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise ApiError(f"query parameter {name!r} must be 0 or 1")
+
+
+def arg_str(name: str) -> str:
+    value = request.args.get(name)
+    if not value:
+        raise ApiError(f"missing query parameter {name!r}")
+    return value

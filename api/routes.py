@@ -1,0 +1,302 @@
+"""Sessions and chat blueprints (DESIGN §4, §7) and ``_clear_stale_stream_state``.
+
+Routes parse input and shape output; the work happens in :mod:`api.models` (the
+store) and :mod:`api.turns` (the turn engine).
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+
+from . import streams, turns
+from .httputil import ApiError, arg_bool, arg_int, arg_str, field, json_body
+from .models import PRIVATE_KEYS, Session, SessionError, clean_title, validate_session_id
+from .streams import _get_session_agent_lock
+
+log = logging.getLogger(__name__)
+sessions_bp = Blueprint("sessions", __name__)
+chat_bp = Blueprint("chat", __name__)
+MAX_MESSAGE_CHARS = 1_000_000
+# Test seam: called between steps 2 and 3 of _clear_stale_stream_state (None in production).
+_after_stale_reload_hook = None
+
+
+def _state():
+    return current_app.extensions["hermes"]
+
+
+def _store():
+    return _state().store
+
+
+def _public(meta: dict) -> dict:
+    return {k: v for k, v in meta.items() if k not in PRIVATE_KEYS}
+
+
+# ---------------------------------------------------------------- stale streams
+
+
+def _clear_stale_stream_state(session: Session) -> bool:
+    """Settle a session whose file names a stream that no longer runs (DESIGN §4).
+
+    In this order: (1) a stream alive in ``STREAMS`` is left alone; (2) a metadata-only
+    stub is reloaded in full, and if that fails nothing is cleared (a stale flag is
+    recoverable, lost messages are not); (3) under the session lock the file is re-read,
+    since a chat start may have just set a live stream; (4) the pending user message and
+    any checkpointed partial reply become messages marked ``interrupted``, the stream
+    fields clear, and the file is saved without touching ``updated_at``. The caller's
+    ``session`` is updated in place so its response is fresh. Returns True if it cleared.
+    """
+    stream_id = session.active_stream_id
+    if not stream_id or streams.is_alive(stream_id):                      # (1)
+        return False
+    store = session._store
+    sid = session.session_id
+    if session._loaded_metadata_only:                                     # (2)
+        try:
+            store.load(sid)
+        except (SessionError, OSError) as exc:
+            log.warning("stale stream on %s left in place: full reload failed: %s", sid, exc)
+            return False
+    if _after_stale_reload_hook is not None:
+        _after_stale_reload_hook(sid)
+    with _get_session_agent_lock(sid):                                    # (3)
+        try:
+            fresh = store.load(sid)
+        except (SessionError, OSError) as exc:
+            log.warning("stale stream on %s left in place: re-read failed: %s", sid, exc)
+            return False
+        active = fresh.active_stream_id
+        cleared = bool(active) and not streams.is_alive(active)
+        if cleared:                                                       # (4)
+            fresh.settle_interrupted_turn()
+            fresh.save(touch=False)
+            log.info("settled interrupted stream %s of session %s", active, sid)
+    session.meta = dict(fresh.meta)
+    if not session._loaded_metadata_only:
+        session.messages = fresh.messages
+    return cleared
+
+
+def _load_settled(session_id: str) -> Session:
+    """Metadata-only stub of ``session_id`` with any stale stream settled."""
+    stub = _store().load_metadata_only(session_id)
+    _clear_stale_stream_state(stub)
+    return stub
+
+
+# ---------------------------------------------------------------- sessions
+
+
+@sessions_bp.get("/health")
+def health():
+    """``{status: "ok", sessions, active_streams, uptime_seconds, agent, model}``."""
+    st = _state()
+    return jsonify(status="ok", sessions=len(st.store.index), active_streams=streams.live_count(),
+                   uptime_seconds=round(time.time() - st.started_at, 3),
+                   agent=st.backend.name, model=getattr(st.backend, "model", None))
+
+
+@sessions_bp.get("/api/sessions")
+def list_sessions():
+    """``{sessions: [compact], unreadable: [{file, error}]}``; pinned first, then newest.
+
+    Query: ``include_archived=0/1`` (default 0). Unreadable files are named, never hidden
+    behind an error. Stale streams found on the way are settled first.
+    """
+    store = _store()
+    for sid in store.index.with_active_stream():
+        row = store.index.get(sid) or {}
+        if not streams.is_alive(row.get("active_stream_id")):
+            try:
+                _load_settled(sid)
+            except SessionError as exc:
+                log.warning("could not settle %s while listing: %s", sid, exc)
+    body = store.index.listing_json(arg_bool("include_archived", False))
+    return Response(body, mimetype="application/json")
+
+
+@sessions_bp.get("/api/sessions/search")
+def search_sessions():
+    """``{results: [{session_id, title, snippet, message_index}]}`` for ``q`` (titles), ``limit`` ≤ 100."""
+    q = (request.args.get("q") or "").strip().casefold()
+    limit = arg_int("limit", 20, minimum=1, maximum=100)
+    if not q:
+        return jsonify(results=[])
+    rows = sorted(_store().index.all(), key=lambda r: -float(r.get("updated_at") or 0))
+    results = [{"session_id": r["session_id"], "title": r.get("title"), "snippet": r.get("title"),
+                "message_index": None}
+               for r in rows if q in str(r.get("title") or "").casefold()]
+    return jsonify(results=results[:limit])
+
+
+@sessions_bp.post("/api/session/new")
+def new_session():
+    """Body ``{title?, model?, workspace?}`` → ``{session: full}`` (saved at once)."""
+    body = json_body()
+    session = _store().create(title=field(body, "title", str, required=False, default=""),
+                              model=field(body, "model", str, required=False),
+                              workspace=field(body, "workspace", str, required=False))
+    return jsonify(session=dict(_public(session.meta), messages=[], messages_offset=0, message_count=0))
+
+
+@sessions_bp.get("/api/session")
+def get_session():
+    """One session: ``{session: {…metadata, messages, messages_offset, message_count}}``.
+
+    Query: ``session_id``; ``messages=0`` for metadata only; ``msg_limit`` (newest N)
+    and ``msg_before`` (an index: messages before it). 400 bad id, 404 unknown,
+    500 unreadable file.
+    """
+    sid = validate_session_id(arg_str("session_id"))
+    want_messages = arg_bool("messages", True)
+    limit = arg_int("msg_limit", None, minimum=1)
+    before = arg_int("msg_before", None, minimum=0)
+    stub = _load_settled(sid)
+    if not want_messages:
+        return jsonify(session=stub.compact())
+    meta, window, offset = _store().read_window(sid, limit, before)
+    out = _public(meta)
+    out.update(messages=window, messages_offset=offset, message_count=meta.get("message_count", len(window)))
+    return jsonify(session=out)
+
+
+@sessions_bp.get("/api/session/status")
+def session_status():
+    """``{session_id, active_stream_id, streaming, pending_user_message, message_count}``."""
+    sid = validate_session_id(arg_str("session_id"))
+    meta = _load_settled(sid).meta
+    active = meta.get("active_stream_id")
+    return jsonify(session_id=sid, active_stream_id=active, streaming=streams.is_alive(active),
+                   pending_user_message=meta.get("pending_user_message"),
+                   message_count=meta.get("message_count", 0))
+
+
+def _patch(changes_from_body) -> Response:
+    body = json_body()
+    sid = validate_session_id(field(body, "session_id", str))
+    changes = changes_from_body(body)
+    with _get_session_agent_lock(sid):
+        meta = _store().patch_metadata(sid, changes, touch=False)
+    return jsonify(session=dict(_public(meta)))
+
+
+@sessions_bp.post("/api/session/rename")
+def rename_session():
+    """``{session_id, title}`` → ``{session: compact}``; sets ``manual_title``."""
+    def changes(body):
+        title = clean_title(field(body, "title", str))
+        if not title:
+            raise ApiError("title must not be empty")
+        return {"title": title, "manual_title": True}
+    return _patch(changes)
+
+
+@sessions_bp.post("/api/session/pin")
+def pin_session():
+    """``{session_id, pinned: bool}`` → ``{session: compact}``."""
+    return _patch(lambda body: {"pinned": field(body, "pinned", bool)})
+
+
+@sessions_bp.post("/api/session/archive")
+def archive_session():
+    """``{session_id, archived: bool}`` → ``{session: compact}``."""
+    return _patch(lambda body: {"archived": field(body, "archived", bool)})
+
+
+@sessions_bp.post("/api/session/delete")
+def delete_session():
+    """``{session_id}`` → ``{ok: true}``. Cancels a running stream first; 404 if unknown."""
+    body = json_body()
+    sid = validate_session_id(field(body, "session_id", str))
+    store = _store()
+    stub = store.load_metadata_only(sid) if store.path(sid).exists() else None
+    if stub is not None and streams.is_alive(stub.active_stream_id):
+        turns.cancel_turn(stub.active_stream_id)
+    with _get_session_agent_lock(sid):
+        if not store.delete(sid):
+            raise ApiError(f"no session {sid!r}", 404)
+    return jsonify(ok=True)
+
+
+# ---------------------------------------------------------------- chat
+
+
+@chat_bp.post("/api/chat/start")
+def chat_start():
+    """``{session_id, message, model?, expected_message_count?}`` → ``{stream_id, session_id}``.
+
+    409 if a live stream owns the session or ``expected_message_count`` is stale.
+    """
+    body = json_body()
+    sid = validate_session_id(field(body, "session_id", str))
+    message = field(body, "message", str)
+    if not message.strip():
+        raise ApiError("message must not be empty")
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise ApiError(f"message is longer than {MAX_MESSAGE_CHARS} characters", 413)
+    expected = field(body, "expected_message_count", int, required=False)
+    model = field(body, "model", str, required=False)
+    _load_settled(sid)
+    st = _state()
+    stream_id = turns.start_turn(st.store, st.backend, sid, message, expected_message_count=expected,
+                                 checkpoint_seconds=st.config.checkpoint_seconds, model=model)
+    return jsonify(stream_id=stream_id, session_id=sid)
+
+
+def _sse(channel: streams.StreamChannel, after_seq: int, heartbeat: float):
+    yield b"retry: 2000\n\n"
+    seq = after_seq
+    while True:
+        batch, finished = channel.events_after(seq, heartbeat)
+        if batch:
+            seq = batch[-1][0]
+            yield "".join(f"id: {s}\nevent: {e}\ndata: {d}\n\n" for s, e, d in batch).encode("utf-8")
+        elif not finished:
+            yield b": ping\n\n"
+        if finished:
+            return
+
+
+@chat_bp.get("/api/chat/stream")
+def chat_stream():
+    """Server-sent events of one stream (DESIGN §4).
+
+    Query ``stream_id``; resume with header ``Last-Event-ID`` or ``after_seq``: only
+    events with a higher seq are sent. Each event has ``id: <seq>``; events ``token``,
+    ``reasoning``, ``tool``, ``tool_complete``, ``status``, ``done``, ``cancel``,
+    ``apperror``, ``stream_end``; a ``: ping`` comment every heartbeat. 404 if the
+    stream is unknown or no longer replayable.
+    """
+    stream_id = arg_str("stream_id")
+    after = arg_int("after_seq", None)
+    if after is None:
+        header = request.headers.get("Last-Event-ID", "").strip()
+        after = int(header) if header.isdigit() else 0
+    channel = streams.get_stream(stream_id)
+    if channel is None:
+        raise ApiError(f"no stream {stream_id[:80]!r} (it ended or never existed)", 404)
+    heartbeat = _state().config.heartbeat_seconds
+    resp = Response(stream_with_context(_sse(channel, after, heartbeat)), mimetype="text/event-stream")
+    resp.headers["Cache-Control"] = "no-cache"
+    resp.headers["X-Accel-Buffering"] = "no"
+    return resp
+
+
+@chat_bp.get("/api/chat/stream/status")
+def chat_stream_status():
+    """``{stream_id, active: bool, last_seq}``; 404 if the stream is unknown."""
+    stream_id = arg_str("stream_id")
+    channel = streams.get_stream(stream_id)
+    if channel is None:
+        raise ApiError(f"no stream {stream_id[:80]!r}", 404)
+    return jsonify(stream_id=stream_id, active=streams.is_alive(stream_id), last_seq=channel.last_seq)
+
+
+@chat_bp.post("/api/chat/cancel")
+def chat_cancel():
+    """``{stream_id}`` → ``{ok: true, cancelled: bool}``; idempotent."""
+    stream_id = field(json_body(), "stream_id", str)
+    return jsonify(ok=True, cancelled=turns.cancel_turn(stream_id))

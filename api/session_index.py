@@ -1,0 +1,252 @@
+"""The sidebar index: compact metadata of every session, kept in memory, cached on disk.
+
+DESIGN §2–3 invariant 1: the index is derived from the session files and never the
+truth. It lives in memory (so listing 5,000 sessions costs one cached ``bytes``), is
+updated incrementally under its own lock on each save, and is written to
+``sessions/_index.json`` in the background, at most about twice a second, so a write
+costs the same whether there are 5 sessions or 5,000. At start-up the cached file is
+checked against every session file's ``(mtime_ns, size)``: a missing or corrupt cache
+means a full rebuild, a stale entry means re-reading that one file's metadata prefix.
+Files changed behind the server's back are picked up when the directory's mtime moves.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from .atomic import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+INDEX_NAME = "_index.json"
+INDEX_VERSION = 1
+FLUSH_DELAY = 0.5
+
+
+def stat_key(path) -> list[int]:
+    """``[mtime_ns, size]`` of a file: what the index compares to spot a changed file."""
+    st = os.stat(path)
+    return [st.st_mtime_ns, st.st_size]
+
+
+def _session_id_of(name: str) -> str | None:
+    from .models import SESSION_ID_RE, RESERVED_IDS  # local: models imports this module
+    if not name.endswith(".json") or name == INDEX_NAME:
+        return None
+    sid = name[:-5]
+    return sid if SESSION_ID_RE.match(sid) and sid not in RESERVED_IDS else None
+
+
+class SessionIndex:
+    """In-memory ``{session_id: compact metadata}`` plus the files it could not read.
+
+    ``loader(session_id) -> compact dict`` reads one file's metadata and raises on a
+    bad file. Thread-safe; takes only its own lock (the last in DESIGN §1's lock order).
+    """
+
+    def __init__(self, directory: Path, loader: Callable[[str], dict]):
+        self.dir = Path(directory)
+        self._path = self.dir / INDEX_NAME
+        self._loader = loader
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._entries: dict[str, dict] = {}
+        self._stats: dict[str, list] = {}
+        self.unreadable: dict[str, str] = {}
+        self._bad_stats: dict[str, list] = {}
+        self._listing_cache: dict[bool, bytes] = {}
+        self._dirty = False
+        self._dir_mtime_seen: int | None = None
+        self._wake = threading.Event()
+        self._closed = False
+        self.load_report = self._load_cache()
+        self.refresh()
+        self._flusher = threading.Thread(target=self._flush_loop, name="index-flush", daemon=True)
+        self._flusher.start()
+
+    # -- start-up -----------------------------------------------------------
+
+    def _load_cache(self) -> str:
+        try:
+            raw = json.loads(self._path.read_bytes())
+            if raw.get("version") != INDEX_VERSION or not isinstance(raw.get("entries"), dict):
+                raise ValueError("unknown index version")
+            for sid, row in raw["entries"].items():
+                if isinstance(row, dict) and isinstance(row.get("meta"), dict) and isinstance(row.get("stat"), list):
+                    self._entries[sid] = row["meta"]
+                    self._stats[sid] = row["stat"]
+            return "loaded"
+        except FileNotFoundError:
+            return "missing"
+        except (ValueError, AttributeError, OSError) as exc:
+            log.warning("session index %s is unreadable (%s); rebuilding it", self._path, exc)
+            return "corrupt"
+
+    def refresh(self) -> int:
+        """Re-check every file against the index; re-read those that changed.
+
+        Returns how many entries changed. Unreadable files are logged, listed in
+        :attr:`unreadable` and left untouched.
+        """
+        changed = 0
+        with self._lock:
+            dir_mtime = os.stat(self.dir).st_mtime_ns
+            seen = set()
+            bad_seen = set()
+            for entry in os.scandir(self.dir):
+                sid = _session_id_of(entry.name)
+                if sid is None:
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                key = [st.st_mtime_ns, st.st_size]
+                if self._stats.get(sid) == key and sid in self._entries:
+                    seen.add(sid)
+                    continue
+                if self._bad_stats.get(entry.name) == key:
+                    bad_seen.add(entry.name)
+                    continue
+                try:
+                    meta = self._loader(sid)
+                except Exception as exc:  # one bad file never hides the others
+                    if self.unreadable.get(entry.name) != str(exc):
+                        log.warning("skipping unreadable session file %s: %s", entry.name, exc)
+                    self.unreadable[entry.name] = str(exc)
+                    self._bad_stats[entry.name] = key
+                    bad_seen.add(entry.name)
+                    changed += self._entries.pop(sid, None) is not None
+                    continue
+                self._entries[sid] = meta
+                self._stats[sid] = key
+                seen.add(sid)
+                changed += 1
+            for sid in list(self._entries):
+                if sid not in seen:
+                    del self._entries[sid]
+                    self._stats.pop(sid, None)
+                    changed += 1
+            for name in list(self.unreadable):
+                if name not in bad_seen:
+                    self.unreadable.pop(name)
+                    self._bad_stats.pop(name, None)
+                    changed += 1
+            self._dir_mtime_seen = dir_mtime
+            if changed or self.load_report != "loaded":
+                self._changed()
+        return changed
+
+    def _maybe_refresh(self) -> None:
+        try:
+            if os.stat(self.dir).st_mtime_ns != self._dir_mtime_seen:
+                self.refresh()
+        except FileNotFoundError:
+            pass
+
+    # -- updates (called by the store after each write) -----------------------
+
+    def _changed(self) -> None:
+        self._listing_cache.clear()
+        self._dirty = True
+        self._wake.set()
+
+    def _note_own_write(self) -> None:
+        try:
+            self._dir_mtime_seen = os.stat(self.dir).st_mtime_ns
+        except OSError:
+            pass
+
+    def update(self, session_id: str, compact: dict, stat: list) -> None:
+        with self._lock:
+            self._entries[session_id] = compact
+            self._stats[session_id] = stat
+            self.unreadable.pop(session_id + ".json", None)
+            self._note_own_write()
+            self._changed()
+
+    def remove(self, session_id: str) -> None:
+        with self._lock:
+            self._entries.pop(session_id, None)
+            self._stats.pop(session_id, None)
+            self.unreadable.pop(session_id + ".json", None)
+            self._note_own_write()
+            self._changed()
+
+    # -- queries ----------------------------------------------------------------
+
+    def get(self, session_id: str) -> dict | None:
+        with self._lock:
+            row = self._entries.get(session_id)
+            return dict(row) if row is not None else None
+
+    def all(self) -> list[dict]:
+        self._maybe_refresh()
+        with self._lock:
+            return [dict(row) for row in self._entries.values()]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def with_active_stream(self) -> list[str]:
+        """Ids whose file names an ``active_stream_id`` (live or stale)."""
+        self._maybe_refresh()
+        with self._lock:
+            return [sid for sid, row in self._entries.items() if row.get("active_stream_id")]
+
+    def listing_json(self, include_archived: bool) -> bytes:
+        """``{"sessions": [compact…], "unreadable": [{file, error}…]}`` as JSON bytes.
+
+        Pinned first, then newest ``updated_at`` first. Cached until the next change.
+        """
+        self._maybe_refresh()
+        with self._lock:
+            cached = self._listing_cache.get(include_archived)
+            if cached is not None:
+                return cached
+            rows = [r for r in self._entries.values() if include_archived or not r.get("archived")]
+            rows.sort(key=lambda r: (not r.get("pinned"), -float(r.get("updated_at") or 0)))
+            bad = [{"file": n, "error": e} for n, e in sorted(self.unreadable.items())]
+            data = json.dumps({"sessions": rows, "unreadable": bad}, ensure_ascii=False).encode("utf-8")
+            self._listing_cache[include_archived] = data
+            return data
+
+    # -- persistence ------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write ``_index.json`` now if anything changed (atomic; errors are logged)."""
+        with self._flush_lock:
+            with self._lock:
+                if not self._dirty:
+                    return
+                self._dirty = False
+                rows = {sid: {"meta": m, "stat": self._stats.get(sid)} for sid, m in self._entries.items()}
+            data = json.dumps({"version": INDEX_VERSION, "entries": rows}, ensure_ascii=False).encode("utf-8")
+            try:
+                atomic_write_bytes(self._path, data)
+            except OSError as exc:
+                log.warning("could not write the session index (%s); it will be rebuilt", exc)
+                with self._lock:
+                    self._dirty = True
+                return
+            with self._lock:
+                self._note_own_write()
+
+    def _flush_loop(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closed:
+                break
+            time.sleep(FLUSH_DELAY)  # debounce a burst of writes into one flush
+            self.flush()
+
+    def close(self) -> None:
+        """Stop the background writer and flush what is pending."""
+        self._closed = True
+        self._wake.set()
+        self.flush()

@@ -1,0 +1,90 @@
+"""Entry point: ``hermes-webui`` (console script) or ``python server.py``.
+
+Start-up order (DESIGN §1): configuration → state-dir lock → start-up self-heal →
+``create_app()`` → waitress. SIGINT and SIGTERM stop it cleanly: the listener closes,
+the session index is flushed and the state-dir lock is released.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import signal
+import sys
+
+log = logging.getLogger("hermes_webui")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the server until SIGINT/SIGTERM. Returns the process exit code
+    (2: bad configuration, 3: state dir busy or unusable)."""
+    from api.config import parse_config
+
+    try:
+        config = parse_config(sys.argv[1:] if argv is None else argv)
+    except ValueError as exc:
+        print(f"hermes-webui: error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    import waitress
+
+    from api import create_app
+    from api.session_recovery import recover_all_sessions_on_startup
+    from api.statelock import StateDirBusy, acquire_state_lock
+
+    if config.require_password and not config.password:
+        print("hermes-webui: error: --require-password is set but no password was given "
+              "(--password or HERMES_WEBUI_PASSWORD)", file=sys.stderr)
+        return 2
+    if not _is_loopback(config.host) and not config.password:
+        log.warning("!" * 72)
+        log.warning("Listening on %s WITHOUT A PASSWORD: anyone who can reach this port can read "
+                    "every conversation and talk to your agent. Set --password.", config.host)
+        log.warning("!" * 72)
+    try:
+        lock = acquire_state_lock(config.state_dir)
+    except (StateDirBusy, OSError) as exc:
+        print(f"hermes-webui: error: {exc}", file=sys.stderr)
+        return 3
+    try:
+        report = recover_all_sessions_on_startup(config.state_dir)
+        log.info("self-heal: %d backups checked, %d sessions restored, %d skipped, %d temp files removed",
+                 report["backups_checked"], len(report["restored"]), len(report["skipped"]),
+                 len(report["temp_files_removed"]))
+        app = create_app(config)
+        state = app.extensions["hermes"]
+        server = waitress.create_server(app, host=config.host, port=config.port, threads=config.threads,
+                                        connection_limit=max(1000, config.threads * 2),
+                                        channel_timeout=300, ident="hermes-webui")
+        port = server.effective_port
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        print(f"hermes-webui listening on http://{config.host}:{port}/ "
+              f"(agent: {state.backend.name}, state: {config.state_dir})", flush=True)
+        try:
+            server.run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.close()
+            state.store.close()
+            log.info("hermes-webui stopped")
+    finally:
+        lock.release()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The browser app's static files (HTML, CSS, vanilla JS), shipped as package data."""
