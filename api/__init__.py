@@ -1,6 +1,7 @@
 """hermes-webui backend: :func:`create_app` builds the Flask app (DESIGN §1)."""
 from __future__ import annotations
 
+import importlib
 import time
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ from .models import SessionStore
 from .request_log import RequestLogMiddleware
 
 __version__ = "0.1.0"
+# Feature modules; each has ``init_app(app)`` that registers its blueprint and hooks.
+EXTENSIONS = ("api.auth", "api.openai_api", "api.session_ops", "api.workspace", "api.skills", "api.memory")
 
 
 @dataclass
@@ -50,5 +53,13 @@ def create_app(config: Config, *, store: SessionStore | None = None, backend=Non
     register_error_handlers(app)
     for bp in (sessions_bp, chat_bp, ui_bp):
         app.register_blueprint(bp)
+    for name in EXTENSIONS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.init_app(app)
     app.wsgi_app = RequestLogMiddleware(app.wsgi_app)
     return app
