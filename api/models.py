@@ -465,10 +465,17 @@ class SessionStore:
         with self._open(session_id) as f:
             meta, key_at, mm, size = self._header(session_id, f)
             try:
-                tail = mm[key_at:size] if mm is not None else b""
+                total = meta.get("message_count")
+                # Cheap soundness check in our layout (the last message parses); else parse it all.
+                sound = (isinstance(total, int) and mm is not None
+                         and _tail_lines(mm, key_at, total, max(0, total - 1), total) is not None)
+                raw = mm[:size] if mm is not None else b""
             finally:
                 if mm is not None:
                     mm.close()
+        if not sound:
+            self._parse_full(session_id, raw)  # raises SessionUnreadable: never touch a torn file
+        tail = raw[key_at:]
         meta.update(changes)
         if touch:
             meta["updated_at"] = time.time()

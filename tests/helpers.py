@@ -136,7 +136,10 @@ def read_sse(resp: requests.Response, stop_after: int | None = None) -> list[dic
     (or until ``stop_after`` events). Comments (heartbeats) are counted in ``.pings``."""
     events: list[dict] = []
     cur: dict = {}
-    for raw in resp.iter_lines(decode_unicode=True):
+    lines = getattr(resp, "_sse_lines", None)
+    if lines is None:  # one line iterator per response, so a second call resumes where the first stopped
+        lines = resp._sse_lines = resp.iter_lines(decode_unicode=True)
+    for raw in lines:
         line = raw if raw is not None else ""
         if line.startswith(":"):
             continue

@@ -1,0 +1,184 @@
+"""The session store's seed layers (DESIGN §3), exercised in-process on a temp dir."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from api.models import (InvalidSessionId, Session, SessionNotFound, SessionStore, SessionUnreadable,
+                        encode_session)
+from api.session_recovery import recover_all_sessions_on_startup
+from api.streams import _get_session_agent_lock
+
+
+def _messages(n: int, prefix: str = "m") -> list[dict]:
+    return [{"role": "user" if i % 2 == 0 else "assistant", "content": f"{prefix}{i} \u00e9\U0001F600",
+             "timestamp": 1000.0 + i} for i in range(n)]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SessionStore(tmp_path / "sessions")
+    yield s
+    s.close()
+
+
+def _big_session(store: SessionStore, n: int = 1000) -> Session:
+    session = store.create(title="big")
+    session.messages = _messages(n)
+    with _get_session_agent_lock(session.session_id):
+        session.save()
+    return session
+
+
+def test_metadata_only_session_cannot_be_saved_and_file_keeps_every_message(store):
+    sid = _big_session(store).session_id
+    before = store.path(sid).read_bytes()
+    stub = Session.load_metadata_only(sid, store)
+    assert stub._loaded_metadata_only and stub.messages == [] and stub.message_count == 1000
+    stub.meta["title"] = "renamed"
+    with pytest.raises(RuntimeError, match="metadata-only"):
+        stub.save()
+    assert store.path(sid).read_bytes() == before
+    assert len(store.load(sid).messages) == 1000
+
+
+def test_shrinking_save_snapshots_the_old_file_to_bak(store):
+    sid = _big_session(store).session_id
+    session = store.load(sid)
+    session.messages = session.messages[:10]
+    session.save()
+    bak = json.loads(store.backup_path(sid).read_bytes())
+    assert len(bak["messages"]) == 1000
+    assert len(store.load(sid).messages) == 10
+
+
+def test_growing_save_writes_no_backup(store):
+    sid = _big_session(store, 10).session_id
+    session = store.load(sid)
+    session.messages += _messages(5, "new")
+    session.save()
+    assert not store.backup_path(sid).exists()
+    assert len(store.load(sid).messages) == 15
+
+
+def test_self_heal_restores_lost_messages_and_a_second_run_changes_nothing(store, tmp_path):
+    sid = _big_session(store).session_id
+    session = store.load(sid)
+    session.messages = session.messages[:3]  # an accidental shrink: no intentional marker
+    session.save()
+    report = recover_all_sessions_on_startup(tmp_path)
+    assert report["restored"] == [{"session_id": sid, "from": 3, "to": 1000}]
+    assert len(store.load(sid).messages) == 1000
+    snapshot = {p.name: p.read_bytes() for p in store.dir.iterdir()}
+    again = recover_all_sessions_on_startup(tmp_path)
+    assert again["restored"] == []
+    assert {p.name: p.read_bytes() for p in store.dir.iterdir()} == snapshot
+
+
+def test_intentional_shrink_is_never_resurrected(store, tmp_path):
+    sid = _big_session(store).session_id
+    session = store.load(sid)
+    session.messages = []
+    session.save(intentional_shrink=True)
+    report = recover_all_sessions_on_startup(tmp_path)
+    assert report["restored"] == [] and report["kept_intentional"] == [sid]
+    assert store.load(sid).messages == []
+
+
+def test_later_accidental_shrink_after_an_intentional_one_is_restored(store, tmp_path):
+    sid = _big_session(store, 20).session_id
+    s = store.load(sid)
+    s.messages = s.messages[:10]
+    s.save(intentional_shrink=True)
+    s = store.load(sid)
+    s.messages = s.messages[:2]  # not intentional: a newer backup than the marker
+    os.utime(store.path(sid))
+    s.save()
+    bak_mtime = store.backup_path(sid).stat().st_mtime
+    os.utime(store.backup_path(sid), (bak_mtime + 5, bak_mtime + 5))  # clearly newer than the marker
+    report = recover_all_sessions_on_startup(tmp_path)
+    assert [r["to"] for r in report["restored"]] == [10]
+
+
+def test_save_refuses_unsafe_ids(store):
+    for bad in ("../x", "/etc/passwd", "a/b", "a\\b", "", "x" * 300, "_index"):
+        s = Session(store, {"session_id": bad}, [])
+        with pytest.raises(RuntimeError, match="unsafe id"):
+            s.save()
+    with pytest.raises(InvalidSessionId):
+        store.load("../../etc/passwd")
+
+
+def test_patch_metadata_keeps_message_bytes_verbatim(store):
+    sid = _big_session(store, 50).session_id
+    raw = store.path(sid).read_bytes()
+    tail = raw[raw.index(b'"messages"'):]
+    with _get_session_agent_lock(sid):
+        meta = store.patch_metadata(sid, {"title": "new \U0001F600 title", "pinned": True})
+    after = store.path(sid).read_bytes()
+    assert after.endswith(tail)
+    assert meta["title"] == "new \U0001F600 title"
+    assert store.load(sid).meta["pinned"] is True
+    assert store.index.get(sid)["title"] == "new \U0001F600 title"
+
+
+def test_window_reads_match_a_full_load_in_our_layout_and_hand_edited_files(store):
+    sid = _big_session(store, 300).session_id
+    full = store.load(sid).messages
+    for limit, before in [(30, None), (30, 300), (30, 100), (30, 10), (1, 1), (500, None), (30, 0)]:
+        meta, window, offset = store.read_window(sid, limit, before)
+        end = 300 if before is None else before
+        assert offset == max(0, end - limit)
+        assert window == full[offset:end]
+    # a hand-edited, pretty-printed file still reads correctly (full-parse fallback)
+    obj = json.loads(store.path(sid).read_bytes())
+    store.path(sid).write_text(json.dumps(obj, indent=2))
+    _, window, offset = store.read_window(sid, 30, None)
+    assert window == full[270:] and offset == 270
+    assert store.load_metadata_only(sid).message_count == 300
+
+
+@pytest.mark.parametrize("content", [b"", b"null", b'{"session_id": "x", "messages": [', b"[]",
+                                     b'{"title": "no messages"}', b'{"messages": "x"}', b"\xff\xfe{}"])
+def test_corrupt_files_are_reported_not_overwritten(store, content):
+    good = _big_session(store, 4).session_id
+    bad_path = store.dir / "deadbeef.json"
+    bad_path.write_bytes(content)
+    store.index.refresh()
+    assert "deadbeef.json" in store.index.unreadable
+    listed = json.loads(store.index.listing_json(False))
+    assert [r["session_id"] for r in listed["sessions"]] == [good]
+    assert listed["unreadable"][0]["file"] == "deadbeef.json"
+    with pytest.raises((SessionUnreadable, SessionNotFound)):
+        store.load("deadbeef")
+    s = Session(store, {"session_id": "deadbeef"}, [])
+    with pytest.raises(SessionUnreadable):
+        s.save()
+    assert bad_path.read_bytes() == content
+
+
+def test_index_is_rebuilt_when_missing_corrupt_or_stale(tmp_path):
+    store = SessionStore(tmp_path / "sessions")
+    ids = [store.create(title=f"s{i}").session_id for i in range(5)]
+    store.close()
+    index_path = tmp_path / "sessions" / "_index.json"
+    assert set(json.loads(index_path.read_bytes())["entries"]) == set(ids)
+    index_path.write_bytes(b'{"version": 1, "entries": {"ghost": ')  # corrupt
+    (tmp_path / "sessions" / f"{ids[0]}.json").unlink()  # and stale
+    raw = (tmp_path / "sessions" / f"{ids[1]}.json").read_bytes()
+    (tmp_path / "sessions" / f"{ids[1]}.json").write_bytes(raw.replace(b'"s1"', b'"edited"'))
+    again = SessionStore(tmp_path / "sessions")
+    rows = {r["session_id"]: r for r in again.index.all()}
+    assert set(rows) == set(ids[1:])
+    assert rows[ids[1]]["title"] == "edited"
+    again.close()
+
+
+def test_encoded_file_is_plain_json_with_messages_last(store):
+    sid = _big_session(store, 3).session_id
+    raw = store.path(sid).read_bytes()
+    obj = json.loads(raw)
+    assert list(obj)[-1] == "messages" and list(obj)[0] == "session_id"
+    assert raw == encode_session({k: v for k, v in obj.items() if k != "messages"}, obj["messages"])
