@@ -45,11 +45,18 @@ def main(argv: list[str] | None = None) -> int:
     from api.session_recovery import recover_all_sessions_on_startup
     from api.statelock import StateDirBusy, acquire_state_lock
 
-    if config.require_password and not config.password:
+    from api.settings import SettingsUnreadable, password_is_set
+
+    try:
+        has_password = password_is_set(config)   # fail closed: a damaged settings.json stops here
+    except SettingsUnreadable as exc:
+        print(f"hermes-webui: error: {exc}", file=sys.stderr)
+        return 2
+    if config.require_password and not has_password:
         print("hermes-webui: error: --require-password is set but no password was given "
               "(--password or HERMES_WEBUI_PASSWORD)", file=sys.stderr)
         return 2
-    if not _is_loopback(config.host) and not config.password:
+    if not _is_loopback(config.host) and not has_password:
         log.warning("!" * 72)
         log.warning("Listening on %s WITHOUT A PASSWORD: anyone who can reach this port can read "
                     "every conversation and talk to your agent. Set --password.", config.host)
@@ -64,11 +71,17 @@ def main(argv: list[str] | None = None) -> int:
         log.info("self-heal: %d backups checked, %d sessions restored, %d skipped, %d temp files removed",
                  report["backups_checked"], len(report["restored"]), len(report["skipped"]),
                  len(report["temp_files_removed"]))
-        app = create_app(config)
+        try:
+            app = create_app(config)
+        except SettingsUnreadable as exc:
+            print(f"hermes-webui: error: {exc}", file=sys.stderr)
+            return 2
         state = app.extensions["hermes"]
         server = waitress.create_server(app, host=config.host, port=config.port, threads=config.threads,
                                         connection_limit=max(1000, config.threads * 2),
-                                        channel_timeout=300, ident="hermes-webui")
+                                        channel_timeout=300, ident="hermes-webui",
+                                        # --trust-proxy: api.auth applies X-Forwarded-* (ProxyFix)
+                                        clear_untrusted_proxy_headers=not config.trust_proxy)
         port = server.effective_port
         signal.signal(signal.SIGTERM, _raise_interrupt)
         print(f"hermes-webui listening on http://{config.host}:{port}/ "

@@ -30,17 +30,24 @@ class Config:
     model: str | None = None
     # local backend
     model_path: str | None = None
+    context_size: int = 4096       # tokens the local model sees (prompt + reply)
+    max_tokens: int = 512          # longest local-model reply, tokens (also caps /v1 requests)
     # hermes backend
     hermes_home: str | None = None
     toolsets: str = ""
     # limits and timings
     max_body_bytes: int = 2 * 1024 * 1024
+    max_upload_bytes: int = 20 * 1024 * 1024
+    # workspace (issue 7): extra roots a session may pick, separated by os.pathsep
+    workspace_roots: str = ""
     heartbeat_seconds: float = 5.0
     checkpoint_seconds: float = 1.0
     stream_retention_seconds: float = 300.0
     # auth (issue 8)
     password: str | None = None
     require_password: bool = False
+    login_lifetime_seconds: float = 30 * 24 * 3600.0
+    trust_proxy: bool = False
 
     @property
     def sessions_dir(self) -> Path:
@@ -59,12 +66,18 @@ _FLAGS = [
     ("api_key", str, "openai/hermes backend: API key"),
     ("model", str, "model name sent to the backend"),
     ("model_path", str, "local backend: a GGUF file to load instead of the bundled model"),
-    ("hermes_home", str, "hermes backend: HERMES_HOME (default the user's ~/.hermes)"),
+    ("context_size", int, "local backend: context window in tokens; older history is trimmed to fit (default 4096)"),
+    ("max_tokens", int, "local backend and /v1: longest reply in tokens (default 512)"),
+    ("hermes_home", str, "hermes backend: its home dir (default $HERMES_HOME, else ~/.hermes)"),
     ("toolsets", str, "hermes backend: comma-separated toolsets to enable (default none)"),
     ("heartbeat_seconds", float, "SSE heartbeat interval in seconds (default 5)"),
     ("checkpoint_seconds", float, "how often a running turn saves its partial reply (default 1)"),
     ("max_body_bytes", int, "largest JSON request body in bytes (default 2 MiB)"),
+    ("max_upload_bytes", int, "largest workspace upload in bytes (default 20 MiB)"),
+    ("workspace_roots", str, "extra workspace folders a session may pick, separated by ':' "
+     "(the default root is <state-dir>/workspace)"),
     ("password", str, "require this password to use the UI"),
+    ("login_lifetime_seconds", float, "how long a login lasts, in seconds (default 30 days)"),
 ]
 
 
@@ -82,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None, help=help_text)
     parser.add_argument("--require-password", dest="require_password", action="store_true", default=None,
                         help="refuse to start without a password")
+    parser.add_argument("--trust-proxy", dest="trust_proxy", action="store_true", default=None,
+                        help="behind a reverse proxy: honour its X-Forwarded-For/-Proto/-Host headers "
+                        "(client address for the login rate limit, Secure cookies under https)")
     return parser
 
 
@@ -105,11 +121,21 @@ def parse_config(argv: list[str] | None = None, env: dict[str, str] | None = Non
             setattr(cfg, name, value)
     if args.require_password or _env_bool(env.get(ENV_PREFIX + "REQUIRE_PASSWORD", "")):
         cfg.require_password = True
+    if args.trust_proxy or _env_bool(env.get(ENV_PREFIX + "TRUST_PROXY", "")):
+        cfg.trust_proxy = True
     cfg.state_dir = Path(cfg.state_dir).expanduser().resolve()
+    if cfg.hermes_home is None and env.get("HERMES_HOME"):
+        cfg.hermes_home = env["HERMES_HOME"]        # the user's Hermes home, as the Hermes CLI finds it
     if cfg.agent not in AGENTS:
         raise ValueError(f"unknown agent backend {cfg.agent!r}; choose one of {', '.join(AGENTS)}")
     if not (0 <= cfg.port <= 65535):
         raise ValueError(f"port {cfg.port} is out of range")
     if cfg.threads < 4:
         raise ValueError("threads must be at least 4 (each open stream holds one)")
+    if cfg.context_size < 128:
+        raise ValueError("context size must be at least 128 tokens")
+    if not 1 <= cfg.max_tokens < cfg.context_size:
+        raise ValueError("max tokens must be at least 1 and below the context size")
+    if not cfg.login_lifetime_seconds > 0:
+        raise ValueError("login lifetime must be a positive number of seconds")
     return cfg

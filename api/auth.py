@@ -1,0 +1,463 @@
+"""Password auth, CSRF protection and security headers (DESIGN §6, §7; issue 8).
+
+Auth is on when a password is set: ``--password`` / ``HERMES_WEBUI_PASSWORD`` (the
+"config" source, wins) or a scrypt hash in settings.json (the "settings" source, set with
+``POST /api/settings {password}``). With auth on, every path is closed by default except
+:data:`PUBLIC_PATHS` and ``/static/…``: ``/api/*`` and ``/v1/*`` answer 401 JSON, other
+pages redirect to ``/login``. ``/health`` stays open but says only ``{status: "ok"}``.
+API clients may instead send ``Authorization: Bearer <password>`` (rate-limited like
+logins; needs no CSRF token, since browsers never attach it on their own).
+
+A login is a signed, timestamped cookie (itsdangerous, key in ``<state>/auth_secret.key``,
+mode 0600) holding ``{id, csrf, pw}``: ``csrf`` is the login's CSRF token, ``pw`` a keyed
+fingerprint of the current password, so changing the password ends every login. Logins
+survive restarts, end after ``--login-lifetime-seconds``, and logout revokes the id in
+settings.json. Failed logins are limited to 5 per client per minute (429 JSON).
+
+CSRF (every method but GET/HEAD/OPTIONS/TRACE): a foreign ``Origin`` or
+``Sec-Fetch-Site: cross-site|same-site`` is refused with 403 always; with auth on the
+request must also carry ``X-CSRF-Token`` equal to the login's token (``/api/auth/login``
+excepted), so a request with neither Origin nor token is refused. ``flask.g.csrf_token``
+is the current login's token ("" without one) on every request.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import math
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, current_app, g, jsonify, redirect, request, send_from_directory
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+import webui
+
+from .atomic import atomic_write_bytes
+from .httputil import ApiError, error_response, field, json_body
+from .settings import SettingsStore, SettingsUnreadable, settings_bp, verify_password
+
+log = logging.getLogger(__name__)
+
+COOKIE_NAME = "hermes_login"
+CSRF_HEADER = "X-CSRF-Token"
+SECRET_FILE = "auth_secret.key"
+MAX_FAILURES = 5
+FAILURE_WINDOW_SECONDS = 60.0
+MAX_REVOKED = 10_000
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+PUBLIC_PATHS = frozenset({"/login", "/health", "/favicon.ico", "/api/auth/login", "/api/auth/status"})
+PUBLIC_PREFIXES = ("/static/",)
+API_PREFIXES = ("/api/", "/v1/")
+WEBUI_DIR = Path(webui.__file__).resolve().parent
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+auth_bp = Blueprint("auth", __name__)
+
+
+# ---------------------------------------------------------------- building blocks
+
+
+def load_or_create_secret(state_dir: Path) -> bytes:
+    """The cookie-signing key in ``<state_dir>/auth_secret.key`` (64 hex chars, mode 0600).
+
+    Created atomically on first use; a damaged key is replaced (which only ends logins).
+    Raises ``OSError`` if the file exists but cannot be read.
+    """
+    path = Path(state_dir) / SECRET_FILE
+    try:
+        raw = path.read_bytes().strip()
+        key = bytes.fromhex(raw.decode("ascii"))
+    except FileNotFoundError:
+        key = b""
+    except (ValueError, UnicodeDecodeError):
+        log.warning("%s is damaged; making a new key (everyone must log in again)", path)
+        key = b""
+    if len(key) < 32:
+        key = secrets.token_bytes(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, key.hex().encode("ascii") + b"\n", mode=0o600)
+    elif path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return key
+
+
+class LoginRateLimiter:
+    """At most ``limit`` failed attempts per client within ``window`` seconds.
+
+    :meth:`begin` reserves an attempt before the password is checked, so concurrent
+    guesses cannot slip past the limit; :meth:`finish` keeps it as a failure or, on
+    success, forgets the client's failures.
+    """
+
+    def __init__(self, limit: int = MAX_FAILURES, window: float = FAILURE_WINDOW_SECONDS,
+                 clock=time.monotonic, max_clients: int = 10_000):
+        self.limit, self.window, self._clock, self._max_clients = limit, window, clock, max_clients
+        self._lock = threading.Lock()
+        self._attempts: dict[str, list[float]] = {}
+
+    def begin(self, client: str) -> float:
+        """0.0 if ``client`` may try now (the attempt is reserved), else seconds to wait."""
+        now = self._clock()
+        with self._lock:
+            recent = [t for t in self._attempts.get(client, ()) if now - t < self.window]
+            if len(recent) >= self.limit:
+                self._attempts[client] = recent
+                return max(0.001, self.window - (now - recent[0]))
+            recent.append(now)
+            self._attempts[client] = recent
+            if len(self._attempts) > self._max_clients:
+                self._prune(now)
+            return 0.0
+
+    def finish(self, client: str, ok: bool) -> None:
+        """Record the outcome of the attempt reserved by :meth:`begin`."""
+        if ok:
+            with self._lock:
+                self._attempts.pop(client, None)
+
+    def _prune(self, now: float) -> None:
+        for key in [k for k, v in self._attempts.items() if not v or now - v[-1] >= self.window]:
+            del self._attempts[key]
+        while len(self._attempts) > self._max_clients:
+            self._attempts.pop(next(iter(self._attempts)))
+
+
+@dataclass(frozen=True)
+class Login:
+    """One logged-in browser: ``id`` (revocable), ``csrf`` token, ``issued_at`` epoch seconds."""
+
+    id: str
+    csrf: str
+    issued_at: float
+
+
+class AuthState:
+    """The password, the signing key, revoked logins and the rate limiter of one app."""
+
+    def __init__(self, config, settings: SettingsStore):
+        self.config = config
+        self.settings = settings
+        self.lifetime = float(config.login_lifetime_seconds)
+        self.limiter = LoginRateLimiter()
+        self.secret = load_or_create_secret(config.state_dir)
+        self._serializer = URLSafeTimedSerializer(self.secret, salt="hermes-webui.login")
+        self._lock = threading.Lock()
+        self._verify_slots = threading.BoundedSemaphore(2)   # scrypt takes 32 MiB each
+        data = settings.snapshot()
+        self._hash: str | None = data.get("password_hash") or None
+        self._revoked = {k: v for k, v in (data.get("revoked_logins") or {}).items()
+                         if isinstance(v, (int, float))}
+        self._bearer_cache: dict[bytes, str] = {}
+
+    @property
+    def password_source(self) -> str | None:
+        """``"config"`` (flag/env), ``"settings"`` (stored hash) or None (auth off)."""
+        if self.config.password:
+            return "config"
+        return "settings" if self._hash else None
+
+    @property
+    def enabled(self) -> bool:
+        return self.password_source is not None
+
+    def _fingerprint(self) -> str:
+        material = ("config:" + self.config.password) if self.config.password else ("settings:" + (self._hash or ""))
+        return hmac.new(self.secret, material.encode("utf-8"), hashlib.sha256).hexdigest()[:24]
+
+    def check_password(self, password: str) -> bool:
+        """True if ``password`` is the current password (a slow hash for a stored one)."""
+        if self.config.password:
+            return hmac.compare_digest(password.encode("utf-8"), self.config.password.encode("utf-8"))
+        stored = self._hash
+        if not stored:
+            return False
+        with self._verify_slots:
+            return verify_password(password, stored)
+
+    def check_bearer(self, token: str) -> bool:
+        """:meth:`check_password` with a keyed cache of accepted tokens (cleared on change)."""
+        key = hmac.new(self.secret, token.encode("utf-8"), hashlib.sha256).digest()
+        fingerprint = self._fingerprint()
+        with self._lock:
+            if self._bearer_cache.get(key) == fingerprint:
+                return True
+        ok = self.check_password(token)
+        if ok:
+            with self._lock:
+                if len(self._bearer_cache) >= 64:
+                    self._bearer_cache.clear()
+                self._bearer_cache[key] = fingerprint
+        return ok
+
+    def set_password_hash(self, new_hash: str) -> None:
+        """Adopt a newly stored hash: every existing login and bearer token stops working."""
+        with self._lock:
+            self._hash = new_hash
+            self._revoked = {}
+            self._bearer_cache.clear()
+
+    def new_login(self) -> tuple[str, Login]:
+        """A fresh login and its signed cookie value."""
+        login = Login(secrets.token_urlsafe(16), secrets.token_urlsafe(32), time.time())
+        value = self._serializer.dumps({"id": login.id, "csrf": login.csrf, "pw": self._fingerprint()})
+        return value, login
+
+    def login_from_cookie(self, value: str | None) -> Login | None:
+        """The login a cookie value proves, or None if absent, forged, expired, revoked,
+        or issued under another password."""
+        if not value or not self.enabled:
+            return None
+        try:
+            data, stamp = self._serializer.loads(value, max_age=self.lifetime, return_timestamp=True)
+        except BadSignature:
+            return None
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("id", "csrf", "pw")):
+            return None
+        if not hmac.compare_digest(data["pw"], self._fingerprint()):
+            return None
+        with self._lock:
+            if data["id"] in self._revoked:
+                return None
+        return Login(data["id"], data["csrf"], stamp.timestamp())
+
+    def revoke(self, login: Login) -> None:
+        """End ``login`` now and (best effort) across restarts, via settings.json."""
+        expiry = login.issued_at + self.lifetime + 60
+        with self._lock:
+            self._revoked[login.id] = expiry
+
+        def change(data: dict) -> None:
+            now = time.time()
+            kept = {k: v for k, v in (data.get("revoked_logins") or {}).items()
+                    if isinstance(v, (int, float)) and v > now}
+            kept[login.id] = expiry
+            data["revoked_logins"] = dict(sorted(kept.items(), key=lambda kv: kv[1])[-MAX_REVOKED:])
+
+        try:
+            self.settings.update(change)
+        except (SettingsUnreadable, OSError) as exc:
+            log.error("logout could not be saved (it holds until restart): %s", exc)
+
+    def login_response(self, payload: dict):
+        """``payload`` + ``csrf_token`` as JSON, with a new login cookie for this client."""
+        value, login = self.new_login()
+        g.auth_login, g.csrf_token = login, login.csrf
+        resp = jsonify({**payload, "csrf_token": login.csrf})
+        resp.set_cookie(COOKIE_NAME, value, max_age=max(1, math.ceil(self.lifetime)), httponly=True,
+                        samesite="Strict", secure=request.is_secure, path="/")
+        return resp
+
+
+def _auth() -> AuthState:
+    return current_app.extensions["hermes_auth"]
+
+
+# ---------------------------------------------------------------- request checks
+
+
+def _same_origin(origin: str) -> bool:
+    """True if ``origin`` names this server's host and port (as the client reached it)."""
+    try:
+        o = urlsplit(origin.strip())
+        h = urlsplit("//" + request.host)
+        if o.scheme not in ("http", "https") or not o.hostname or not h.hostname:
+            return False
+        default = 443 if o.scheme == "https" else 80
+        return o.hostname == h.hostname and (o.port or default) == (h.port or default)
+    except ValueError:
+        return False
+
+
+def origin_verdict() -> str:
+    """``"foreign"`` (a foreign or opaque Origin, or ``Sec-Fetch-Site`` cross-site or
+    same-site), ``"same"`` (own Origin, or ``Sec-Fetch-Site`` same-origin/none) or
+    ``"absent"`` (neither header: not a browser, or a very old one)."""
+    origin = request.headers.get("Origin")
+    site = (request.headers.get("Sec-Fetch-Site") or "").strip().lower()
+    if origin is not None and not _same_origin(origin):
+        return "foreign"
+    if site in ("cross-site", "same-site"):
+        return "foreign"
+    if origin is not None or site in ("same-origin", "none"):
+        return "same"
+    return "absent"
+
+
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def _is_api(path: str) -> bool:
+    return path.startswith(API_PREFIXES) or path in ("/api", "/v1")
+
+
+def _too_many(wait: float):
+    resp = error_response(f"too many failed attempts; try again in {math.ceil(wait)} s", 429)
+    resp.headers["Retry-After"] = str(math.ceil(wait))
+    return resp
+
+
+def _check_bearer(auth: AuthState, token: str):
+    client = request.remote_addr or "?"
+    wait = auth.limiter.begin(client)
+    if wait:
+        return _too_many(wait)
+    ok = auth.check_bearer(token)
+    auth.limiter.finish(client, ok)
+    if not ok:
+        log.warning("wrong bearer password from %s for %s", client, request.path)
+        return error_response("login required", 401)
+    g.auth_bearer = True
+    return None
+
+
+def _require_login(auth: AuthState):
+    """None if the request may go on, else the 401 / redirect / reduced answer."""
+    path = request.path
+    if _is_public(path):
+        if path == "/health" and g.auth_login is None:
+            return jsonify(status="ok")
+        return None
+    if g.auth_login is not None:
+        return None
+    if _is_api(path):
+        header = request.headers.get("Authorization", "")
+        if header[:7].lower() == "bearer " and header[7:].strip():
+            return _check_bearer(auth, header[7:].strip())
+        return error_response("login required", 401)
+    if request.method in ("GET", "HEAD"):
+        return redirect("/login", code=302)
+    return error_response("login required", 401)
+
+
+def _check_csrf(auth: AuthState, verdict: str):
+    """None if a state-changing request passes the CSRF rules, else a 403 answer."""
+    if verdict == "foreign":
+        return error_response("cross-origin request refused", 403)
+    if not auth.enabled or g.auth_bearer or request.path == "/api/auth/login":
+        return None
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not sent and verdict == "absent":
+        return error_response(f"refused: a state-changing request needs an Origin header and {CSRF_HEADER}", 403)
+    login = g.auth_login
+    if login is None or not sent or not hmac.compare_digest(sent.encode(), login.csrf.encode()):
+        return error_response(f"missing or wrong {CSRF_HEADER} header; reload the page", 403)
+    return None
+
+
+def _before_request():
+    auth = _auth()
+    g.auth_bearer = False
+    g.auth_login = auth.login_from_cookie(request.cookies.get(COOKIE_NAME))
+    g.csrf_token = g.auth_login.csrf if g.auth_login else ""
+    if auth.enabled:
+        refusal = _require_login(auth)
+        if refusal is not None:
+            return refusal
+    if request.method not in SAFE_METHODS:
+        return _check_csrf(auth, origin_verdict())
+    return None
+
+
+def _after_request(resp):
+    for name, value in SECURITY_HEADERS.items():
+        resp.headers.setdefault(name, value)
+    if request.path.startswith("/api/auth/") or request.path == "/api/settings":
+        resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+# ---------------------------------------------------------------- routes
+
+
+@auth_bp.get("/login")
+def login_page():
+    """The login page; redirects to ``/`` when no password is set or already logged in."""
+    if not _auth().enabled or g.auth_login is not None:
+        return redirect("/", code=302)
+    resp = send_from_directory(WEBUI_DIR, "login.html", max_age=0)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@auth_bp.post("/api/auth/login")
+def login():
+    """Body ``{password: str}`` → ``{ok: true, auth_enabled, logged_in, csrf_token}`` and
+    the login cookie (HttpOnly, SameSite=Strict, Secure under https).
+
+    Errors: 400 bad body or no password set; 401 wrong password; 429 after 5 failures
+    from this client within a minute (``Retry-After`` in seconds), even for the right one.
+    """
+    auth = _auth()
+    password = field(json_body(), "password", str)
+    if not auth.enabled:
+        raise ApiError("no password is set on this server; nothing to log in to")
+    client = request.remote_addr or "?"
+    wait = auth.limiter.begin(client)
+    if wait:
+        log.warning("login from %s refused: too many failures", client)
+        return _too_many(wait)
+    ok = auth.check_password(password)
+    auth.limiter.finish(client, ok)
+    if not ok:
+        log.warning("failed login from %s", client)
+        return error_response("wrong password", 401)
+    log.info("login from %s", client)
+    return auth.login_response({"ok": True, "auth_enabled": True, "logged_in": True})
+
+
+@auth_bp.post("/api/auth/logout")
+def logout():
+    """End this login (the cookie is cleared and its id revoked) → ``{ok: true}``."""
+    if g.auth_login is not None:
+        _auth().revoke(g.auth_login)
+    g.csrf_token = ""
+    resp = jsonify(ok=True)
+    resp.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="Strict", secure=request.is_secure)
+    return resp
+
+
+@auth_bp.get("/api/auth/status")
+def status():
+    """``{auth_enabled: bool, logged_in: bool, csrf_token?: str}`` (the token when logged in)."""
+    auth = _auth()
+    out = {"auth_enabled": auth.enabled, "logged_in": g.auth_login is not None}
+    if g.auth_login is not None:
+        out["csrf_token"] = g.auth_login.csrf
+    return jsonify(out)
+
+
+def init_app(app: Flask) -> None:
+    """Load settings.json and the signing key, register the auth and settings routes and
+    the request hooks; with ``--trust-proxy``, honour one proxy's X-Forwarded-* headers.
+
+    Raises :class:`api.settings.SettingsUnreadable` if settings.json is damaged.
+    """
+    config = app.extensions["hermes"].config
+    settings = SettingsStore(config.state_dir)
+    app.extensions["hermes_settings"] = settings
+    app.extensions["hermes_auth"] = AuthState(config, settings)
+    if config.trust_proxy:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(settings_bp)
+    app.before_request(_before_request)
+    app.after_request(_after_request)

@@ -1,0 +1,69 @@
+// Login page: POST /api/auth/login {password}; on success go to the app at "/".
+// Answers (DESIGN §7): 200 ok, 401 wrong password, 429 too many attempts (Retry-After s).
+
+const form = document.getElementById("login-form");
+const input = document.getElementById("login-password");
+const button = document.getElementById("login-submit");
+const errorBox = document.getElementById("login-error");
+
+function showError(message) {
+  errorBox.textContent = message;
+  errorBox.hidden = !message;
+}
+
+async function errorText(resp) {
+  try {
+    const body = await resp.json();
+    if (body && typeof body.error === "string") return body.error;
+  } catch (_) { /* not JSON */ }
+  return `The server answered ${resp.status}.`;
+}
+
+async function alreadyIn() {
+  try {
+    const resp = await fetch("/api/auth/status", { credentials: "same-origin", cache: "no-store" });
+    if (!resp.ok) return;
+    const status = await resp.json();
+    if (!status.auth_enabled || status.logged_in) window.location.replace("/");
+  } catch (_) { /* stay on the page; submitting will report the problem */ }
+}
+
+async function submit(event) {
+  event.preventDefault();
+  const password = input.value;
+  if (!password) {
+    showError("Enter the password.");
+    input.focus();
+    return;
+  }
+  button.disabled = true;
+  showError("");
+  try {
+    const resp = await fetch("/api/auth/login", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ password }),
+    });
+    if (resp.ok) {
+      window.location.replace("/");
+      return;
+    }
+    if (resp.status === 401) {
+      showError("Wrong password.");
+    } else if (resp.status === 429) {
+      const wait = resp.headers.get("Retry-After");
+      showError(wait ? `Too many attempts. Try again in ${wait} seconds.` : await errorText(resp));
+    } else {
+      showError(await errorText(resp));
+    }
+    input.select();
+  } catch (_) {
+    showError("Cannot reach the server.");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+form.addEventListener("submit", submit);
+alreadyIn();
