@@ -1,27 +1,53 @@
-"""Serves the browser app in ``webui/`` (static files, no build step, no CDN)."""
+"""Serves the browser app in ``webui/`` (static files, no build step, no CDN).
+
+- ``GET /`` → ``webui/index.html`` with ``__CSRF_TOKEN__`` replaced by the request's
+  CSRF token (``flask.g.csrf_token``, set by the auth module; empty when auth is off),
+  HTML-escaped. The page reads it from ``<meta name="csrf-token">`` and sends it back
+  in ``X-CSRF-Token`` on every POST. ``Cache-Control: no-store`` (the token is per login).
+- ``GET /favicon.ico`` → ``webui/favicon.svg`` (for browsers that ask before reading the page).
+- ``GET /static/<path>`` → a file under ``webui/`` with one of :data:`STATIC_SUFFIXES`;
+  404 (JSON) for anything else, including paths that leave ``webui/``. Served with
+  ``Cache-Control: no-cache`` plus ETag / Last-Modified, so browsers revalidate cheaply
+  and an upgrade is never hidden behind a stale cache.
+"""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
-from flask import Blueprint, send_from_directory
+from flask import Blueprint, Response, g, send_from_directory
 
 import webui
 
+from .httputil import ApiError
+
 WEBUI_DIR = Path(webui.__file__).resolve().parent
+STATIC_SUFFIXES = (".css", ".js", ".svg", ".png", ".ico", ".webmanifest", ".woff2")
+CSRF_PLACEHOLDER = "__CSRF_TOKEN__"
 ui_bp = Blueprint("ui", __name__)
 
 
 @ui_bp.get("/")
 def index():
-    """The single-page app."""
-    resp = send_from_directory(WEBUI_DIR, "index.html", max_age=0)
-    resp.headers["Cache-Control"] = "no-cache"
+    """The single-page app, with the CSRF token filled into its meta tag."""
+    page = (WEBUI_DIR / "index.html").read_text(encoding="utf-8")
+    token = html.escape(str(g.get("csrf_token", "") or ""), quote=True)
+    resp = Response(page.replace(CSRF_PLACEHOLDER, token), mimetype="text/html")
+    resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+@ui_bp.get("/favicon.ico")
+def favicon():
+    """The app icon (an SVG) at the address browsers try by default."""
+    return send_from_directory(WEBUI_DIR, "favicon.svg", mimetype="image/svg+xml", max_age=86400)
 
 
 @ui_bp.get("/static/<path:filename>")
 def static_file(filename: str):
-    """CSS, JS and images of the app (404 for anything outside ``webui/``)."""
+    """CSS, JS and images of the app (404 for other files or anything outside ``webui/``)."""
+    if not filename.endswith(STATIC_SUFFIXES):
+        raise ApiError(f"no static file {filename[:80]!r}", 404)
     resp = send_from_directory(WEBUI_DIR, filename, max_age=0)
     resp.headers["Cache-Control"] = "no-cache"
     return resp

@@ -1,0 +1,326 @@
+// The conversation in the centre: opening a session on its newest page, loading older
+// pages on scroll, sending, streaming, stopping, and re-attaching to a reply that is
+// still running (after a reload, a network loss or in a second tab).
+
+import { api, post } from "./api.js";
+import { $, announce, h, toast } from "./dom.js";
+import { handleCopyClick, renderTexts } from "./markdown.js";
+import { AssistantView, isMarkdown, messageElement, textOf, userElement } from "./messages.js";
+import { StreamClient } from "./stream.js";
+
+export const PAGE_SIZE = 50;
+const LOAD_OLDER_PX = 600;   // start loading older messages this close to the top
+const STICK_PX = 80;         // "at the bottom" tolerance for following a stream
+
+/**
+ * Chat controller. ``hooks``: {onTitle(title|null), onCreated(sid), onListChanged(),
+ * onMissing(sid), setStreaming(bool), setBanner(bool)}.
+ */
+export class Chat {
+  constructor(hooks) {
+    this.hooks = hooks;
+    this.scroller = $("#messages-scroll");
+    this.list = $("#messages");
+    this.empty = $("#empty-state");
+    this.historyTop = $("#history-top");
+    this.sessionId = null;
+    this.offset = 0;
+    this.count = 0;
+    this.stream = null;
+    this.openToken = 0;
+    this.loadingOlder = false;
+    this.sending = false;
+    this.stick = true;
+    this.scroller.addEventListener("scroll", () => this.onScroll(), { passive: true });
+    new ResizeObserver(() => { if (this.stick) this.scrollToBottom(); }).observe(this.list);
+    this.list.addEventListener("click", (e) => this.onClick(e));
+  }
+
+  get streaming() { return this.stream !== null; }
+
+  /** Show session ``sid`` (null: an empty new chat). Resolves when its newest page is shown. */
+  async open(sid) {
+    const token = ++this.openToken;
+    this.detach();
+    this.sessionId = sid;
+    this.offset = 0;
+    this.count = 0;
+    this.list.replaceChildren();
+    this.list.setAttribute("aria-busy", "true");
+    this.empty.hidden = Boolean(sid);
+    document.dispatchEvent(new CustomEvent("hermes:session", { detail: { sessionId: sid } }));
+    if (!sid) {
+      this.hooks.onTitle(null);
+      this.list.removeAttribute("aria-busy");
+      return;
+    }
+    let session;
+    try {
+      ({ session } = await api("/api/session", { params: { session_id: sid, msg_limit: PAGE_SIZE } }));
+    } catch (err) {
+      if (token !== this.openToken) return;
+      this.list.removeAttribute("aria-busy");
+      if (err.status === 404 || err.status === 400) this.hooks.onMissing(sid);
+      else this.showLoadError(err, sid);
+      return;
+    }
+    if (token !== this.openToken) return;
+    await this.showSession(session, token);
+  }
+
+  async showSession(session, token) {
+    this.offset = session.messages_offset || 0;
+    this.count = session.message_count || 0;
+    this.hooks.onTitle(session.title || "New chat");
+    const nodes = await this.buildNodes(session.messages || [], this.offset);
+    if (token !== this.openToken) return;
+    this.list.replaceChildren(...nodes);
+    this.list.removeAttribute("aria-busy");
+    const running = session.active_stream_id && session.pending_user_message != null;
+    if (running) this.attach(session.active_stream_id, session.pending_user_message, session.pending_started_at);
+    else this.addResumeNotice();
+    this.empty.hidden = nodes.length > 0 || running;
+    this.stick = true;
+    this.scrollToBottom();
+    this.maybeLoadOlder();
+  }
+
+  showLoadError(err, sid) {
+    this.list.replaceChildren(h("div", { class: "notice" }, `This chat could not be loaded: ${err.message}`,
+      h("button", { type: "button", class: "btn", onclick: () => this.open(sid) }, "Try again")));
+    this.empty.hidden = true;
+  }
+
+  /** Elements for ``messages`` starting at absolute index ``offset`` (markdown rendered in one batch). */
+  async buildNodes(messages, offset) {
+    const md = messages.map((m, i) => [m, i]).filter(([m]) => isMarkdown(m) && textOf(m.content));
+    let html = [];
+    try {
+      html = await renderTexts(md.map(([m]) => textOf(m.content)));
+    } catch {
+      html = []; // shown as plain text rather than not at all
+    }
+    const byIndex = new Map(md.map(([, i], k) => [i, html[k] ?? null]));
+    return messages.map((m, i) => messageElement(m, offset + i, byIndex.get(i) ?? null));
+  }
+
+  // ------------------------------------------------------------ paging
+
+  onScroll() {
+    const s = this.scroller;
+    this.stick = s.scrollHeight - s.scrollTop - s.clientHeight < STICK_PX;
+    if (s.scrollTop < LOAD_OLDER_PX) this.loadOlder();
+  }
+
+  maybeLoadOlder() {
+    if (this.scroller.scrollTop < LOAD_OLDER_PX) this.loadOlder();
+  }
+
+  /** Prepend the page of messages before the oldest one shown, keeping the view still. */
+  async loadOlder() {
+    if (this.loadingOlder || this.offset <= 0 || !this.sessionId) return;
+    const token = this.openToken;
+    this.loadingOlder = true;
+    this.historyTop.hidden = false;
+    try {
+      const { session } = await api("/api/session", {
+        params: { session_id: this.sessionId, msg_limit: PAGE_SIZE, msg_before: this.offset },
+      });
+      if (token !== this.openToken) return;
+      const nodes = await this.buildNodes(session.messages || [], session.messages_offset);
+      if (token !== this.openToken) return;
+      const fromBottom = this.scroller.scrollHeight - this.scroller.scrollTop;
+      this.list.prepend(...nodes);
+      this.offset = session.messages_offset;
+      this.scroller.scrollTop = this.scroller.scrollHeight - fromBottom;
+    } catch (err) {
+      if (token === this.openToken) toast(`Could not load earlier messages: ${err.message}`);
+      return;
+    } finally {
+      this.loadingOlder = false;
+      this.historyTop.hidden = true;
+    }
+    requestAnimationFrame(() => this.maybeLoadOlder());
+  }
+
+  scrollToBottom() {
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+  }
+
+  // ------------------------------------------------------------ sending and streaming
+
+  /** Send ``text`` (creating the session first for a new chat). Resolves true if accepted. */
+  async send(text) {
+    if (this.stream || this.sending) return false;
+    this.sending = true;
+    try {
+      return await this.startTurn(text);
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  async startTurn(text) {
+    let sid = this.sessionId;
+    try {
+      if (!sid) {
+        const { session } = await post("/api/session/new", {});
+        sid = session.session_id;
+        this.sessionId = sid;
+        this.hooks.onCreated(sid);
+      }
+      const { stream_id: streamId } = await post("/api/chat/start",
+        { session_id: sid, message: text, expected_message_count: this.count });
+      if (sid !== this.sessionId) return true; // the user moved on; the turn runs anyway
+      this.removeResumeNotice();
+      this.empty.hidden = true;
+      this.stick = true;
+      this.attach(streamId, text, Date.now() / 1000);
+      this.hooks.onListChanged();
+      return true;
+    } catch (err) {
+      if (err.status === 409) {
+        toast(`${err.message}. The chat was reloaded; your text is still in the box.`);
+        await this.open(sid);
+      } else {
+        toast(`Not sent: ${err.message}`);
+      }
+      return false;
+    }
+  }
+
+  /** Follow stream ``streamId`` from its start, showing ``userText`` as the pending message. */
+  attach(streamId, userText, startedAt) {
+    const userEl = userElement({ role: "user", content: userText, timestamp: startedAt }, "");
+    const view = new AssistantView();
+    this.list.append(userEl, view.el);
+    const sid = this.sessionId;
+    const stream = { streamId, sid, view, userEl, done: null, client: null };
+    stream.client = new StreamClient({
+      streamId,
+      sessionId: sid,
+      onEvent: (name, data) => this.onEvent(stream, name, data),
+      onState: (state) => this.hooks.setBanner(state === "reconnecting"),
+      onGone: () => this.onGone(stream),
+    });
+    this.stream = stream;
+    this.hooks.setStreaming(true);
+    announce("Assistant is replying");
+    stream.client.start();
+  }
+
+  onEvent(stream, name, data) {
+    if (stream !== this.stream) return;
+    if (name === "done") {
+      stream.done = data;
+      if (data?.session) {
+        this.count = data.session.message_count ?? this.count;
+        this.hooks.onTitle(data.session.title);
+      }
+    } else if (name === "stream_end") {
+      this.endStream(stream, data?.status || "complete");
+    } else if (name === "status") {
+      announce(String(data?.text ?? ""));
+      stream.view.handle(name, data);
+    } else {
+      stream.view.handle(name, data);
+    }
+  }
+
+  // The reply is over: final render and, without a ``done`` (stopped), the new message
+  // count; only then is the composer handed back, so the next send is never stale.
+  async endStream(stream, status) {
+    stream.client.close();
+    await Promise.all([stream.view.finish(status), stream.done ? null : this.refreshCount(stream.sid)]);
+    if (stream.sid === this.sessionId) {
+      stream.userEl.dataset.index = String(this.count - 2);
+      stream.view.el.dataset.index = String(this.count - 1);
+    }
+    if (this.stream === stream) {
+      this.stream = null;
+      this.hooks.setStreaming(false);
+      this.hooks.setBanner(false);
+    }
+    stream.view.el.classList.remove("streaming");
+    announce(status === "complete" ? "Reply finished" : `Reply ${status}`);
+    this.hooks.onListChanged();
+  }
+
+  async refreshCount(sid) {
+    try {
+      const st = await api("/api/session/status", { params: { session_id: sid } });
+      if (sid === this.sessionId) this.count = st.message_count;
+    } catch { /* the next send's 409 will resynchronise */ }
+  }
+
+  // The stream cannot be resumed (it ended while we were away, or the server restarted
+  // and settled the turn as interrupted): show the session as the server now has it.
+  async onGone(stream) {
+    if (stream !== this.stream) return;
+    this.stream = null;
+    this.hooks.setStreaming(false);
+    const keepStick = this.stick;
+    await this.open(stream.sid);
+    this.hooks.setBanner(false);
+    this.stick = keepStick;
+    if (keepStick) this.scrollToBottom();
+    this.hooks.onListChanged();
+  }
+
+  /** Stop the running reply (keeps what arrived, marked stopped). */
+  async stop() {
+    const stream = this.stream;
+    if (!stream) return;
+    try {
+      await post("/api/chat/cancel", { stream_id: stream.streamId });
+    } catch (err) {
+      toast(`Could not stop: ${err.message}`);
+    }
+  }
+
+  // Stop following the current stream (the turn keeps running on the server).
+  detach() {
+    if (!this.stream) return;
+    this.stream.client.close();
+    this.stream = null;
+    this.hooks.setStreaming(false);
+    this.hooks.setBanner(false);
+  }
+
+  // ------------------------------------------------------------ interrupted turns
+
+  addResumeNotice() {
+    const last = this.list.lastElementChild;
+    if (!last || last.dataset.status !== "interrupted") return;
+    const isUser = last.dataset.role === "user";
+    const text = isUser ? "No reply: the server stopped before answering." : "The server stopped before this reply finished.";
+    const action = isUser ? "Send again" : "Continue";
+    const message = isUser ? last.rawText : "Continue.";
+    const notice = h("div", { class: "notice resume-notice", role: "note" }, h("span", {}, text),
+      h("button", { type: "button", class: "btn", onclick: () => this.resend(message) }, action));
+    (last.querySelector(".msg-wrap") || last.querySelector(".msg-body") || last).append(notice);
+  }
+
+  removeResumeNotice() {
+    for (const el of this.list.querySelectorAll(".resume-notice")) el.remove();
+  }
+
+  async resend(text) {
+    if (this.stream || !text) return;
+    await this.send(text);
+  }
+
+  onClick(e) {
+    handleCopyClick(e);
+  }
+
+  /** Re-open the chat if another tab changed it (new messages, or a reply it started). */
+  async syncIfStale() {
+    const sid = this.sessionId;
+    if (!sid || this.stream || this.sending || this.loadingOlder) return;
+    try {
+      const st = await api("/api/session/status", { params: { session_id: sid } });
+      if (sid === this.sessionId && !this.stream && (st.streaming || st.message_count !== this.count)) await this.open(sid);
+    } catch { /* offline or deleted: the next action reports it */ }
+  }
+}

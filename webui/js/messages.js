@@ -1,0 +1,231 @@
+// Building message elements: user bubbles, assistant replies with reasoning, tool-call
+// cards, error cards and status badges, both for saved messages and while streaming.
+// Message shape (DESIGN §3): {role, content, timestamp, status?, reasoning?,
+// tool_calls?: [{id, name, args, result, duration_ms, is_error}], error?}.
+
+import { formatTime, h, icon } from "./dom.js";
+import { LiveMarkdown, setRendered } from "./markdown.js";
+
+const STATUS_LABELS = { interrupted: "Interrupted", cancelled: "Stopped", error: "Error", partial: "Partial" };
+
+/** Whether ``msg``'s content is rendered as markdown (assistant replies are). */
+export const isMarkdown = (msg) => msg.role === "assistant";
+
+/** A saved message as an <article>; ``html`` is its server-rendered content (assistant). */
+export function messageElement(msg, index, html = null) {
+  if (msg.role === "user") return userElement(msg, index);
+  if (msg.role === "assistant") return assistantElement(msg, index, html);
+  return h("article", { class: `msg msg-${msg.role === "system" ? "system" : "other"}`, dataset: { index, role: String(msg.role) } },
+    h("div", { class: "msg-body" }, `${msg.role}: ${textOf(msg.content)}`));
+}
+
+/** The text of a message's content (a string, or OpenAI-style parts). */
+export function textOf(content) {
+  if (typeof content === "string") return content;
+  if (Array.isArray(content)) return content.map((p) => (typeof p === "string" ? p : p?.text || "")).join("");
+  return content == null ? "" : JSON.stringify(content);
+}
+
+function statusBadge(status) {
+  const label = STATUS_LABELS[status];
+  return label ? h("span", { class: `badge badge-${status}` }, label) : null;
+}
+
+function timeEl(seconds) {
+  return seconds ? h("time", { datetime: new Date(seconds * 1000).toISOString(), title: new Date(seconds * 1000).toLocaleString() }, formatTime(seconds)) : null;
+}
+
+/** The user's message (plain text, never interpreted as HTML). */
+export function userElement(msg, index) {
+  const el = h("article", { class: "msg msg-user", "aria-label": "You", dataset: { index: index ?? "", role: "user" } },
+    h("div", { class: "msg-wrap" },
+      h("div", { class: "msg-body" }, textOf(msg.content)),
+      h("div", { class: "msg-meta" }, statusBadge(msg.status), timeEl(msg.timestamp))));
+  if (msg.status) el.dataset.status = msg.status;
+  el.rawText = textOf(msg.content);
+  return el;
+}
+
+function copyButton() {
+  return h("button", { type: "button", class: "msg-action msg-copy", "aria-label": "Copy reply" }, icon("copy"), h("span", {}, "Copy"));
+}
+
+function assistantShell(index) {
+  const body = h("div", { class: "msg-body" });
+  const el = h("article", { class: "msg msg-assistant", "aria-label": "Assistant", dataset: { index: index ?? "", role: "assistant" } },
+    h("div", { class: "msg-avatar" }, icon("brand")), body);
+  return { el, body };
+}
+
+/** A saved assistant reply. */
+export function assistantElement(msg, index, html) {
+  const { el, body } = assistantShell(index);
+  if (msg.reasoning) body.append(reasoningBlock(msg.reasoning, false).details);
+  if (Array.isArray(msg.tool_calls) && msg.tool_calls.length) {
+    body.append(h("div", { class: "tools" }, msg.tool_calls.map((call) => toolCard(call, call.result !== undefined))));
+  }
+  const content = textOf(msg.content);
+  const md = h("div", { class: "md" });
+  if (html !== null) setRendered(md, html);
+  else md.textContent = content;
+  if (content) body.append(md);
+  if (msg.error || msg.status === "error") body.append(errorCard(msg.error || "The reply failed.", null));
+  body.append(h("div", { class: "msg-meta" }, statusBadge(msg.status), timeEl(msg.timestamp), content ? copyButton() : null));
+  if (msg.status) el.dataset.status = msg.status;
+  el.rawText = content;
+  return el;
+}
+
+function reasoningBlock(text, live) {
+  const label = h("span", { class: "reasoning-label" }, live ? "Thinking" : "Reasoning");
+  const body = h("div", { class: "reasoning-text" }, text);
+  const details = h("details", { class: `reasoning${live ? " thinking" : ""}` },
+    h("summary", {}, icon("chevron", "chevron"), label), body);
+  return { details, body, label };
+}
+
+function prettyJson(value) {
+  if (value === undefined || value === null || value === "") return "";
+  if (typeof value === "string") {
+    try { return JSON.stringify(JSON.parse(value), null, 2); } catch { return value; }
+  }
+  return JSON.stringify(value, null, 2);
+}
+
+/** A tool-call card: name, arguments, result, duration, error state (``done`` = has a result). */
+export function toolCard(call, done) {
+  const status = h("span", { class: "tool-status" });
+  const args = h("pre", { class: "tool-args" }, prettyJson(call.args) || "{}");
+  const result = h("pre", { class: "tool-result" });
+  const resultSection = h("div", { class: "tool-section", hidden: true }, h("div", { class: "tool-label" }, "Result"), result);
+  const card = h("details", { class: "tool-card", dataset: { toolId: String(call.id ?? ""), state: "running" } },
+    h("summary", {},
+      h("span", { class: "tool-icon" }, icon("tool")),
+      h("span", { class: "tool-name" }, String(call.name || "tool")),
+      status),
+    h("div", { class: "tool-body" },
+      h("div", { class: "tool-section" }, h("div", { class: "tool-label" }, "Arguments"), args),
+      resultSection));
+  card.parts = { status, result, resultSection };
+  if (done) completeToolCard(card, call);
+  else status.append(h("span", { class: "spinner", "aria-hidden": "true" }), "Running…");
+  return card;
+}
+
+/** Fill in a card's result, duration and error state from a ``tool_complete`` event. */
+export function completeToolCard(card, data) {
+  const { status, result, resultSection } = card.parts;
+  const error = Boolean(data.is_error);
+  card.dataset.state = error ? "error" : "ok";
+  const duration = Number.isFinite(data.duration_ms) ? formatDuration(data.duration_ms) : "";
+  status.replaceChildren(error ? icon("alert") : icon("check"), [error ? "Failed" : "Done", duration].filter(Boolean).join(" · "));
+  const text = prettyJson(data.result);
+  result.textContent = text || "(no output)";
+  resultSection.hidden = false;
+}
+
+function formatDuration(ms) {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
+}
+
+/** The card shown for an ``apperror`` event or a saved reply with ``status: error``. */
+export function errorCard(message, type) {
+  return h("div", { class: "error-card", role: "alert" }, icon("alert"),
+    h("div", {},
+      h("strong", {}, "Something went wrong"),
+      h("div", { class: "error-message" }, String(message)),
+      type ? h("div", { class: "error-type" }, String(type)) : null));
+}
+
+/**
+ * The assistant reply being streamed. Feed it events with ``handle(name, data)``;
+ * ``finish(status)`` settles it. ``el`` is the <article> to insert.
+ */
+export class AssistantView {
+  constructor() {
+    const { el, body } = assistantShell("");
+    this.el = el;
+    this.body = body;
+    this.el.classList.add("streaming");
+    this.reasoning = null;
+    this.tools = null;
+    this.cards = new Map();
+    this.mdEl = h("div", { class: "md md-live" });
+    this.statusText = h("span", { class: "typing-status" });
+    this.typing = h("div", { class: "typing", "aria-label": "Assistant is replying" }, h("i"), h("i"), h("i"), this.statusText);
+    this.meta = h("div", { class: "msg-meta" });
+    this.body.append(this.mdEl, this.typing, this.meta);
+    this.live = new LiveMarkdown(this.mdEl);
+    this.errored = false;
+  }
+
+  /** Apply one stream event (token, reasoning, tool, tool_complete, apperror, status). */
+  handle(name, data) {
+    if (name === "token") this.token(String(data?.text ?? ""));
+    else if (name === "reasoning") this.addReasoning(String(data?.text ?? ""));
+    else if (name === "tool") this.addTool(data || {});
+    else if (name === "tool_complete") this.completeTool(data || {});
+    else if (name === "apperror") this.addError(data || {});
+    else if (name === "status") this.statusText.textContent = String(data?.text ?? "");
+  }
+
+  token(text) {
+    this.typing.hidden = true;
+    this.live.append(text);
+  }
+
+  addReasoning(text) {
+    if (!this.reasoning) {
+      this.reasoning = reasoningBlock("", true);
+      this.body.prepend(this.reasoning.details);
+    }
+    this.reasoning.body.append(text);
+  }
+
+  addTool(data) {
+    if (!this.tools) {
+      this.tools = h("div", { class: "tools" });
+      this.mdEl.before(this.tools);
+    }
+    const card = toolCard(data, false);
+    this.cards.set(String(data.id), card);
+    this.tools.append(card);
+  }
+
+  completeTool(data) {
+    let card = this.cards.get(String(data.id));
+    if (!card) {
+      this.addTool(data);
+      card = this.cards.get(String(data.id));
+    }
+    completeToolCard(card, data);
+  }
+
+  addError(data) {
+    if (this.errored) return;
+    this.errored = true;
+    this.typing.hidden = true;
+    this.meta.before(errorCard(data.message || "The reply failed.", data.type));
+  }
+
+  /** The reply is over: final render, then the badge for ``status`` (complete|cancelled|error…).
+   * The caller removes the ``streaming`` class once the chat is ready for the next message. */
+  async finish(status) {
+    this.typing.remove();
+    if (this.reasoning) {
+      this.reasoning.details.classList.remove("thinking");
+      this.reasoning.label.textContent = "Reasoning";
+    }
+    for (const card of this.cards.values()) {
+      if (card.dataset.state === "running") card.parts.status.replaceChildren("Not finished");
+    }
+    await this.live.finish();
+    if (!this.live.text) this.mdEl.remove();
+    this.mdEl.classList.remove("md-live");
+    if (status && status !== "complete") this.el.dataset.status = status;
+    this.el.rawText = this.live.text;
+    const parts = [statusBadge(status === "complete" ? null : status), timeEl(Date.now() / 1000),
+      this.live.text ? copyButton() : null];
+    this.meta.append(...parts.filter(Boolean));
+  }
+}
