@@ -16,7 +16,8 @@ from .request_log import RequestLogMiddleware
 
 __version__ = "0.1.0"
 # Feature modules; each has ``init_app(app)`` that registers its blueprint and hooks.
-EXTENSIONS = ("api.auth", "api.openai_api", "api.session_ops", "api.workspace", "api.skills", "api.memory")
+EXTENSIONS = ("api.auth", "api.openai_api", "api.session_ops", "api.workspace", "api.skills", "api.memory",
+              "api.render", "api.profiles")
 
 
 @dataclass

@@ -13,14 +13,16 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from . import streams, turns
 from .httputil import ApiError, arg_bool, arg_int, arg_str, field, json_body
 from .models import PRIVATE_KEYS, Session, SessionError, clean_title, validate_session_id
+from .profiles import current_store
 from .streams import _get_session_agent_lock
 
 log = logging.getLogger(__name__)
 sessions_bp = Blueprint("sessions", __name__)
 chat_bp = Blueprint("chat", __name__)
 MAX_MESSAGE_CHARS = 1_000_000
-# Test seam: called between steps 2 and 3 of _clear_stale_stream_state (None in production).
-_after_stale_reload_hook = None
+# Test seam: ``_stale_hook(stage, session_id)`` runs at "reloaded" (after step 2) and
+# "reread" (in step 3, lock held) of _clear_stale_stream_state; None in production.
+_stale_hook = None
 
 
 def _state():
@@ -28,7 +30,8 @@ def _state():
 
 
 def _store():
-    return _state().store
+    """The session store of the request's profile (:func:`api.profiles.current_store`)."""
+    return current_store()
 
 
 def _public(meta: dict) -> dict:
@@ -60,14 +63,16 @@ def _clear_stale_stream_state(session: Session) -> bool:
         except (SessionError, OSError) as exc:
             log.warning("stale stream on %s left in place: full reload failed: %s", sid, exc)
             return False
-    if _after_stale_reload_hook is not None:
-        _after_stale_reload_hook(sid)
+    if _stale_hook is not None:
+        _stale_hook("reloaded", sid)
     with _get_session_agent_lock(sid):                                    # (3)
         try:
             fresh = store.load(sid)
         except (SessionError, OSError) as exc:
             log.warning("stale stream on %s left in place: re-read failed: %s", sid, exc)
             return False
+        if _stale_hook is not None:
+            _stale_hook("reread", sid)
         active = fresh.active_stream_id
         cleared = bool(active) and not streams.is_alive(active)
         if cleared:                                                       # (4)
@@ -120,16 +125,20 @@ def list_sessions():
 
 @sessions_bp.get("/api/sessions/search")
 def search_sessions():
-    """``{results: [{session_id, title, snippet, message_index}]}`` for ``q`` (titles), ``limit`` ≤ 100."""
-    q = (request.args.get("q") or "").strip().casefold()
+    """Full-text search over titles and message text (:mod:`api.search`).
+
+    Query: ``q`` (every word must occur in the title or in one message; the last word
+    may also be the start of a longer one), ``limit`` 1–100 (default 20; 400 otherwise).
+    ``{results: [{session_id, title, snippet, message_index, match_ranges}], partial}``:
+    one result per session, title matches first, then message matches, newest first;
+    ``message_index`` is None for a title match; ``match_ranges`` are ``[start, end)``
+    offsets of the matched words in ``snippet``; ``partial`` is true while the index is
+    still catching up. A ``q`` without words → no results.
+    """
+    from . import search
+
     limit = arg_int("limit", 20, minimum=1, maximum=100)
-    if not q:
-        return jsonify(results=[])
-    rows = sorted(_store().index.all(), key=lambda r: -float(r.get("updated_at") or 0))
-    results = [{"session_id": r["session_id"], "title": r.get("title"), "snippet": r.get("title"),
-                "message_index": None}
-               for r in rows if q in str(r.get("title") or "").casefold()]
-    return jsonify(results=results[:limit])
+    return jsonify(search.search_sessions(current_app, _store(), request.args.get("q") or "", limit))
 
 
 @sessions_bp.post("/api/session/new")
@@ -241,7 +250,7 @@ def chat_start():
     model = field(body, "model", str, required=False)
     _load_settled(sid)
     st = _state()
-    stream_id = turns.start_turn(st.store, st.backend, sid, message, expected_message_count=expected,
+    stream_id = turns.start_turn(_store(), st.backend, sid, message, expected_message_count=expected,
                                  checkpoint_seconds=st.config.checkpoint_seconds, model=model)
     return jsonify(stream_id=stream_id, session_id=sid)
 

@@ -1,0 +1,493 @@
+"""Full-text search over session titles and message text (DESIGN §7 ``/api/sessions/search``).
+
+A derived side index, ``search.sqlite`` beside the ``sessions/`` folder (SQLite FTS5
+from the standard library). The session files stay the only source of truth: the file
+may be deleted at any time and is rebuilt; a corrupt or older-schema file is replaced.
+Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
+
+    sessions(id, session_id, updated_at, message_count, title,  the key each session was
+             shrink_at)                                         indexed at; id = titles.rowid
+    titles   FTS5(title)                                        one row per session
+    docs(rowid, session_id, message_index, digest)              what each msgs row holds
+    msgs     FTS5(session_id, message_index, body)              one row per message with text;
+                                                                detail=none, prefix indexes 2–6
+
+Keeping in sync cheaply: each session's key ``(updated_at, message_count, title)`` in
+the sidebar index (``store.index.all()``) is compared with the key recorded here; only
+sessions whose key differs are re-read, and within one only the messages whose digest
+changed are rewritten (so a turn in a 3,000-message session writes two rows). The title
+is part of the key because a rename does not touch ``updated_at``. A background thread
+catches up at start-up (oldest sessions first, so rowids follow recency); each query
+catches up inline when few sessions changed, else wakes the thread and answers from
+what is indexed with ``partial: true``. Sessions gone from the sidebar index never
+appear in results.
+
+Matching: every word of the query must occur in the title, or in one message (words are
+runs of letters and digits; case and diacritics are folded). Results: sessions whose
+title matches, most recently updated first; then sessions with a message containing the
+exact words, newest message first; then, if there is room, sessions where the last word
+is only the start of a longer word (as-you-type). Ordering by recency instead of BM25
+keeps a query over words found in nearly every message at a few milliseconds: rows
+stream newest first and the scan stops once ``limit`` sessions are found.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import re
+import sqlite3
+import threading
+import unicodedata
+from pathlib import Path
+
+from .models import SessionError, SessionNotFound, SessionStore
+
+log = logging.getLogger(__name__)
+SCHEMA_VERSION = 3
+DB_NAME = "search.sqlite"
+INLINE_BUDGET = 25          # sessions a query re-indexes itself before deferring to the thread
+INLINE_WAIT = 0.1           # seconds a query waits for a running catch-up before answering partial
+BATCH = 50                  # at most this many sessions …
+BATCH_CHARS = 4_000_000     # … or this much text per transaction (bounds memory while catching up)
+TRIM_AFTER_CHARS = 16_000_000  # a catch-up that read this much text hands freed memory back
+MAX_TERMS = 16
+SNIPPET_CHARS = 160
+_TOKEN = re.compile(r"[^\W_]+")
+_CACHE_LOCK = threading.Lock()
+_TOKENIZE = "tokenize = 'unicode61 remove_diacritics 2'"
+
+_SCHEMA = f"""
+CREATE TABLE sessions(id INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE, updated_at,
+    message_count, title, shrink_at);
+CREATE VIRTUAL TABLE titles USING fts5(title, {_TOKENIZE});
+CREATE TABLE docs(rowid INTEGER PRIMARY KEY, session_id TEXT NOT NULL, message_index INTEGER NOT NULL,
+    digest TEXT NOT NULL);
+CREATE INDEX docs_by_session ON docs(session_id, message_index);
+CREATE VIRTUAL TABLE msgs USING fts5(session_id UNINDEXED, message_index UNINDEXED, body, {_TOKENIZE},
+    detail = none, prefix = '2 3 4 5 6');
+"""
+
+
+def message_text(message: dict) -> str:
+    """The plain text of an OpenAI-style message: ``content`` as a string, or the text
+    parts of a content list joined by newlines; ``""`` when there is none."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p if isinstance(p, str) else p.get("text") for p in content if isinstance(p, (str, dict))]
+        return "\n".join(p for p in parts if isinstance(p, str))
+    return ""
+
+
+# ---------------------------------------------------------------- query text
+
+
+def _fold(word: str) -> str:
+    """Case- and diacritic-folded, as the FTS5 tokenizer compares words."""
+    return "".join(c for c in unicodedata.normalize("NFKD", word.casefold()) if not unicodedata.combining(c))
+
+
+class Query:
+    """What a user typed, as FTS5 MATCH expressions and a word matcher for snippets.
+
+    Words are runs of letters and digits, so quotes, ``*``, ``NEAR``, ``-`` … are never
+    syntax. ``exact`` requires every word; ``prefix`` also lets the last word (of two
+    characters or more) be the start of a longer one, or is None. ``empty`` when the
+    text holds no word.
+    """
+
+    def __init__(self, text: str):
+        words = _TOKEN.findall(unicodedata.normalize("NFC", text))[:MAX_TERMS]
+        self.empty = not words
+        self.exact = " ".join(f'"{w}"' for w in words)
+        self.prefix = self.exact + "*" if words and len(words[-1]) >= 2 else None
+        self._folded = [_fold(w) for w in words]
+
+    def hits(self, text: str, start: int = 0, end: int | None = None):
+        """``(start, end)`` of each word of ``text[start:end]`` that the query matches."""
+        whole, last = set(self._folded), self._folded[-1] if self._folded else ""
+        for m in _TOKEN.finditer(text, start, len(text) if end is None else end):
+            word = _fold(m.group())
+            if word in whole or (self.prefix and word.startswith(last)):
+                yield m.start(), m.end()
+
+    def snippet(self, text: str) -> tuple[str, list[list[int]]]:
+        """About :data:`SNIPPET_CHARS` characters of ``text`` around its first hit, on one
+        line, with ``…`` where it was cut; and the ``[start, end)`` of each hit in it."""
+        first = next(self.hits(text), None)
+        at = first[0] if first else 0
+        lo = max(0, at - SNIPPET_CHARS // 3)
+        if lo:
+            space = text.find(" ", lo, at)
+            lo = space + 1 if space >= 0 else lo
+        hi = min(len(text), lo + SNIPPET_CHARS)
+        if hi < len(text):
+            space = text.rfind(" ", at + 1, hi)
+            hi = space if space > at else hi
+        piece = " ".join(text[lo:hi].split())
+        lead = "…" if lo > 0 else ""
+        out = lead + piece + ("…" if hi < len(text) else "")
+        return out, [[a + len(lead), b + len(lead)] for a, b in self.hits(piece)]
+
+
+def _key(row: dict) -> tuple:
+    """``(updated_at, message_count, title)``: a change in any of them means re-index."""
+    return row.get("updated_at"), row.get("message_count"), row.get("title")
+
+
+def _when(key: tuple) -> float:
+    return key[0] if isinstance(key[0], (int, float)) else 0.0
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8).hexdigest()
+
+
+# ---------------------------------------------------------------- the index
+
+
+class SearchIndex:
+    """The FTS5 side index of one session store. Thread-safe.
+
+    ``db_path`` is the SQLite file; ``store`` the session store it mirrors. Its locks
+    are leaves (nothing else is taken while holding them); session files are read with
+    only ``_sync_lock`` held, which merely keeps two catch-ups from running at once.
+    """
+
+    def __init__(self, db_path: Path, store: SessionStore):
+        self.path = Path(db_path)
+        self.store = store
+        self._db_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._recorded: dict[str, tuple] = {}
+        self._shrinks: dict[str, object] = {}
+        self._closed = False
+        self._chars_read = 0
+        self._conn = self._open()
+
+    # -- the file -------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        """Open (or create) the file; a corrupt or older-schema file is replaced."""
+        for attempt in (1, 2):
+            conn = None
+            try:
+                conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                    if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                        raise sqlite3.DatabaseError("older search index schema")
+                    conn.executescript(_SCHEMA)
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                rows = conn.execute("SELECT session_id, updated_at, message_count, title, shrink_at FROM sessions")
+                self._recorded, self._shrinks = {}, {}
+                for sid, updated, count, title, shrink in rows:
+                    self._recorded[sid], self._shrinks[sid] = (updated, count, title), shrink
+                return conn
+            except sqlite3.DatabaseError as exc:
+                if conn is not None:
+                    conn.close()
+                if attempt == 2:
+                    raise
+                log.warning("search index %s is unusable (%s); rebuilding it", self.path, exc)
+                self._remove_files()
+        raise AssertionError("unreachable")
+
+    def _remove_files(self) -> None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(str(self.path) + suffix).unlink(missing_ok=True)
+
+    def _reset(self, exc: Exception) -> None:
+        """The file broke while running: start over with an empty index."""
+        log.warning("search index %s failed (%s); rebuilding it", self.path, exc)
+        with self._db_lock:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+            self._remove_files()
+            self._conn = self._open()
+
+    def close(self) -> None:
+        """Stop the catch-up thread and close the file."""
+        self._closed = True
+        self._wake.set()
+        with self._sync_lock, self._db_lock:
+            self._conn.close()
+
+    # -- keeping in sync --------------------------------------------------------
+
+    def _current(self) -> dict[str, tuple]:
+        return {row["session_id"]: _key(row) for row in self.store.index.all() if row.get("session_id")}
+
+    def catch_up(self, budget: int | None = None, current: dict | None = None) -> bool:
+        """Re-index changed sessions (oldest first) and forget deleted ones.
+
+        ``current`` is ``{sid: key}`` as :meth:`_current` returns it (read now if None).
+        With ``budget``, gives up (returning False, nothing done) when more than
+        ``budget`` sessions changed or another catch-up is still running after
+        :data:`INLINE_WAIT` seconds. Returns True when the index matched ``current``.
+        """
+        if not self._sync_lock.acquire(timeout=-1 if budget is None else INLINE_WAIT):
+            return False
+        try:
+            current = self._current() if current is None else current
+            recorded = self._recorded
+            changed = sorted((sid for sid, key in current.items() if recorded.get(sid) != key),
+                             key=lambda sid: _when(current[sid]))
+            gone = [sid for sid in recorded if sid not in current]
+            if budget is not None and len(changed) > budget:
+                return False
+            for i in range(0, len(gone), BATCH):
+                self._write(lambda c, ids=gone[i:i + BATCH]: [self._forget(c, sid) for sid in ids])
+            batch, chars = [], 0
+            for n, sid in enumerate(changed, 1):
+                item = self._read(sid, current[sid])
+                batch.append(item)
+                size = sum(len(t) for _i, t in item[2])
+                chars += size
+                self._chars_read += size
+                if len(batch) >= BATCH or chars >= BATCH_CHARS or n == len(changed):
+                    self._write(lambda c, items=batch: [self._apply(c, *it) for it in items])
+                    batch, chars = [], 0
+            return True
+        except sqlite3.DatabaseError as exc:
+            self._reset(exc)
+            return False
+        finally:
+            self._sync_lock.release()
+
+    def _read(self, sid: str, key: tuple) -> tuple:
+        """``(sid, key, [(message_index, text)], shrink marker, first index read)`` from the
+        session file, read from its end when it only grew; key None if it is gone.
+
+        ``key`` is the sidebar index's key, recorded as is: if the file moved on since,
+        the next catch-up sees the difference and reads the rest.
+        """
+        old, count = self._recorded.get(sid), key[1]
+        if old is not None and isinstance(old[1], int) and isinstance(count, int) and 0 < old[1] <= count:
+            tail = self._read_tail(sid, old[1], count)
+            if tail is not None:
+                return (sid, key) + tail
+        try:
+            session = self.store.load(sid)
+        except SessionNotFound:
+            return sid, None, [], None, 0
+        except (SessionError, OSError) as exc:
+            log.info("search: not indexing %s: %s", sid, exc)
+            return sid, None, [], None, 0
+        texts = [(i, message_text(m)) for i, m in enumerate(session.messages)]
+        return sid, key, [(i, t) for i, t in texts if t.strip()], session.meta.get("intentional_shrink_at"), 0
+
+    def _read_tail(self, sid: str, old_count: int, count: int) -> tuple | None:
+        """``(texts, shrink marker, first index)`` for messages ``old_count - 1 …`` of a
+        session that only grew, or None (read it all)."""
+        try:
+            meta, window, offset = self.store.read_window(sid, count - old_count + 1, None)
+        except (SessionError, OSError):
+            return None
+        if offset != old_count - 1 or not window or meta.get("intentional_shrink_at") != self._shrinks.get(sid):
+            return None
+        first = message_text(window[0])
+        with self._db_lock:
+            row = self._conn.execute("SELECT digest FROM docs WHERE session_id=? AND message_index=?",
+                                     (sid, offset)).fetchone()
+        if (row[0] if row else None) != (_digest(first) if first.strip() else None):
+            return None                       # rewritten in place: read it all
+        texts = [(offset + i, message_text(m)) for i, m in enumerate(window)]
+        return [(i, t) for i, t in texts if t.strip()], meta.get("intentional_shrink_at"), offset
+
+    def _write(self, work) -> None:
+        with self._db_lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                work(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _forget(self, conn: sqlite3.Connection, sid: str) -> None:
+        conn.execute("DELETE FROM titles WHERE rowid IN (SELECT id FROM sessions WHERE session_id=?)", (sid,))
+        conn.execute("DELETE FROM msgs WHERE rowid IN (SELECT rowid FROM docs WHERE session_id=?)", (sid,))
+        conn.execute("DELETE FROM docs WHERE session_id=?", (sid,))
+        conn.execute("DELETE FROM sessions WHERE session_id=?", (sid,))
+        self._recorded.pop(sid, None)
+        self._shrinks.pop(sid, None)
+
+    def _apply(self, conn: sqlite3.Connection, sid: str, key: tuple | None, texts: list, shrink,
+               first: int) -> None:
+        """Bring one session's rows to ``texts`` (messages ``first`` on; rows before it stay),
+        rewriting only rows whose digest changed; ``key`` None forgets the session."""
+        if key is None:
+            self._forget(conn, sid)
+            return
+        have = {mi: (rowid, dg) for rowid, mi, dg in
+                conn.execute("SELECT rowid, message_index, digest FROM docs WHERE session_id=? AND message_index>=?",
+                             (sid, first))}
+        want = {mi: (text, _digest(text)) for mi, text in texts}
+        for mi, (rowid, dg) in have.items():
+            if want.get(mi, (None, None))[1] != dg:
+                conn.execute("DELETE FROM msgs WHERE rowid=?", (rowid,))
+                conn.execute("DELETE FROM docs WHERE rowid=?", (rowid,))
+        for mi, (text, dg) in want.items():
+            if have.get(mi, (None, None))[1] != dg:
+                rowid = conn.execute("INSERT INTO docs(session_id, message_index, digest) VALUES (?,?,?)",
+                                     (sid, mi, dg)).lastrowid
+                conn.execute("INSERT INTO msgs(rowid, session_id, message_index, body) VALUES (?,?,?,?)",
+                             (rowid, sid, mi, text))
+        row = conn.execute("SELECT id, title FROM sessions WHERE session_id=?", (sid,)).fetchone()
+        if row is None:
+            sess_id = conn.execute("INSERT INTO sessions(session_id, updated_at, message_count, title, shrink_at)"
+                                   " VALUES (?,?,?,?,?)", (sid, *key, shrink)).lastrowid
+        else:
+            sess_id = row[0]
+            conn.execute("UPDATE sessions SET updated_at=?, message_count=?, title=?, shrink_at=? WHERE id=?",
+                         (*key, shrink, sess_id))
+        if row is None or row[1] != key[2]:
+            conn.execute("DELETE FROM titles WHERE rowid=?", (sess_id,))
+            conn.execute("INSERT INTO titles(rowid, title) VALUES (?,?)", (sess_id, str(key[2] or "")))
+        self._recorded[sid], self._shrinks[sid] = key, shrink
+
+    def start(self) -> None:
+        """Start the background catch-up thread (idempotent) and wake it: it runs now,
+        and again whenever a query finds more changes than it indexes inline."""
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._run, name="search-index", daemon=True)
+            self._worker.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        _lower_thread_priority()
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closed:
+                return
+            before = self._chars_read
+            try:
+                self.catch_up()
+            except Exception:  # never let the thread die: the next wake retries
+                log.exception("search index catch-up failed")
+            if self._chars_read - before > TRIM_AFTER_CHARS:
+                _return_freed_memory()
+
+    # -- querying ---------------------------------------------------------------
+
+    def search(self, text: str, limit: int = 20) -> dict:
+        """``{results: [{session_id, title, snippet, message_index, match_ranges}], partial}``.
+
+        One result per session, in the order of the module docstring. ``message_index``
+        is the matching message's index, or None for a title match; ``snippet`` is one
+        line of plain text around the hit (the title for a title match);
+        ``match_ranges`` are ``[start, end)`` character offsets of the matched words in
+        ``snippet``. ``partial`` is True while sessions are still being indexed.
+        """
+        query = Query(text)
+        if query.empty:
+            return {"results": [], "partial": False}
+        current = self._current()
+        fresh = self.catch_up(budget=INLINE_BUDGET, current=current)
+        if not fresh:
+            self.start()
+        try:
+            with self._db_lock:
+                hits = self._hits(query, limit, current)
+        except sqlite3.OperationalError as exc:
+            if "fts5" not in str(exc):
+                self._reset(exc)
+                self.start()
+            log.warning("search %r failed: %s", text[:200], exc)
+            return {"results": [], "partial": True}
+        except sqlite3.DatabaseError as exc:
+            self._reset(exc)
+            self.start()
+            return {"results": [], "partial": True}
+        results = []
+        for sid, mi, body in hits:
+            title = str(current[sid][2] or "")
+            snippet, ranges = query.snippet(title if mi is None else body)
+            results.append({"session_id": sid, "title": title, "snippet": snippet, "message_index": mi,
+                            "match_ranges": ranges})
+        return {"results": results, "partial": not fresh}
+
+    def _hits(self, query: Query, limit: int, current: dict) -> list[tuple[str, int | None, str]]:
+        """``[(session_id, message_index or None, message text)]``, at most ``limit``."""
+        conn = self._conn
+        titled = [sid for (sid,) in conn.execute(
+            "SELECT s.session_id FROM titles JOIN sessions s ON s.id = titles.rowid WHERE titles MATCH ?",
+            (query.prefix or query.exact,)) if sid in current]
+        titled.sort(key=lambda sid: -_when(current[sid]))
+        found: dict[str, tuple[int | None, int | None]] = {sid: (None, None) for sid in titled[:limit]}
+        for match in (query.exact, query.prefix):
+            if match is None or len(found) >= limit:
+                continue
+            for rowid, sid, mi in conn.execute("SELECT rowid, session_id, message_index FROM msgs"
+                                               " WHERE msgs MATCH ? ORDER BY rowid DESC", (match,)):
+                if sid not in found and sid in current:      # not deleted since it was indexed
+                    found[sid] = (int(mi), rowid)
+                    if len(found) >= limit:
+                        break
+        out = []
+        for sid, (mi, rowid) in found.items():
+            body = ""
+            if rowid is not None:
+                row = conn.execute("SELECT body FROM msgs WHERE rowid=?", (rowid,)).fetchone()
+                body = row[0] if row else ""
+            out.append((sid, mi, body))
+        return out
+
+
+def _lower_thread_priority() -> None:
+    """Nice the calling thread (Linux: a thread is a task), so a first build of a large
+    index yields the CPU to requests; elsewhere a no-op."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
+
+
+def _return_freed_memory() -> None:
+    """Ask glibc to hand freed heap pages back to the OS (parsing big sessions leaves
+    tens of MB in the indexing thread's arena); a no-op without glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+# ---------------------------------------------------------------- wiring
+
+
+def index_for(app, store: SessionStore) -> SearchIndex:
+    """The search index of ``store``: ``search.sqlite`` beside its ``sessions/`` folder
+    (``<state-dir>/search.sqlite`` for the default profile), opened on first use with its
+    catch-up thread started. Cached in ``app.extensions["hermes_search"]``."""
+    cache = app.extensions.setdefault("hermes_search", {})
+    path = Path(store.dir).parent / DB_NAME
+    with _CACHE_LOCK:
+        index = cache.get(path)
+        if index is not None and index.store is not store:   # the profile was deleted and re-created
+            index.close()
+            index = None
+        if index is None:
+            index = cache[path] = SearchIndex(path, store)
+            index.start()
+    return index
+
+
+def init_app(app) -> SearchIndex:
+    """Open the default store's index at start-up, so its catch-up runs in the background."""
+    return index_for(app, app.extensions["hermes"].store)
+
+
+def search_sessions(app, store: SessionStore, query: str, limit: int) -> dict:
+    """:meth:`SearchIndex.search` over ``store`` (the request's profile)."""
+    return index_for(app, store).search(query, limit)
