@@ -18,8 +18,9 @@ sessions whose key differs are re-read, and within one only the messages whose d
 changed are rewritten (so a turn in a 3,000-message session writes two rows). The title
 is part of the key because a rename does not touch ``updated_at``. A background thread
 catches up at start-up (oldest sessions first, so rowids follow recency); each query
-catches up inline when few sessions changed, else wakes the thread and answers from
-what is indexed with ``partial: true``. Sessions gone from the sidebar index never
+catches up inline when few sessions changed, else wakes the thread and waits a moment
+for it; only if that is not enough (a first build of a large index) does it answer from
+what is indexed, with ``partial: true``. Sessions gone from the sidebar index never
 appear in results.
 
 Matching: every word of the query must occur in the title, or in one message (words are
@@ -39,6 +40,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 import unicodedata
 from pathlib import Path
 
@@ -48,10 +50,12 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 3
 DB_NAME = "search.sqlite"
 INLINE_BUDGET = 25          # sessions a query re-indexes itself before deferring to the thread
-INLINE_WAIT = 0.1           # seconds a query waits for a running catch-up before answering partial
+INLINE_WAIT = 0.1           # seconds a query waits for a busy catch-up before answering partial
+FOLLOW_WAIT = 2.0           # seconds a query waits for the thread to index what it found changed
 BATCH = 50                  # at most this many sessions …
 BATCH_CHARS = 4_000_000     # … or this much text per transaction (bounds memory while catching up)
 TRIM_AFTER_CHARS = 16_000_000  # a catch-up that read this much text hands freed memory back
+QUIET_NS = 2_000_000_000    # see SearchIndex._current
 MAX_TERMS = 16
 SNIPPET_CHARS = 160
 _TOKEN = re.compile(r"[^\W_]+")
@@ -168,6 +172,9 @@ class SearchIndex:
         self._shrinks: dict[str, object] = {}
         self._closed = False
         self._chars_read = 0
+        self._current_cache: tuple | None = None
+        self._runs = threading.Condition()
+        self._runs_started = self._runs_done = 0
         self._conn = self._open()
 
     # -- the file -------------------------------------------------------------
@@ -224,7 +231,25 @@ class SearchIndex:
     # -- keeping in sync --------------------------------------------------------
 
     def _current(self) -> dict[str, tuple]:
-        return {row["session_id"]: _key(row) for row in self.store.index.all() if row.get("session_id")}
+        """``{session_id: key}`` of the sidebar index.
+
+        Every write renames a file into the sessions folder, which moves the folder's
+        mtime; while it stays where it was when the last answer was computed, that answer
+        still holds. It is trusted only if the folder had been quiet for
+        :data:`QUIET_NS` when it was computed, so a write in the same clock tick, or one
+        whose index update was still under way, is never missed.
+        """
+        observed = time.time_ns()
+        try:
+            mtime = os.stat(self.store.dir).st_mtime_ns
+        except OSError:
+            mtime = None
+        cached = self._current_cache
+        if cached is not None and mtime is not None and cached[0] == mtime and cached[1] - mtime > QUIET_NS:
+            return cached[2]
+        current = {row["session_id"]: _key(row) for row in self.store.index.all() if row.get("session_id")}
+        self._current_cache = (mtime, observed, current)
+        return current
 
     def catch_up(self, budget: int | None = None, current: dict | None = None) -> bool:
         """Re-index changed sessions (oldest first) and forget deleted ones.
@@ -371,13 +396,29 @@ class SearchIndex:
             self._wake.clear()
             if self._closed:
                 return
+            with self._runs:
+                self._runs_started += 1
             before = self._chars_read
             try:
                 self.catch_up()
             except Exception:  # never let the thread die: the next wake retries
                 log.exception("search index catch-up failed")
+            with self._runs:
+                self._runs_done += 1
+                self._runs.notify_all()
             if self._chars_read - before > TRIM_AFTER_CHARS:
                 _return_freed_memory()
+
+    def _catch_up_in_background(self) -> bool:
+        """Wake the thread and wait for a run that starts after now to finish: up to
+        :data:`FOLLOW_WAIT` s if the thread was idle, :data:`INLINE_WAIT` s if it is busy
+        (a first build of a large index takes a while; queries meanwhile answer partial)."""
+        with self._runs:
+            busy = self._runs_started > self._runs_done
+            target = self._runs_started + 1
+        self.start()
+        with self._runs:
+            return self._runs.wait_for(lambda: self._runs_done >= target, INLINE_WAIT if busy else FOLLOW_WAIT)
 
     # -- querying ---------------------------------------------------------------
 
@@ -394,9 +435,7 @@ class SearchIndex:
         if query.empty:
             return {"results": [], "partial": False}
         current = self._current()
-        fresh = self.catch_up(budget=INLINE_BUDGET, current=current)
-        if not fresh:
-            self.start()
+        fresh = self.catch_up(budget=INLINE_BUDGET, current=current) or self._catch_up_in_background()
         try:
             with self._db_lock:
                 hits = self._hits(query, limit, current)

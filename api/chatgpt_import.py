@@ -1,0 +1,205 @@
+"""The importer: turn an uploaded document into new sessions, validating everything first.
+
+Two formats are understood (:func:`parse_import` tells them apart):
+
+* **ours** — what ``GET /api/session/export?format=json`` writes,
+  ``{"hermes_webui_export": 1, "session": {…metadata, "messages": [...]}}`` (or
+  ``"sessions": [...]``), or a bare session object ``{…, "messages": [...]}`` such as a
+  file from ``sessions/``.
+* **ChatGPT** — ``conversations.json`` from a ChatGPT data export: a list of
+  conversations, each ``{title, create_time, update_time, mapping, current_node, …}``
+  where ``mapping`` is a tree ``{node_id: {message, parent, children}}``. The branch
+  the user last saw is the path from the root to ``current_node``; it is taken in order
+  and every other branch is ignored. System, visually hidden and empty messages and tool
+  messages are skipped. Each conversation becomes one session.
+
+Nothing here touches the disk: the caller writes the sessions only once the whole
+document has been parsed, so a malformed file imports nothing. Never imports Flask.
+"""
+from __future__ import annotations
+
+import time
+
+from .models import clean_json, clean_title
+
+EXPORT_VERSION = 1
+IMPORTED_TITLE = "Imported chat"
+_ROLES = ("user", "assistant", "system", "tool")
+_KEPT_META = ("title", "manual_title", "created_at", "updated_at", "model", "workspace", "pinned", "archived",
+              "imported_from", "source_id")
+
+
+class ImportFormatError(ValueError):
+    """The document is not something we can import; the message says where and why."""
+
+
+def parse_import(doc) -> list[dict]:
+    """Sessions to create from a parsed JSON document.
+
+    Returns ``[{"meta": {…}, "messages": [...], "skipped": n}]`` where ``meta`` holds
+    only metadata keys a new session may take (no id, no stream fields) and
+    ``skipped`` counts messages left out. Raises :class:`ImportFormatError`.
+    """
+    if isinstance(doc, dict) and "hermes_webui_export" in doc:
+        if doc.get("hermes_webui_export") != EXPORT_VERSION:
+            raise ImportFormatError(f"unsupported export version {doc.get('hermes_webui_export')!r}")
+        items = doc["sessions"] if "sessions" in doc else [doc.get("session")]
+        if not isinstance(items, list) or not items:
+            raise ImportFormatError("the export holds no sessions")
+        return [own_session(s, f"session {i + 1}") for i, s in enumerate(items)]
+    if isinstance(doc, dict) and "mapping" in doc:
+        doc = [doc]
+    if isinstance(doc, list) and any(isinstance(c, dict) and "mapping" in c for c in doc):
+        return parse_chatgpt_export(doc)
+    if isinstance(doc, dict) and "messages" in doc:
+        return [own_session(doc, "session")]
+    if isinstance(doc, list) and not doc:
+        raise ImportFormatError("the file holds an empty list: no conversations to import")
+    raise ImportFormatError("not a hermes-webui export, a session file, or a ChatGPT conversations.json")
+
+
+# ---------------------------------------------------------------- our own format
+
+
+def own_session(obj, where: str) -> dict:
+    """Validate one session object of our export; see :func:`parse_import`."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list):
+        raise ImportFormatError(f"{where}: not a session object with a \"messages\" list")
+    obj = clean_json(obj)
+    messages = []
+    for i, msg in enumerate(obj["messages"]):
+        if not isinstance(msg, dict) or msg.get("role") not in _ROLES:
+            raise ImportFormatError(f"{where}, message {i}: not a message with a role of {', '.join(_ROLES)}")
+        if not isinstance(msg.get("content"), (str, list, type(None))):
+            raise ImportFormatError(f"{where}, message {i}: \"content\" must be a string or a list")
+        if not isinstance(msg.get("timestamp"), (int, float)) or isinstance(msg.get("timestamp"), bool):
+            msg["timestamp"] = time.time()
+        messages.append(msg)
+    meta = {k: obj[k] for k in _KEPT_META if k in obj}
+    if not isinstance(meta.get("title"), str):
+        meta.pop("title", None)
+    for key in ("created_at", "updated_at"):
+        if not _is_number(meta.get(key)):
+            meta.pop(key, None)
+    for key in ("model", "workspace", "imported_from", "source_id"):
+        if not isinstance(meta.get(key), str):
+            meta.pop(key, None)
+    for key in ("pinned", "archived", "manual_title"):
+        meta[key] = meta.get(key) is True
+    meta["title"] = clean_title(meta.get("title") or "") or IMPORTED_TITLE
+    return {"meta": meta, "messages": messages, "skipped": 0}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+
+# ---------------------------------------------------------------- ChatGPT
+
+
+def parse_chatgpt_export(conversations: list) -> list[dict]:
+    """Sessions from a ChatGPT ``conversations.json`` list; see :func:`parse_import`.
+
+    Conversations with no visible message are left out. Raises
+    :class:`ImportFormatError` naming the conversation (1-based) and node at fault.
+    """
+    out = []
+    for i, conv in enumerate(conversations):
+        where = f"conversation {i + 1}"
+        if not isinstance(conv, dict):
+            raise ImportFormatError(f"{where}: not an object")
+        if isinstance(conv.get("title"), str) and conv["title"].strip():
+            where += f" ({conv['title'].strip()[:60]!r})"
+        messages, skipped = chatgpt_branch(conv, where)
+        if messages:
+            out.append({"meta": _chatgpt_meta(conv, messages), "messages": messages, "skipped": skipped})
+    if not out:
+        raise ImportFormatError("no conversation in the file has a message to import")
+    return out
+
+
+def _chatgpt_meta(conv: dict, messages: list) -> dict:
+    created = conv.get("create_time") if _is_number(conv.get("create_time")) else messages[0]["timestamp"]
+    updated = conv.get("update_time") if _is_number(conv.get("update_time")) else messages[-1]["timestamp"]
+    title = clean_title(conv["title"]) if isinstance(conv.get("title"), str) else ""
+    meta = {"title": title or IMPORTED_TITLE, "manual_title": bool(title), "created_at": float(created),
+            "updated_at": float(max(updated, created)), "pinned": False, "archived": False,
+            "imported_from": "chatgpt"}
+    if isinstance(conv.get("default_model_slug"), str):
+        meta["model"] = conv["default_model_slug"]
+    source = conv.get("conversation_id") or conv.get("id")
+    if isinstance(source, str):
+        meta["source_id"] = source
+    return meta
+
+
+def chatgpt_branch(conv: dict, where: str) -> tuple[list[dict], int]:
+    """The messages on the path root → ``current_node``, in order, and how many were skipped."""
+    mapping = conv.get("mapping")
+    if not isinstance(mapping, dict) or not mapping:
+        raise ImportFormatError(f"{where}: \"mapping\" must be a non-empty object")
+    node_id = conv.get("current_node")
+    if not isinstance(node_id, str) or node_id not in mapping:
+        raise ImportFormatError(f"{where}: \"current_node\" {str(node_id)[:80]!r} is not a node of its mapping")
+    chain, seen = [], set()
+    while node_id is not None:
+        if node_id in seen:
+            raise ImportFormatError(f"{where}: the parent links of node {node_id[:80]!r} form a cycle")
+        seen.add(node_id)
+        node = mapping.get(node_id)
+        if not isinstance(node, dict):
+            raise ImportFormatError(f"{where}: node {str(node_id)[:80]!r} is missing from the mapping")
+        chain.append(node)
+        node_id = node.get("parent")
+        if node_id is not None and not isinstance(node_id, str):
+            raise ImportFormatError(f"{where}: node {str(chain[-1].get('id'))[:80]!r} has an invalid parent")
+    messages, skipped = [], 0
+    fallback_ts = conv.get("create_time") if _is_number(conv.get("create_time")) else time.time()
+    for node in reversed(chain):
+        raw = node.get("message")
+        if raw is None:
+            continue                  # the structural root
+        if not isinstance(raw, dict):
+            raise ImportFormatError(f"{where}: node {str(node.get('id'))[:80]!r} has a malformed message")
+        msg = _chatgpt_message(raw, fallback_ts)
+        if msg is None:
+            skipped += 1
+            continue
+        fallback_ts = msg["timestamp"]
+        messages.append(msg)
+    return messages, skipped
+
+
+def _chatgpt_message(raw: dict, fallback_ts: float) -> dict | None:
+    """One of our messages from a ChatGPT message node, or None to skip it."""
+    author = raw.get("author") if isinstance(raw.get("author"), dict) else {}
+    role = author.get("role")
+    meta = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
+    if role not in ("user", "assistant") or meta.get("is_visually_hidden_from_conversation"):
+        return None
+    text = clean_json(_chatgpt_text(raw.get("content")))
+    if not text.strip():
+        return None
+    ts = raw.get("create_time")
+    msg = {"role": role, "content": text, "timestamp": float(ts) if _is_number(ts) else fallback_ts}
+    if role == "assistant":
+        msg["status"] = "complete"
+        if isinstance(meta.get("model_slug"), str):
+            msg["model"] = meta["model_slug"]
+    return msg
+
+
+def _chatgpt_text(content) -> str:
+    """The visible text of a ChatGPT ``content`` object (text, multimodal text or code)."""
+    if not isinstance(content, dict):
+        return ""
+    ctype = content.get("content_type")
+    if ctype in ("user_editable_context", "thoughts", "reasoning_recap", "model_editable_context"):
+        return ""
+    if ctype == "code" and isinstance(content.get("text"), str):
+        return f"```\n{content['text']}\n```"
+    parts = content.get("parts")
+    if isinstance(parts, list):
+        return "\n".join(p for p in parts if isinstance(p, str))
+    text = content.get("text")
+    return text if isinstance(text, str) else ""

@@ -1,0 +1,409 @@
+"""Session operations (issue 9): retry, undo, edit, duplicate, clear, export and import.
+
+Every mutating operation follows one path (:func:`_locked_session`): settle a stale
+stream, take the session lock, refuse with 409 while a live stream owns the session or
+when the client's ``expected_message_count`` is stale, load the session in full from
+disk (never from the client), change ``messages``, and save. Deliberate shrinks save
+with ``intentional_shrink=True``: the previous file goes to ``<sid>.json.bak`` and the
+marker keeps start-up self-heal from bringing removed messages back. Retry and edit then
+start the new turn through :func:`api.turns.start_turn` while still holding the
+(re-entrant) session lock, so no other request can slip in between the trim and the turn.
+
+New sessions (duplicate, import) are written in one atomic save each; an import is
+parsed and validated whole (:mod:`api.chatgpt_import`) before the first file is written,
+and the files already written are removed if a later write fails.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+import zipfile
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from . import search, streams
+from .chatgpt_import import EXPORT_VERSION, ImportFormatError, parse_import
+from .httputil import ApiError, arg_str, field, json_body
+from .models import (
+    DEFAULT_TITLE,
+    PRIVATE_KEYS,
+    Session,
+    SessionStore,
+    clean_title,
+    new_session_id,
+    validate_session_id,
+)
+from .routes import MAX_MESSAGE_CHARS, _clear_stale_stream_state, _store
+from .search import message_text
+from .streams import _get_session_agent_lock
+from .turns import TurnConflict, start_turn
+
+log = logging.getLogger(__name__)
+bp = Blueprint("session_ops", __name__)
+IMPORT_MAX_BYTES = 50 * 1024 * 1024
+_STREAM_KEYS = ("active_stream_id", "pending_user_message", "pending_started_at")
+
+
+def _state():
+    return current_app.extensions["hermes"]
+
+
+def _target(body: dict) -> tuple[str, int | None]:
+    sid = validate_session_id(field(body, "session_id", str))
+    expected = field(body, "expected_message_count", int, required=False)
+    if expected is not None and expected < 0:
+        raise ApiError("field 'expected_message_count' must not be negative")
+    return sid, expected
+
+
+@contextmanager
+def _locked_session(session_id: str, expected: int | None):
+    """Yield ``session_id`` loaded in full, under its lock, ready to change.
+
+    Raises SessionNotFound (404), SessionUnreadable (500), TurnConflict (409) when a
+    live stream owns the session, its interrupted turn could not be settled, or
+    ``expected`` is not the number of messages on disk.
+    """
+    store = _store()
+    _clear_stale_stream_state(store.load_metadata_only(session_id))
+    with _get_session_agent_lock(session_id):
+        session = store.load(session_id)
+        if session.active_stream_id:
+            if streams.is_alive(session.active_stream_id):
+                raise TurnConflict("a reply is streaming in this session: wait for it or cancel it first")
+            raise TurnConflict("the session's last turn was interrupted and could not be settled yet")
+        if expected is not None and expected != len(session.messages):
+            raise TurnConflict(f"the session has {len(session.messages)} messages, not {expected}: "
+                               "it changed in another tab; reload it")
+        yield session
+
+
+def _last_user_index(messages: list[dict]) -> int | None:
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i].get("role") == "user":
+            return i
+    return None
+
+
+def _restart_from(session: Session, keep: int, text: str, model: str | None) -> Response:
+    """Trim ``session`` to its first ``keep`` messages and start a turn with ``text``
+    (the caller holds the session lock). Answers ``{stream_id, session_id, message_count}``."""
+    st = _state()
+    sid = session.session_id
+    original = session.messages
+    session.messages = original[:keep]
+    session.save(intentional_shrink=True)
+    try:
+        stream_id = start_turn(_store(), st.backend, sid, text, checkpoint_seconds=st.config.checkpoint_seconds,
+                               expected_message_count=keep, model=model)
+    except BaseException:
+        # The turn could not start (e.g. the disk filled up): put the messages back, so
+        # the user's text is not lost with it. The .bak holds them if this fails too.
+        session.messages = original
+        try:
+            session.save(touch=False)
+        except OSError as exc:
+            log.error("could not restore %s after a failed turn start: %s", sid, exc)
+        raise
+    return jsonify(stream_id=stream_id, session_id=sid, message_count=keep)
+
+
+# ---------------------------------------------------------------- operations
+
+
+@bp.post("/api/session/retry")
+def retry():
+    """``{session_id, expected_message_count?, model?}`` → ``{stream_id, session_id, message_count}``.
+
+    Drops the last user message and everything after it (the reply being retried) and
+    runs a new turn with that user message; ``message_count`` is the count after the
+    trim (the turn appends the user message and the new reply when it finishes).
+    400 if there is no user message to retry; 404 unknown session; 409 live stream or
+    stale ``expected_message_count`` (nothing changed).
+    """
+    body = json_body()
+    sid, expected = _target(body)
+    model = field(body, "model", str, required=False)
+    with _locked_session(sid, expected) as session:
+        at = _last_user_index(session.messages)
+        text = message_text(session.messages[at]) if at is not None else ""
+        if not text.strip():
+            raise ApiError("nothing to retry: the session has no user message with text")
+        return _restart_from(session, at, text, model)
+
+
+@bp.post("/api/session/edit")
+def edit():
+    """``{session_id, message_index, content, expected_message_count?, model?}`` →
+    ``{stream_id, session_id, message_count}``.
+
+    Replaces user message ``message_index`` (0-based) with ``content``: that message and
+    everything after it are dropped and a new turn runs with ``content``. 400 if the
+    index is out of range, not a user message, or ``content`` is empty; 413 if
+    ``content`` is over 1,000,000 characters; 404/409 as for retry.
+    """
+    body = json_body()
+    sid, expected = _target(body)
+    index = field(body, "message_index", int)
+    content = field(body, "content", str)
+    model = field(body, "model", str, required=False)
+    if not content.strip():
+        raise ApiError("content must not be empty")
+    if len(content) > MAX_MESSAGE_CHARS:
+        raise ApiError(f"content is longer than {MAX_MESSAGE_CHARS} characters", 413)
+    with _locked_session(sid, expected) as session:
+        if not 0 <= index < len(session.messages):
+            raise ApiError(f"message_index {index} is out of range (the session has "
+                           f"{len(session.messages)} messages)")
+        if session.messages[index].get("role") != "user":
+            raise ApiError(f"message {index} is not a user message; only those can be edited")
+        return _restart_from(session, index, content, model)
+
+
+@bp.post("/api/session/undo")
+def undo():
+    """``{session_id, expected_message_count?}`` →
+    ``{session: compact, removed: n, removed_user_message: str | null}``.
+
+    Removes the last exchange: the last user message and everything after it (or, with
+    no user message, the last message). ``removed_user_message`` is that message's text,
+    for the composer. 400 if the session is empty; 404/409 as for retry.
+    """
+    sid, expected = _target(json_body())
+    with _locked_session(sid, expected) as session:
+        if not session.messages:
+            raise ApiError("nothing to undo: the session is empty")
+        at = _last_user_index(session.messages)
+        at = len(session.messages) - 1 if at is None else at
+        removed = session.messages[at:]
+        session.messages = session.messages[:at]
+        session.save(intentional_shrink=True)
+        user_text = message_text(removed[0]) if removed[0].get("role") == "user" else None
+        return jsonify(session=session.compact(), removed=len(removed), removed_user_message=user_text)
+
+
+@bp.post("/api/session/clear")
+def clear():
+    """``{session_id, expected_message_count?}`` → ``{session: compact, removed: n}``.
+
+    Removes every message (title and settings stay). 404/409 as for retry.
+    """
+    sid, expected = _target(json_body())
+    with _locked_session(sid, expected) as session:
+        removed = len(session.messages)
+        if removed:
+            session.messages = []
+            session.save(intentional_shrink=True)
+        return jsonify(session=session.compact(), removed=removed)
+
+
+@bp.post("/api/session/duplicate")
+def duplicate():
+    """``{session_id, up_to_index?, expected_message_count?}`` → ``{session: compact}`` (the copy).
+
+    Forks the session into a new one holding messages ``0..up_to_index`` inclusive
+    (default: all), titled "<title> (fork)"; the original is not changed. 400 if
+    ``up_to_index`` is out of range; 404/409 as for retry.
+    """
+    body = json_body()
+    sid, expected = _target(body)
+    up_to = field(body, "up_to_index", int, required=False)
+    with _locked_session(sid, expected) as source:
+        if up_to is not None and not 0 <= up_to < len(source.messages):
+            raise ApiError(f"up_to_index {up_to} is out of range (the session has "
+                           f"{len(source.messages)} messages)")
+        messages = source.messages if up_to is None else source.messages[:up_to + 1]
+        title = clean_title(f"{source.meta.get('title') or DEFAULT_TITLE} (fork)")
+        meta = {"title": title, "manual_title": True, "model": source.meta.get("model"),
+                "workspace": source.meta.get("workspace"), "forked_from": sid}
+    [copy] = create_sessions(_store(), [{"meta": meta, "messages": messages}], keep_times=False)
+    return jsonify(session=copy.compact())
+
+
+def create_sessions(store: SessionStore, items: list[dict], *, keep_times: bool) -> list[Session]:
+    """Write each ``{"meta", "messages"}`` as a new session with a fresh id, one atomic
+    save each. ``keep_times`` keeps the items' ``created_at``/``updated_at`` (else now).
+
+    All or nothing: if a write fails (OSError, e.g. a full disk) the sessions already
+    written are deleted again and the error is raised.
+    """
+    written: list[Session] = []
+    try:
+        for item in items:
+            sid = new_session_id()
+            while store.path(sid).exists():
+                sid = new_session_id()
+            now = time.time()
+            meta = {"session_id": sid, "title": DEFAULT_TITLE, "manual_title": False, "created_at": now,
+                    "updated_at": now, "model": None, "workspace": None, "pinned": False, "archived": False}
+            meta.update({k: v for k, v in item["meta"].items()
+                         if keep_times or k not in ("created_at", "updated_at")})
+            meta.update(dict.fromkeys(_STREAM_KEYS), session_id=sid, message_count=len(item["messages"]))
+            session = Session(store, meta, list(item["messages"]))
+            with _get_session_agent_lock(sid):
+                session.save(touch=False)
+            written.append(session)
+    except BaseException:
+        for session in written:
+            with _get_session_agent_lock(session.session_id):
+                store.delete(session.session_id)
+        raise
+    return written
+
+
+# ---------------------------------------------------------------- export
+
+
+@bp.get("/api/session/export")
+def export():
+    """Download one session: query ``session_id``, ``format=json`` (default) or ``md``.
+
+    ``json``: ``{"hermes_webui_export": 1, "exported_at", "session": {…metadata,
+    "messages": [...]}}``, which ``/api/session/import`` reads back. ``md``: a readable
+    transcript. Sent with ``Content-Disposition: attachment``. Only saved messages are
+    exported (not a reply still streaming). 400 bad id or format; 404 unknown; 500 unreadable.
+    """
+    sid = validate_session_id(arg_str("session_id"))
+    fmt = request.args.get("format") or "json"
+    if fmt not in ("json", "md"):
+        raise ApiError("query parameter 'format' must be 'json' or 'md'")
+    store = _store()
+    _clear_stale_stream_state(store.load_metadata_only(sid))
+    session = store.load(sid)
+    meta = {k: v for k, v in session.meta.items() if k not in PRIVATE_KEYS and k not in _STREAM_KEYS}
+    if fmt == "json":
+        doc = {"hermes_webui_export": EXPORT_VERSION, "exported_at": time.time(),
+               "session": dict(meta, messages=session.messages)}
+        body, mimetype = json.dumps(doc, ensure_ascii=False, indent=1), "application/json"
+    else:
+        body, mimetype = render_markdown(meta, session.messages), "text/markdown"
+    resp = Response(body.encode("utf-8", "replace"), mimetype=mimetype)
+    resp.headers["Content-Disposition"] = _attachment(meta.get("title") or sid, fmt)
+    return resp
+
+
+def _attachment(title: str, ext: str) -> str:
+    """``attachment`` with an ASCII ``filename`` and the exact UTF-8 ``filename*`` (RFC 6266)."""
+    base = " ".join(str(title).split())[:80] or "session"
+    ascii_name = "".join(c if c.isascii() and (c.isalnum() or c in " ._-") else "_" for c in base).strip() or "session"
+    return f"attachment; filename=\"{ascii_name}.{ext}\"; filename*=UTF-8''{quote(base + '.' + ext, safe='')}"
+
+
+def _when(ts) -> str:
+    if not isinstance(ts, (int, float)) or isinstance(ts, bool):
+        return ""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def render_markdown(meta: dict, messages: list[dict]) -> str:
+    """A session as a Markdown transcript: a heading per message, reasoning folded in
+    ``<details>``, tool calls listed with their results."""
+    lines = [f"# {meta.get('title') or DEFAULT_TITLE}", ""]
+    facts = [f"Created {_when(meta.get('created_at'))}" if meta.get("created_at") else "",
+             f"model {meta['model']}" if meta.get("model") else "", f"{len(messages)} messages"]
+    lines += ["_" + " · ".join(f for f in facts if f) + "_", ""]
+    for msg in messages:
+        role = str(msg.get("role") or "message").capitalize()
+        status = msg.get("status")
+        heading = f"## {role}"
+        if _when(msg.get("timestamp")):
+            heading += f" · {_when(msg.get('timestamp'))}"
+        if status and status != "complete":
+            heading += f" ({status})"
+        lines += [heading, ""]
+        if msg.get("reasoning"):
+            lines += ["<details><summary>Reasoning</summary>", "", str(msg["reasoning"]), "", "</details>", ""]
+        for call in msg.get("tool_calls") or []:
+            if isinstance(call, dict):
+                name = call.get("name") or (call.get("function") or {}).get("name") or "tool"
+                args = json.dumps(call.get("args", (call.get("function") or {}).get("arguments")), ensure_ascii=False)
+                lines += [f"- Tool `{name}` {args}" + (f" → {str(call['result'])[:500]}" if "result" in call else "")]
+        if msg.get("tool_calls"):
+            lines.append("")
+        lines += [message_text(msg), ""]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- import
+
+
+@bp.post("/api/session/import")
+def import_sessions():
+    """Import our JSON export or a ChatGPT ``conversations.json`` (or the export's .zip).
+
+    Input: multipart with the file in the part named ``file``, or the document as the
+    request body. Up to 50 MiB (413 beyond). Output: ``{sessions: [compact], imported: n,
+    skipped_messages: n}``; every conversation becomes a new session with a fresh id.
+    400 with the reason (and nothing written) for a file that is not UTF-8 JSON in a
+    known format or has a malformed conversation.
+    """
+    doc = _decode(_upload_bytes())
+    try:
+        items = parse_import(doc)
+    except ImportFormatError as exc:
+        raise ApiError(f"cannot import this file: {exc}") from None
+    sessions = create_sessions(_store(), items, keep_times=True)
+    return jsonify(sessions=[s.compact() for s in sessions], imported=len(sessions),
+                   skipped_messages=sum(item.get("skipped", 0) for item in items))
+
+
+@bp.url_value_preprocessor
+def _per_route_limits(endpoint, values):
+    # Runs before every before_request hook, so no hook can read the body under the
+    # app-wide 2 MiB limit first.
+    if endpoint == "session_ops.import_sessions":
+        request.max_content_length = IMPORT_MAX_BYTES
+
+
+def _upload_bytes() -> bytes:
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise ApiError("missing the file: send it in the multipart part named 'file'")
+        raw = upload.read(IMPORT_MAX_BYTES + 1)
+    else:
+        raw = request.get_data(cache=False)
+    if len(raw) > IMPORT_MAX_BYTES:
+        raise ApiError(f"the file is larger than {IMPORT_MAX_BYTES // (1024 * 1024)} MiB", 413)
+    if not raw.strip():
+        raise ApiError("the file is empty")
+    return _from_zip(raw) if raw[:4] == b"PK\x03\x04" else raw
+
+
+def _from_zip(raw: bytes) -> bytes:
+    """``conversations.json`` (or the only .json file) of a zip archive, size-capped."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            names = [n for n in archive.namelist() if n.lower().endswith(".json") and not n.endswith("/")]
+            chosen = [n for n in names if n.rsplit("/", 1)[-1] == "conversations.json"] or names
+            if len(chosen) != 1:
+                raise ApiError("the zip archive has no conversations.json")
+            with archive.open(chosen[0]) as member:
+                data = member.read(IMPORT_MAX_BYTES + 1)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError) as exc:
+        raise ApiError(f"cannot read the zip archive: {exc}") from None
+    if len(data) > IMPORT_MAX_BYTES:
+        raise ApiError(f"{chosen[0]} is larger than {IMPORT_MAX_BYTES // (1024 * 1024)} MiB", 413)
+    return data
+
+
+def _decode(raw: bytes):
+    try:
+        return json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise ApiError(f"the file is not UTF-8 text (bad byte at offset {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(f"the file is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except RecursionError:
+        raise ApiError("the file is not valid JSON: nested too deeply") from None
+
+
+def init_app(app) -> None:
+    """Register the blueprint and open the full-text search index (:mod:`api.search`)."""
+    app.register_blueprint(bp)
+    search.init_app(app)
