@@ -91,25 +91,15 @@ def _last_user_index(messages: list[dict]) -> int | None:
 
 
 def _restart_from(session: Session, keep: int, text: str, model: str | None) -> Response:
-    """Trim ``session`` to its first ``keep`` messages and start a turn with ``text``
-    (the caller holds the session lock). Answers ``{stream_id, session_id, message_count}``."""
+    """Start a turn with ``text`` on ``session`` trimmed to its first ``keep`` messages
+    (the caller holds the session lock). The trim and the pending turn are one atomic
+    write (:func:`api.turns.start_turn` ``replace_messages``), so no crash can lose the
+    user's text in between. Answers ``{stream_id, session_id, message_count}``."""
     st = _state()
     sid = session.session_id
-    original = session.messages
-    session.messages = original[:keep]
-    session.save(intentional_shrink=True)
-    try:
-        stream_id = start_turn(_store(), st.backend, sid, text, checkpoint_seconds=st.config.checkpoint_seconds,
-                               expected_message_count=keep, model=model)
-    except BaseException:
-        # The turn could not start (e.g. the disk filled up): put the messages back, so
-        # the user's text is not lost with it. The .bak holds them if this fails too.
-        session.messages = original
-        try:
-            session.save(touch=False)
-        except OSError as exc:
-            log.error("could not restore %s after a failed turn start: %s", sid, exc)
-        raise
+    stream_id = start_turn(_store(), st.backend, sid, text, checkpoint_seconds=st.config.checkpoint_seconds,
+                           expected_message_count=len(session.messages), model=model,
+                           replace_messages=session.messages[:keep])
     return jsonify(stream_id=stream_id, session_id=sid, message_count=keep)
 
 

@@ -183,9 +183,13 @@ class Turn:
 
 def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text: str, *,
                checkpoint_seconds: float = 1.0, expected_message_count: int | None = None,
-               model: str | None = None) -> str:
+               model: str | None = None, replace_messages: list | None = None) -> str:
     """Begin a turn and return its stream id.
 
+    ``replace_messages`` (retry, edit) replaces the transcript in the same atomic write
+    that records the pending turn, as a deliberate shrink: a crash can never leave the
+    trimmed transcript without the user's new message. ``expected_message_count`` is
+    checked against the transcript before that replacement.
     Raises SessionNotFound / SessionUnreadable / InvalidSessionId, and TurnConflict if a
     live stream owns the session, a stale stream could not be settled, or
     ``expected_message_count`` does not match the file.
@@ -202,11 +206,17 @@ def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text
         stream_id = secrets.token_hex(8)
         changes = {"active_stream_id": stream_id, "pending_user_message": text,
                    "pending_started_at": time.time(), "pending_assistant_message": None}
-        if not session.meta.get("manual_title") and session.message_count == 0:
+        if not session.meta.get("manual_title") and (session.message_count == 0 or replace_messages == []):
             changes["title"] = auto_title(text)
         if model:
             changes["model"] = model
-        store.patch_metadata(session_id, changes)
+        if replace_messages is None:
+            store.patch_metadata(session_id, changes)
+        else:
+            full = store.load(session_id)
+            full.messages = list(replace_messages)
+            full.meta.update(changes)
+            full.save(intentional_shrink=True)
         channel = StreamChannel(stream_id, session_id)
         turn = Turn(store, backend, channel, text, checkpoint_seconds)
         channel.turn = turn
