@@ -1,7 +1,8 @@
 """Regenerate the README screenshots: ``python -m tests.browser.screenshots``.
 
-Writes ``docs/screenshot-desktop-dark.png``, ``docs/screenshot-desktop-light.png`` and
-``docs/screenshot-phone.png`` from a throw-away state dir filled with sample chats, served
+Writes ``docs/screenshot-desktop-dark.png``, ``docs/screenshot-desktop-light.png`` (with
+the side panel open on a workspace file) and ``docs/screenshot-phone.png`` from a
+throw-away state dir filled with sample chats and files, served
 by a real server with the ``fake`` backend and shot with Debian's Chromium. Nothing
 touches the real home directory.
 """
@@ -92,6 +93,22 @@ def populate(sessions: Path) -> None:
         ], updated_at=min(at(days), now - 3600) if days == 0 else at(days), pinned=pinned)
 
 
+WORKSPACE_FILES = {
+    "atomic.py": 'import os\n\n\ndef atomic_write(path: str, data: bytes) -> None:\n    """Write data to path; a crash '
+                 'leaves the old file or the new one."""\n    tmp = f"{path}.tmp"\n    with open(tmp, "wb") as f:\n'
+                 '        f.write(data)\n        f.flush()\n        os.fsync(f.fileno())\n    os.replace(tmp, path)\n',
+    "notes/plan.md": "# Plan\n\n- atomic writes\n- fsync the folder\n",
+    "README.md": "# Sample workspace\n",
+}
+
+
+def add_files(server) -> None:
+    server.post("/api/file/create", {"session_id": SHOWCASE, "path": "notes", "kind": "dir"})
+    for path, content in WORKSPACE_FILES.items():
+        r = server.post("/api/file/create", {"session_id": SHOWCASE, "path": path, "content": content})
+        assert r.status_code == 200, r.text
+
+
 def shoot(page, path: Path) -> None:
     page.wait_for_selector(".msg-assistant .code-block")
     page.wait_for_timeout(300)  # let fonts and the highlight stylesheet settle
@@ -105,6 +122,7 @@ def main() -> int:
         populate(Path(tmp) / "state" / "sessions")
         server = LiveServer(Path(tmp)).start()
         try:
+            add_files(server)
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 for scheme in ("dark", "light"):
@@ -112,8 +130,12 @@ def main() -> int:
                     page = ctx.new_page()
                     page.goto(server.url(f"/?s={SHOWCASE}"))
                     page.click(".msg-assistant details.reasoning summary")
+                    if scheme == "light":  # the side panel, on a previewed workspace file
+                        page.click("#toggle-workspace")
+                        page.click("#tabpanel-files .hp-entry:text-is('atomic.py')")
+                        page.wait_for_selector("#tabpanel-files .hp-preview pre")
                     page.eval_on_selector("#messages-scroll", "el => el.scrollTo(0, 0)")
-                    page.mouse.move(1000, 420)  # over the reply: its Copy action shows
+                    page.mouse.move(700, 420)  # over the reply: its actions show
                     shoot(page, DOCS / f"screenshot-desktop-{scheme}.png")
                     ctx.close()
                 ctx = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,

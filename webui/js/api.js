@@ -17,6 +17,12 @@ export function csrfToken() {
   return value === "__CSRF_TOKEN__" ? "" : value;
 }
 
+/** Replace the page's CSRF token (the server issues a new one when a login starts). */
+export function setCsrfToken(token) {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  if (meta && typeof token === "string") meta.setAttribute("content", token);
+}
+
 let redirecting = false;
 /** Leave for the login page, remembering where we were. */
 export function redirectToLogin() {
@@ -27,11 +33,12 @@ export function redirectToLogin() {
 }
 
 /**
- * Call the API. ``opts``: {method = "GET", params (query object), body (JSON), signal}.
+ * Call the API. ``opts``: {method = "GET", params (query object), body (JSON), form
+ * (a FormData sent as multipart instead of ``body``), signal}.
  * Resolves to the parsed JSON body; rejects with ApiError (status 0 when the server is
  * unreachable, or the server's ``{error}`` message otherwise). AbortError passes through.
  */
-export async function api(path, { method = "GET", params, body, signal } = {}) {
+export async function api(path, { method = "GET", params, body, form, signal } = {}) {
   let url = path;
   if (params) {
     const query = new URLSearchParams();
@@ -40,9 +47,13 @@ export async function api(path, { method = "GET", params, body, signal } = {}) {
   }
   const init = { method, signal, credentials: "same-origin", headers: { Accept: "application/json" } };
   if (method !== "GET") {
-    init.headers["Content-Type"] = "application/json";
     init.headers["X-CSRF-Token"] = csrfToken();
-    init.body = JSON.stringify(body ?? {});
+    if (form) {
+      init.body = form; // the browser sets the multipart Content-Type with its boundary
+    } else {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body ?? {});
+    }
   }
   let resp;
   try {
@@ -62,3 +73,6 @@ export async function api(path, { method = "GET", params, body, signal } = {}) {
 }
 
 export const post = (path, body, opts = {}) => api(path, { ...opts, method: "POST", body });
+
+/** POST ``form`` (a FormData) as multipart/form-data; answers and errors as ``api``. */
+export const postForm = (path, form, opts = {}) => api(path, { ...opts, method: "POST", form });

@@ -1,12 +1,15 @@
-// Entry point: wires the sidebar, the chat, the composer and the workspace panel, keeps
-// the open chat in the URL (/?s=<session id>; back and forward work), and handles the
-// global keys: Ctrl/Cmd+K focuses search, Esc stops a reply (or closes what is open).
+// Entry point: wires the sidebar (with the profile switcher and Settings), the chat and
+// its ⋯ menu, the composer and the side panel; keeps the open chat in the URL
+// (/?s=<session id>; back and forward work), and handles the global keys: Ctrl/Cmd+K
+// focuses search, Esc stops a reply (or closes what is open).
 
-import { api } from "./api.js";
-import { $, toast } from "./dom.js";
+import { api, postForm } from "./api.js";
+import { $, announce, toast } from "./dom.js";
 import { Chat } from "./chat.js";
 import { initComposer } from "./composer.js";
-import { closeMenu, dialogIsOpen, menuIsOpen } from "./menu.js";
+import { closeMenu, dialogIsOpen, menuIsOpen, openMenu } from "./menu.js";
+import { initProfiles } from "./profile.js";
+import { initSettings } from "./settings.js";
 import { Sidebar } from "./sidebar.js";
 import { initWorkspacePanel } from "./workspace.js";
 
@@ -18,6 +21,7 @@ const app = $("#app");
 let chat;
 let sidebar;
 let composer;
+let panel;
 
 /** The session id in the address bar, or null. */
 function sidFromUrl() {
@@ -41,7 +45,44 @@ function navigate(sid, { replace = false } = {}) {
 function setTitle(title) {
   $("#chat-title").textContent = title || "New chat";
   document.title = title ? `${title} · Hermes` : "Hermes";
-  $("#chat-menu-btn").hidden = !chat.sessionId;
+}
+
+// ------------------------------------------------------------ chat menu, import
+
+/** The chat header's ⋯ menu: the sidebar's items plus export, import, undo and clear. */
+function openChatMenu(anchor) {
+  const importItem = { label: "Import chats…", icon: "upload", action: () => $("#import-input").click() };
+  if (!chat.sessionId) {
+    openMenu(anchor, [importItem]);
+    return;
+  }
+  const empty = chat.count === 0;
+  openMenu(anchor, sidebar.menuItems(chat.sessionId, [
+    { label: "Export as Markdown", icon: "download", action: () => chat.exportAs("md") },
+    { label: "Export as JSON", icon: "download", action: () => chat.exportAs("json") },
+    importItem,
+    "separator",
+    ...(empty ? [] : [
+      { label: "Undo last exchange", icon: "undo", action: () => chat.undo() },
+      { label: "Clear chat", icon: "eraser", danger: true, action: () => chat.clear() },
+    ]),
+  ]));
+}
+
+/** Import the chosen file (our JSON export or a ChatGPT export) and open the first chat. */
+async function importFile(file) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  try {
+    const { sessions, imported, skipped_messages: skipped } = await postForm("/api/session/import", form);
+    await sidebar.refresh();
+    if (!imported) { toast("The file holds no chats to import."); return; }
+    const note = skipped ? ` (${skipped} message${skipped === 1 ? "" : "s"} could not be read)` : "";
+    toast(`Imported ${imported === 1 ? "1 chat" : `${imported} chats`}${note}.`);
+    await navigate(sessions[0].session_id);
+  } catch (err) {
+    toast(`Could not import ${file.name}: ${err.message}`, 7000);
+  }
 }
 
 // ------------------------------------------------------------ phone drawer
@@ -109,8 +150,19 @@ function wire() {
     onCreated: (sid) => {
       history.replaceState({ sid }, "", urlFor(sid));
       sidebar.setActive(sid);
-      $("#chat-menu-btn").hidden = false;
+      document.dispatchEvent(new CustomEvent("hermes:session", { detail: { sessionId: sid } }));
     },
+    onForked: async (sid) => {
+      await sidebar.refresh();
+      await navigate(sid);
+      announce("Opened the fork of the chat");
+    },
+    offerText: (text) => {
+      if (!composer.isEmpty()) return false;
+      composer.setText(text);
+      return true;
+    },
+    onTurnEnded: () => panel.refreshFiles(),
     onListChanged: () => sidebar.refresh(),
     onMissing: (sid) => {
       toast("That chat does not exist any more.");
@@ -120,15 +172,27 @@ function wire() {
     setBanner: (on) => { $("#banner").hidden = !on; },
   });
   composer = initComposer({ onSend: (text) => chat.send(text), onStop: () => chat.stop() });
-  initWorkspacePanel();
+  panel = initWorkspacePanel({ sessionId: () => chat.sessionId });
+  initSettings();
+  initProfiles({
+    onSwitch: async (name) => {
+      panel.reset();
+      await navigate(null);
+      await sidebar.refresh();
+      toast(`Switched to the profile ${name}.`);
+    },
+  });
 
   $("#new-chat").addEventListener("click", () => navigate(null));
   $("#brand-link").addEventListener("click", (e) => { e.preventDefault(); navigate(null); });
   $("#open-sidebar").addEventListener("click", openDrawer);
   $("#close-sidebar").addEventListener("click", closeDrawer);
   $("#scrim").addEventListener("click", closeDrawer);
-  $("#chat-menu-btn").addEventListener("click", (e) => {
-    if (chat.sessionId) sidebar.openSessionMenu(e.currentTarget, chat.sessionId);
+  $("#chat-menu-btn").addEventListener("click", (e) => openChatMenu(e.currentTarget));
+  $("#import-input").addEventListener("change", (e) => {
+    const [file] = e.target.files;
+    e.target.value = "";
+    if (file) importFile(file);
   });
   $("#suggestions").addEventListener("click", (e) => {
     const btn = e.target.closest(".suggestion");

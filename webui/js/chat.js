@@ -1,11 +1,14 @@
 // The conversation in the centre: opening a session on its newest page, loading older
 // pages on scroll, sending, streaming, stopping, and re-attaching to a reply that is
-// still running (after a reload, a network loss or in a second tab).
+// still running (after a reload, a network loss or in a second tab); and the session
+// operations (retry, edit, fork, undo, clear, export). Every operation sends the message
+// count the page shows; a 409 (the chat changed elsewhere) reloads the chat and says why.
 
 import { api, post } from "./api.js";
 import { $, announce, h, toast } from "./dom.js";
 import { handleCopyClick, renderTexts } from "./markdown.js";
-import { AssistantView, isMarkdown, messageElement, textOf, userElement } from "./messages.js";
+import { openDialog } from "./menu.js";
+import { AssistantView, isMarkdown, messageElement, openEditor, textOf, userElement } from "./messages.js";
 import { StreamClient } from "./stream.js";
 
 export const PAGE_SIZE = 50;
@@ -14,7 +17,8 @@ const STICK_PX = 80;         // "at the bottom" tolerance for following a stream
 
 /**
  * Chat controller. ``hooks``: {onTitle(title|null), onCreated(sid), onListChanged(),
- * onMissing(sid), setStreaming(bool), setBanner(bool)}.
+ * onMissing(sid), setStreaming(bool), setBanner(bool), onForked(sid), offerText(text),
+ * onTurnEnded()}.
  */
 export class Chat {
   constructor(hooks) {
@@ -76,6 +80,7 @@ export class Chat {
     if (token !== this.openToken) return;
     this.list.replaceChildren(...nodes);
     this.list.removeAttribute("aria-busy");
+    this.markLast();
     const running = session.active_stream_id && session.pending_user_message != null;
     if (running) this.attach(session.active_stream_id, session.pending_user_message, session.pending_started_at);
     else this.addResumeNotice();
@@ -194,6 +199,7 @@ export class Chat {
     const userEl = userElement({ role: "user", content: userText, timestamp: startedAt }, "");
     const view = new AssistantView();
     this.list.append(userEl, view.el);
+    this.markLast();
     const sid = this.sessionId;
     const stream = { streamId, sid, view, userEl, done: null, client: null };
     stream.client = new StreamClient({
@@ -242,8 +248,10 @@ export class Chat {
       this.hooks.setBanner(false);
     }
     stream.view.el.classList.remove("streaming");
+    this.markLast();
     announce(status === "complete" ? "Reply finished" : `Reply ${status}`);
     this.hooks.onListChanged();
+    this.hooks.onTurnEnded?.();
   }
 
   async refreshCount(sid) {
@@ -311,7 +319,137 @@ export class Chat {
   }
 
   onClick(e) {
-    handleCopyClick(e);
+    if (e.target.closest(".copy-btn, .msg-copy")) {
+      handleCopyClick(e);
+      return;
+    }
+    const btn = e.target.closest(".msg-action[data-action]");
+    const article = btn?.closest(".msg");
+    if (!article || btn.dataset.action === "copy") return;
+    const index = Number.parseInt(article.dataset.index, 10);
+    if (!Number.isInteger(index)) return;
+    if (btn.dataset.action === "edit") openEditor(article, (text) => this.edit(index, text));
+    else if (btn.dataset.action === "retry") this.retry();
+    else if (btn.dataset.action === "fork") this.fork(index);
+  }
+
+  /** Mark the last reply (the one Retry replaces) with ``.is-last``. */
+  markLast() {
+    for (const el of this.list.querySelectorAll(".msg.is-last")) el.classList.remove("is-last");
+    const last = this.list.lastElementChild;
+    if (last && last.matches(".msg-assistant:not(.streaming)")) last.classList.add("is-last");
+  }
+
+  // ------------------------------------------------------------ session operations
+
+  /**
+   * POST a session operation on the open chat with ``expected_message_count``; resolves
+   * to the answer, or null when it was refused (said in a toast; on 409 the chat is
+   * reloaded to show what changed).
+   */
+  async op(path, body, what) {
+    const sid = this.sessionId;
+    if (!sid) return null;
+    if (this.stream || this.sending) {
+      toast(`Cannot ${what} while a reply is running: wait for it or stop it first.`);
+      return null;
+    }
+    this.sending = true;
+    try {
+      return await post(path, { session_id: sid, expected_message_count: this.count, ...body });
+    } catch (err) {
+      if (err.status === 409) {
+        toast(`Could not ${what}: ${err.message.replace(/;? ?reload it\.?$/, "")}. The chat was reloaded, so you see it as it is now.`, 7000);
+        if (sid === this.sessionId) await this.open(sid);
+      } else {
+        toast(`Could not ${what}: ${err.message}`);
+      }
+      return null;
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  /** Remove the shown messages from absolute index ``keep`` on. */
+  trimTo(keep) {
+    for (const el of [...this.list.children]) {
+      const i = Number.parseInt(el.dataset.index, 10);
+      if (Number.isInteger(i) && i >= keep) el.remove();
+    }
+    this.offset = Math.min(this.offset, keep);
+    this.removeResumeNotice();
+    this.markLast();
+    this.empty.hidden = this.list.children.length > 0;
+  }
+
+  // Retry and edit answer like /api/chat/start: the server trimmed the session to
+  // ``message_count`` messages and is running a turn with ``text``; follow it.
+  follow({ stream_id: streamId, session_id: sid, message_count: keep }, text) {
+    if (sid !== this.sessionId) return;
+    this.trimTo(keep);
+    this.count = keep;
+    this.stick = true;
+    this.attach(streamId, text, Date.now() / 1000);
+    this.hooks.onListChanged();
+  }
+
+  /** Replace the last reply with a new one to the same message. */
+  async retry() {
+    const res = await this.op("/api/session/retry", {}, "retry");
+    if (!res) return;
+    const userEl = this.list.querySelector(`.msg-user[data-index="${res.message_count}"]`);
+    if (userEl) this.follow(res, userEl.rawText);
+    else if (res.session_id === this.sessionId) await this.open(res.session_id); // the reload attaches to the turn
+  }
+
+  /** Replace user message ``index`` with ``text`` and run a new turn from there. */
+  async edit(index, text) {
+    const res = await this.op("/api/session/edit", { message_index: index, content: text }, "edit the message");
+    if (!res) return false;
+    this.follow(res, text);
+    return true;
+  }
+
+  /** Copy the chat up to message ``index`` (inclusive) into a new chat and open it. */
+  async fork(index) {
+    const res = await this.op("/api/session/duplicate", { up_to_index: index }, "fork the chat");
+    if (res) this.hooks.onForked(res.session.session_id);
+  }
+
+  /** Remove the last exchange; its message goes back into the empty message box. */
+  async undo() {
+    const res = await this.op("/api/session/undo", {}, "undo");
+    if (!res) return;
+    this.count = res.session.message_count;
+    this.trimTo(this.count);
+    const text = res.removed_user_message;
+    if (text && this.hooks.offerText(text)) toast("Removed the last exchange. Its message is back in the box.");
+    else announce("Removed the last exchange");
+    this.hooks.onListChanged();
+  }
+
+  /** Remove every message (after asking). */
+  async clear() {
+    if (!this.sessionId) return;
+    const ok = await openDialog({ title: "Clear this chat?", text: "Every message in it will be removed. The title stays.",
+      ok: "Clear", danger: true });
+    if (!ok) return;
+    const res = await this.op("/api/session/clear", {}, "clear the chat");
+    if (!res) return;
+    this.count = 0;
+    this.trimTo(0);
+    announce("Chat cleared");
+    this.hooks.onListChanged();
+  }
+
+  /** Download the chat as ``fmt`` ("md" or "json"). */
+  exportAs(fmt) {
+    if (!this.sessionId) return;
+    const query = new URLSearchParams({ session_id: this.sessionId, format: fmt });
+    const link = h("a", { href: `/api/session/export?${query}`, download: "", class: "visually-hidden" });
+    document.body.append(link);
+    link.click();
+    link.remove();
   }
 
   /** Re-open the chat if another tab changed it (new messages, or a reply it started). */

@@ -16,6 +16,12 @@ const ICONS = {
   tool: [["path", { d: "M14.5 5.5a4 4 0 0 0-5 5L4 16l4 4 5.5-5.5a4 4 0 0 0 5-5l-2.5 2.5-3-1-1-3z" }]],
   alert: [["circle", { cx: 12, cy: 12, r: 9 }], ["path", { d: "M12 7.5v5.5M12 16.5v.01" }]],
   spark: [["path", { d: "M12 3v4M12 17v4M3 12h4M17 12h4M6 6l2.5 2.5M15.5 15.5L18 18M6 18l2.5-2.5M15.5 8.5L18 6" }]],
+  retry: [["path", { d: "M4.5 12a7.5 7.5 0 0 1 13.2-4.9M19.5 12a7.5 7.5 0 0 1-13.2 4.9" }], ["path", { d: "M18 3.5v4h-4M6 20.5v-4h4" }]],
+  fork: [["circle", { cx: 6.5, cy: 5.5, r: 2 }], ["circle", { cx: 6.5, cy: 18.5, r: 2 }], ["circle", { cx: 17.5, cy: 5.5, r: 2 }], ["path", { d: "M6.5 7.5v9M17.5 7.5v1a5 5 0 0 1-5 5h-6" }]],
+  download: [["path", { d: "M12 4v11M7 10l5 5 5-5M5 20h14" }]],
+  upload: [["path", { d: "M12 16V5M7 10l5-5 5 5M5 20h14" }]],
+  undo: [["path", { d: "M9 14L4.5 9.5 9 5" }], ["path", { d: "M4.5 9.5H14a5.5 5.5 0 0 1 0 11h-3" }]],
+  eraser: [["path", { d: "M14.5 4.5l5 5-9 9h-5l-2-2a1.5 1.5 0 0 1 0-2.1z" }], ["path", { d: "M9.5 9.5l5 5M10.5 20.5H20" }]],
   brand: [["rect", { width: 32, height: 32, rx: 9, class: "brand-bg" }], ["path", { d: "M10 8v16M22 8v16M10 16h12", class: "brand-glyph" }]],
 };
 

@@ -1,5 +1,6 @@
 // The popup menu (role=menu, arrow keys, Esc, click outside) and the modal dialog used
 // to rename and to confirm a delete. One of each exists in index.html and is reused.
+// The settings and profiles dialogs are their own <dialog>s (settings.js, profile.js).
 
 import { $, h, icon } from "./dom.js";
 
@@ -105,5 +106,18 @@ export function openDialog({ title, text = "", label = null, value = "", ok = "O
   });
 }
 
-/** True while the modal dialog is showing. */
-export const dialogIsOpen = () => $("#dialog").open;
+/** True while a modal dialog (confirm, settings, profiles) is showing. */
+export const dialogIsOpen = () => document.querySelector("dialog[open]") !== null;
+
+/** Close ``dialog`` when a [data-close] button in it is pressed or its backdrop is clicked. */
+export function wireDialogClose(dialog) {
+  dialog.addEventListener("click", (e) => {
+    if (e.target.closest("[data-close]")) {
+      dialog.close();
+      return;
+    }
+    if (e.target !== dialog) return;
+    const r = dialog.getBoundingClientRect();
+    if (e.clientX < r.left || e.clientX > r.right || e.clientY < r.top || e.clientY > r.bottom) dialog.close();
+  });
+}

@@ -2,6 +2,10 @@
 // cards, error cards and status badges, both for saved messages and while streaming.
 // Message shape (DESIGN §3): {role, content, timestamp, status?, reasoning?,
 // tool_calls?: [{id, name, args, result, duration_ms, is_error}], error?}.
+//
+// Each saved message carries an action bar (.msg-actions): Copy, and Edit + Fork on the
+// user's messages, Retry + Fork on replies (Retry shows on the last reply only: the chat
+// marks it .is-last). The buttons say what they do in data-action; chat.js handles them.
 
 import { formatTime, h, icon } from "./dom.js";
 import { LiveMarkdown, setRendered } from "./markdown.js";
@@ -40,14 +44,30 @@ export function userElement(msg, index) {
   const el = h("article", { class: "msg msg-user", "aria-label": "You", dataset: { index: index ?? "", role: "user" } },
     h("div", { class: "msg-wrap" },
       h("div", { class: "msg-body" }, textOf(msg.content)),
-      h("div", { class: "msg-meta" }, statusBadge(msg.status), timeEl(msg.timestamp))));
+      h("div", { class: "msg-meta" }, actionBar("user", true), statusBadge(msg.status), timeEl(msg.timestamp))));
   if (msg.status) el.dataset.status = msg.status;
   el.rawText = textOf(msg.content);
   return el;
 }
 
-function copyButton() {
-  return h("button", { type: "button", class: "msg-action msg-copy", "aria-label": "Copy reply" }, icon("copy"), h("span", {}, "Copy"));
+const ACTIONS = {
+  copy: { icon: "copy", text: "Copy", user: "Copy message", assistant: "Copy reply" },
+  edit: { icon: "edit", text: "Edit", user: "Edit message" },
+  retry: { icon: "retry", text: "Retry", assistant: "Retry: replace this reply with a new one" },
+  fork: { icon: "fork", text: "Fork", user: "Fork: a new chat up to this message", assistant: "Fork: a new chat up to this reply" },
+};
+
+function actionButton(name, role) {
+  const a = ACTIONS[name];
+  return h("button", { type: "button", class: `msg-action msg-${name}`, "aria-label": a[role], title: a[role],
+    dataset: { action: name } }, icon(a.icon), h("span", {}, a.text));
+}
+
+/** The action buttons of a message of ``role`` (``hasText``: whether Copy makes sense). */
+function actionBar(role, hasText) {
+  const names = role === "user" ? ["copy", "edit", "fork"] : ["copy", "retry", "fork"];
+  return h("div", { class: "msg-actions" },
+    names.filter((n) => n !== "copy" || hasText).map((n) => actionButton(n, role)));
 }
 
 function assistantShell(index) {
@@ -70,7 +90,7 @@ export function assistantElement(msg, index, html) {
   else md.textContent = content;
   if (content) body.append(md);
   if (msg.error || msg.status === "error") body.append(errorCard(msg.error || "The reply failed.", null));
-  body.append(h("div", { class: "msg-meta" }, statusBadge(msg.status), timeEl(msg.timestamp), content ? copyButton() : null));
+  body.append(h("div", { class: "msg-meta" }, statusBadge(msg.status), timeEl(msg.timestamp), actionBar("assistant", Boolean(content))));
   if (msg.status) el.dataset.status = msg.status;
   el.rawText = content;
   return el;
@@ -225,7 +245,61 @@ export class AssistantView {
     if (status && status !== "complete") this.el.dataset.status = status;
     this.el.rawText = this.live.text;
     const parts = [statusBadge(status === "complete" ? null : status), timeEl(Date.now() / 1000),
-      this.live.text ? copyButton() : null];
+      actionBar("assistant", Boolean(this.live.text))];
     this.meta.append(...parts.filter(Boolean));
   }
+}
+
+/**
+ * Turn user message ``article`` into an inline editor. ``onSave(text)`` resolves true when
+ * the edit was accepted (the editor then stays until the chat redraws) and false to keep
+ * editing. Enter saves, Shift+Enter is a new line, Esc or Cancel restores the message.
+ */
+export function openEditor(article, onSave) {
+  if (article.classList.contains("editing")) {
+    article.querySelector(".edit-input")?.focus();
+    return;
+  }
+  const wrap = article.querySelector(".msg-wrap");
+  const area = h("textarea", { class: "edit-input", rows: 1, "aria-label": "Edit your message", spellcheck: "true" });
+  area.value = article.rawText ?? "";
+  const save = h("button", { type: "submit", class: "btn btn-primary" }, "Save and send");
+  const close = () => {
+    form.remove();
+    article.classList.remove("editing");
+    article.querySelector(".msg-edit")?.focus();
+  };
+  const form = h("form", { class: "edit-form" }, area,
+    h("div", { class: "edit-actions" },
+      h("span", { class: "edit-hint" }, "The reply and everything after it are replaced."),
+      h("button", { type: "button", class: "btn", onclick: close }, "Cancel"), save));
+  const grow = () => {
+    area.style.height = "auto";
+    area.style.height = `${Math.min(area.scrollHeight, Math.round(window.innerHeight * 0.5))}px`;
+  };
+  const submit = async () => {
+    const text = area.value;
+    if (!text.trim() || save.disabled) return;
+    save.disabled = true;
+    const ok = await onSave(text);
+    save.disabled = false;
+    if (!ok && form.isConnected) area.focus();
+  };
+  form.addEventListener("submit", (e) => { e.preventDefault(); submit(); });
+  area.addEventListener("input", grow);
+  area.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+      e.preventDefault();
+      submit();
+    } else if (e.key === "Escape") {
+      e.preventDefault();
+      e.stopPropagation();
+      close();
+    }
+  });
+  article.classList.add("editing");
+  wrap.append(form);
+  grow();
+  area.focus();
+  area.setSelectionRange(area.value.length, area.value.length);
 }

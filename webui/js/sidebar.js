@@ -149,14 +149,20 @@ export class Sidebar {
 
   /** The rename / pin / archive / delete menu for ``sid``, under ``anchor``. */
   openSessionMenu(anchor, sid) {
+    openMenu(anchor, this.menuItems(sid));
+  }
+
+  /** The menu items for ``sid``; ``extra`` items go before Delete (the chat header adds its own). */
+  menuItems(sid, extra = []) {
     const s = this.sessions.get(sid) || { session_id: sid, title: "this chat" };
-    openMenu(anchor, [
+    return [
       { label: "Rename", icon: "edit", action: () => this.rename(s) },
       { label: s.pinned ? "Unpin" : "Pin", icon: "pin", action: () => this.patch("pin", { pinned: !s.pinned }, s) },
       { label: s.archived ? "Unarchive" : "Archive", icon: "archive", action: () => this.patch("archive", { archived: !s.archived }, s) },
       "separator",
+      ...extra,
       { label: "Delete", icon: "trash", danger: true, action: () => this.remove(s) },
-    ]);
+    ];
   }
 
   async rename(s) {

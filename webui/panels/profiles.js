@@ -35,7 +35,7 @@ export function mount(container, ctx = {}) {
       const data = await api("/api/profiles");
       active = data.active;
       select.replaceChildren(...data.profiles.map((p) =>
-        h("option", { value: p.name, selected: p.active }, p.default ? `${p.name} (default)` : p.name)));
+        h("option", { value: p.name, selected: p.active }, p.name)));
       select.value = active;
       del.disabled = active === "default";
     } catch (err) {

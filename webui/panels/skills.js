@@ -68,6 +68,10 @@ export function mount(container, _ctx = {}) {
     catInput.value = category || "";
     const area = h("textarea", { class: "hp-editor", spellcheck: "false", "aria-label": "SKILL.md" });
     area.value = content;
+    // A new skill's front matter must carry its name: keep the template's line in step.
+    if (isNew) nameInput.addEventListener("input", () => {
+      area.value = area.value.replace(/^name: .*$/m, `name: ${nameInput.value.trim() || "my-skill"}`);
+    });
     const save = async () => {
       const body = { name: nameInput.value.trim(), content: area.value };
       if (catInput.value.trim()) body.category = catInput.value.trim();
@@ -75,9 +79,9 @@ export function mount(container, _ctx = {}) {
       else body.expected_mtime = 0;
       try {
         const { skill } = await post("/api/skills/save", body);
-        say(`Saved ${skill.name}.`);
         await load();
         await open(skill.name, skill.category);
+        say(`Saved ${skill.name}.`);  // after open(), which clears the status
       } catch (err) {
         say(err.status === 409 && /changed/.test(err.message)
           ? "This skill changed on disk since you opened it; reopen it to edit." : err.message, true);
