@@ -6,6 +6,7 @@ the session index is flushed and the state-dir lock is released.
 """
 from __future__ import annotations
 
+import ctypes
 import ipaddress
 import logging
 import signal
@@ -23,6 +24,16 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _limit_malloc_arenas() -> None:
+    """Cap glibc at two malloc arenas (M_ARENA_MAX). By default each worker thread gets
+    its own arena that keeps freed buffers: opening a few 20 MB sessions left RSS at
+    600+ MiB instead of ~150. A no-op where libc has no mallopt."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, 2)
+    except (OSError, AttributeError):
+        pass
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -37,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"hermes-webui: error: {exc}", file=sys.stderr)
         return 2
+    _limit_malloc_arenas()
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     import waitress

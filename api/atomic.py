@@ -8,10 +8,12 @@ temp file is removed on error and any litter from a crash is swept at start-up b
 """
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 TMP_MARKER = ".tmp."
 
@@ -37,21 +39,57 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` atomically and durably.
+class FileRange(NamedTuple):
+    """``count`` bytes of the open file ``fd`` from ``offset``: copied in the kernel
+    (``copy_file_range``) instead of through Python, e.g. a transcript kept verbatim."""
+
+    fd: int
+    offset: int
+    count: int
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _copy_range(src: FileRange, fd: int) -> None:
+    offset, left = src.offset, src.count
+    while left > 0:
+        try:
+            n = os.copy_file_range(src.fd, fd, left, offset)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            chunk = os.pread(src.fd, min(left, 1 << 20), offset)
+            n = len(chunk)
+            _write_all(fd, chunk)
+        if n == 0:
+            raise OSError(errno.EIO, "source file ended early")
+        offset += n
+        left -= n
+
+
+def atomic_write_bytes(path: Path, data: "bytes | list[bytes | FileRange]", *, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` (bytes, or a list of bytes and :class:`FileRange`
+    parts written in order) atomically and durably.
 
     Raises ``OSError`` (e.g. ENOSPC) if any step fails; the previous content of
     ``path`` is then untouched and no temp file is left behind.
     """
     path = Path(path)
+    parts = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
     tmp = temp_name(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
     try:
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            for part in parts:
+                if isinstance(part, FileRange):
+                    _copy_range(part, fd)
+                else:
+                    _write_all(fd, part)
             os.fsync(fd)
         finally:
             os.close(fd)

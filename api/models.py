@@ -29,7 +29,7 @@ import secrets
 import time
 from pathlib import Path
 
-from .atomic import atomic_write_bytes
+from .atomic import FileRange, atomic_write_bytes
 from .session_index import SessionIndex, stat_key
 from .streams import _get_session_agent_lock
 
@@ -43,6 +43,9 @@ METADATA_KEYS = (
     "pinned", "archived", "message_count", "active_stream_id", "pending_user_message",
     "pending_started_at", "pending_assistant_message", "intentional_shrink_at",
 )
+# What a finished turn writes back over the stream fields.
+CLEARED_STREAM_FIELDS = {"active_stream_id": None, "pending_user_message": None, "pending_started_at": None,
+                         "pending_assistant_message": None}
 # Kept in the file but not in the sidebar index / compact form.
 PRIVATE_KEYS = ("pending_assistant_message", "intentional_shrink_at")
 _HEAD_CHUNK = 16 * 1024
@@ -69,6 +72,14 @@ def validate_session_id(session_id) -> str:
     if not isinstance(session_id, str) or not SESSION_ID_RE.match(session_id) or session_id in RESERVED_IDS:
         raise InvalidSessionId(f"invalid session id {str(session_id)[:80]!r}")
     return session_id
+
+
+def session_id_of_file(name: str) -> str | None:
+    """The session id of a ``<sid>.json`` file name, or None for any other file."""
+    if not name.endswith(".json"):
+        return None
+    sid = name[:-5]
+    return sid if SESSION_ID_RE.match(sid) and sid not in RESERVED_IDS else None
 
 
 def new_session_id() -> str:
@@ -179,6 +190,22 @@ def parse_header(text: str, complete: bool) -> tuple[dict, int]:
             fail("no \"messages\" list" if ch == "}" else "malformed JSON", pos)
 
 
+def _fast_header(text: str) -> tuple[dict, int] | None:
+    """Our own layout puts ``\n"messages":[`` right after the metadata object; a raw
+    newline cannot occur inside a JSON string, so that marker is unambiguous and the
+    prefix parses with one C-speed ``json.loads``. None when the layout differs."""
+    i = text.find('\n"messages":[')
+    if i < 1 or text[i - 1] != ",":
+        return None
+    try:
+        meta = json.loads(text[:i - 1] + "}")
+    except ValueError:
+        return None
+    if not isinstance(meta, dict):
+        return None
+    return meta, len(text[:i + 1].encode("utf-8"))
+
+
 def read_header(buf, size: int) -> tuple[dict, int]:
     """Parse the metadata prefix of a session file held in ``buf`` (bytes or mmap).
 
@@ -195,6 +222,9 @@ def read_header(buf, size: int) -> tuple[dict, int]:
             if complete or exc.start < len(chunk) - 3:
                 raise ValueError(f"invalid UTF-8 at byte {exc.start}") from None
             text = chunk[: exc.start].decode("utf-8")
+        fast = _fast_header(text)
+        if fast is not None:
+            return fast
         try:
             meta, key_at = parse_header(text, complete)
         except _Incomplete:
@@ -269,19 +299,13 @@ class Session:
     # -- turn bookkeeping (DESIGN §4); callers hold the session lock -------------
 
     def _clear_stream_fields(self) -> None:
-        for key in ("active_stream_id", "pending_user_message", "pending_started_at"):
-            self.meta[key] = None
+        self.meta.update(CLEARED_STREAM_FIELDS)
         self.meta.pop("pending_assistant_message", None)
 
-    def _pending_user(self) -> dict:
+    def pending_user(self) -> dict:
+        """The pending user message of a running turn, as a message dict."""
         return {"role": "user", "content": self.meta.get("pending_user_message") or "",
                 "timestamp": self.meta.get("pending_started_at") or time.time()}
-
-    def complete_turn(self, reply: dict) -> None:
-        """Append the pending user message and ``reply``; clear the stream fields."""
-        self.messages.append(self._pending_user())
-        self.messages.append(reply)
-        self._clear_stream_fields()
 
     def settle_interrupted_turn(self) -> bool:
         """Turn a dead stream's leftovers into messages, both marked ``interrupted``.
@@ -292,7 +316,7 @@ class Session:
         if not self.meta.get("active_stream_id"):
             return False
         if self.meta.get("pending_user_message") is not None:
-            self.messages.append(dict(self._pending_user(), status="interrupted"))
+            self.messages.append(dict(self.pending_user(), status="interrupted"))
         partial = self.meta.get("pending_assistant_message")
         if isinstance(partial, dict):
             self.messages.append(dict(partial, status="interrupted"))
@@ -322,7 +346,7 @@ class SessionStore:
     def __init__(self, sessions_dir: Path):
         self.dir = Path(sessions_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.index = SessionIndex(self.dir, self._index_entry_for_file)
+        self.index = SessionIndex(self.dir, self._index_entry_for_file, session_id_of_file)
 
     # -- paths and reading ------------------------------------------------
 
@@ -439,6 +463,10 @@ class SessionStore:
         return count if isinstance(count, int) else self.load(session_id).message_count
 
     def _write(self, session: Session, *, touch: bool, intentional_shrink: bool) -> None:
+        with self.index.writing():
+            self._write_locked(session, touch=touch, intentional_shrink=intentional_shrink)
+
+    def _write_locked(self, session: Session, *, touch: bool, intentional_shrink: bool) -> None:
         sid = session.session_id
         path = self.path(sid)
         on_disk = self._disk_count(sid)  # raises SessionUnreadable: never overwrite a corrupt file
@@ -458,31 +486,57 @@ class SessionStore:
         """Change metadata keys without re-serialising the messages (caller holds the lock).
 
         The new prefix is written followed by the file's own bytes from ``"messages"``
-        on, verbatim, so this path can never drop a message. Returns the new metadata.
-        Raises like :meth:`load`, or OSError with the old file intact.
+        on, copied verbatim in the kernel, so this path can never drop a message and
+        costs about one file copy. Returns the new metadata. Raises like :meth:`load`
+        (a torn file is never touched), or OSError with the old file intact.
         """
+        return self._rewrite(session_id, changes, [], touch=touch)
+
+    def append_messages(self, session_id: str, messages: list[dict], changes: dict, *,
+                        touch: bool = True) -> dict:
+        """Append ``messages`` and apply metadata ``changes`` in one atomic write (caller
+        holds the lock). The existing transcript is copied verbatim, not re-encoded, so a
+        turn's save of a 20 MB session costs a copy, not a re-serialisation. Returns the
+        new metadata; raises like :meth:`patch_metadata`.
+        """
+        return self._rewrite(session_id, changes, messages, touch=touch)
+
+    def _rewrite(self, session_id: str, changes: dict, new_messages: list[dict], *, touch: bool) -> dict:
         path = self.path(session_id)
-        with self._open(session_id) as f:
+        with self.index.writing(), self._open(session_id) as f:
             meta, key_at, mm, size = self._header(session_id, f)
             try:
                 total = meta.get("message_count")
-                # Cheap soundness check in our layout (the last message parses); else parse it all.
+                # In our layout the last message line must parse; anything else is parsed whole.
                 sound = (isinstance(total, int) and mm is not None
                          and _tail_lines(mm, key_at, total, max(0, total - 1), total) is not None)
-                raw = mm[:size] if mm is not None else b""
+                close_at = mm.rfind(b"\n]}") if sound else -1
             finally:
                 if mm is not None:
                     mm.close()
-        if not sound:
-            self._parse_full(session_id, raw)  # raises SessionUnreadable: never touch a torn file
-        tail = raw[key_at:]
-        meta.update(changes)
-        if touch:
-            meta["updated_at"] = time.time()
-        ordered = {k: meta[k] for k in METADATA_KEYS if k in meta}
-        ordered.update((k, v) for k, v in meta.items() if k not in ordered)
-        head = _dumps(ordered)[:-1].encode("utf-8")
-        atomic_write_bytes(path, head + (b",\n" if ordered else b"\n") + tail)
+            if not sound:
+                f.seek(0)
+                session = self._parse_full(session_id, f.read())  # SessionUnreadable if torn
+                if new_messages:
+                    session.messages.extend(new_messages)
+                    session.meta.update(changes)
+                    self._write(session, touch=touch, intentional_shrink=False)
+                    return session.meta
+                total = len(session.messages)
+            meta.update(changes)
+            if touch:
+                meta["updated_at"] = time.time()
+            ordered = {k: meta[k] for k in METADATA_KEYS if k in meta}
+            ordered.update((k, v) for k, v in meta.items() if k not in ordered)
+            if new_messages:
+                ordered["message_count"] = total + len(new_messages)
+                body = ",\n".join(_dumps(m) for m in new_messages)
+                parts = [FileRange(f.fileno(), key_at, close_at - key_at),
+                         (",\n" if total else "").encode() + f"{body}\n]}}\n".encode("utf-8")]
+            else:
+                parts = [FileRange(f.fileno(), key_at, size - key_at)]
+            head = _dumps(ordered)[:-1].encode("utf-8")
+            atomic_write_bytes(path, [head + (b",\n" if ordered else b"\n")] + parts)
         compact = {k: v for k, v in ordered.items() if k not in PRIVATE_KEYS}
         self.index.update(session_id, compact, stat_key(path))
         return ordered
@@ -492,6 +546,10 @@ class SessionStore:
 
         Returns False if there was nothing to delete.
         """
+        with self.index.writing():
+            return self._delete_files(session_id)
+
+    def _delete_files(self, session_id: str) -> bool:
         found = False
         # The backup goes first: a crash in between leaves the session, never a lone
         # backup that start-up self-heal could mistake for lost messages.

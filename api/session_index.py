@@ -3,7 +3,7 @@
 DESIGN §2–3 invariant 1: the index is derived from the session files and never the
 truth. It lives in memory (so listing 5,000 sessions costs one cached ``bytes``), is
 updated incrementally under its own lock on each save, and is written to
-``sessions/_index.json`` in the background, at most about twice a second, so a write
+``sessions/_index.json`` in the background, at most every two seconds, so a write
 costs the same whether there are 5 sessions or 5,000. At start-up the cached file is
 checked against every session file's ``(mtime_ns, size)``: a missing or corrupt cache
 means a full rebuild, a stale entry means re-reading that one file's metadata prefix.
@@ -24,7 +24,7 @@ from .atomic import atomic_write_bytes
 log = logging.getLogger(__name__)
 INDEX_NAME = "_index.json"
 INDEX_VERSION = 1
-FLUSH_DELAY = 0.5
+FLUSH_DELAY = 2.0  # seconds: a burst of writes (a streaming turn's checkpoints) → one flush
 
 
 def stat_key(path) -> list[int]:
@@ -33,25 +33,23 @@ def stat_key(path) -> list[int]:
     return [st.st_mtime_ns, st.st_size]
 
 
-def _session_id_of(name: str) -> str | None:
-    from .models import SESSION_ID_RE, RESERVED_IDS  # local: models imports this module
-    if not name.endswith(".json") or name == INDEX_NAME:
-        return None
-    sid = name[:-5]
-    return sid if SESSION_ID_RE.match(sid) and sid not in RESERVED_IDS else None
-
-
 class SessionIndex:
     """In-memory ``{session_id: compact metadata}`` plus the files it could not read.
 
     ``loader(session_id) -> compact dict`` reads one file's metadata and raises on a
-    bad file. Thread-safe; takes only its own lock (the last in DESIGN §1's lock order).
+    bad file; ``id_of(file_name) -> session id | None`` says which files are sessions.
+    Thread-safe; takes only its own lock (the last in DESIGN §1's lock order). Each row
+    is kept serialised too, so a listing or a flush is a sort and a join of bytes.
     """
 
-    def __init__(self, directory: Path, loader: Callable[[str], dict]):
+    def __init__(self, directory: Path, loader: Callable[[str], dict], id_of: Callable[[str], str | None]):
         self.dir = Path(directory)
         self._path = self.dir / INDEX_NAME
         self._loader = loader
+        self._id_of = id_of
+        self._row_json: dict[str, bytes] = {}
+        self._active: set[str] = set()
+        self._writes_in_flight = 0
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._entries: dict[str, dict] = {}
@@ -77,8 +75,7 @@ class SessionIndex:
                 raise ValueError("unknown index version")
             for sid, row in raw["entries"].items():
                 if isinstance(row, dict) and isinstance(row.get("meta"), dict) and isinstance(row.get("stat"), list):
-                    self._entries[sid] = row["meta"]
-                    self._stats[sid] = row["stat"]
+                    self._set_row(sid, row["meta"], row["stat"])
             return "loaded"
         except FileNotFoundError:
             return "missing"
@@ -98,8 +95,8 @@ class SessionIndex:
             seen = set()
             bad_seen = set()
             for entry in os.scandir(self.dir):
-                sid = _session_id_of(entry.name)
-                if sid is None:
+                sid = entry.name[:-5] if entry.name.endswith(".json") and entry.name != INDEX_NAME else None
+                if sid is None or self._id_of(entry.name) is None:
                     continue
                 try:
                     st = entry.stat(follow_symlinks=False)
@@ -120,16 +117,15 @@ class SessionIndex:
                     self.unreadable[entry.name] = str(exc)
                     self._bad_stats[entry.name] = key
                     bad_seen.add(entry.name)
-                    changed += self._entries.pop(sid, None) is not None
+                    changed += sid in self._entries
+                    self._drop_row(sid)
                     continue
-                self._entries[sid] = meta
-                self._stats[sid] = key
+                self._set_row(sid, meta, key)
                 seen.add(sid)
                 changed += 1
             for sid in list(self._entries):
                 if sid not in seen:
-                    del self._entries[sid]
-                    self._stats.pop(sid, None)
+                    self._drop_row(sid)
                     changed += 1
             for name in list(self.unreadable):
                 if name not in bad_seen:
@@ -142,11 +138,30 @@ class SessionIndex:
         return changed
 
     def _maybe_refresh(self) -> None:
+        """Re-scan if the directory changed behind our back (not while our own writes,
+        which move its mtime before :meth:`update` records it, are in flight)."""
+        if self._writes_in_flight:
+            return
         try:
             if os.stat(self.dir).st_mtime_ns != self._dir_mtime_seen:
                 self.refresh()
         except FileNotFoundError:
             pass
+
+    def _set_row(self, sid: str, meta: dict, stat: list) -> None:
+        self._entries[sid] = meta
+        self._stats[sid] = stat
+        self._row_json[sid] = json.dumps(meta, ensure_ascii=False).encode("utf-8")
+        if meta.get("active_stream_id"):
+            self._active.add(sid)
+        else:
+            self._active.discard(sid)
+
+    def _drop_row(self, sid: str) -> None:
+        self._entries.pop(sid, None)
+        self._stats.pop(sid, None)
+        self._row_json.pop(sid, None)
+        self._active.discard(sid)
 
     # -- updates (called by the store after each write) -----------------------
 
@@ -161,18 +176,20 @@ class SessionIndex:
         except OSError:
             pass
 
+    def writing(self):
+        """Context manager around a write the store makes in this directory."""
+        return _WriteInFlight(self)
+
     def update(self, session_id: str, compact: dict, stat: list) -> None:
         with self._lock:
-            self._entries[session_id] = compact
-            self._stats[session_id] = stat
+            self._set_row(session_id, compact, stat)
             self.unreadable.pop(session_id + ".json", None)
             self._note_own_write()
             self._changed()
 
     def remove(self, session_id: str) -> None:
         with self._lock:
-            self._entries.pop(session_id, None)
-            self._stats.pop(session_id, None)
+            self._drop_row(session_id)
             self.unreadable.pop(session_id + ".json", None)
             self._note_own_write()
             self._changed()
@@ -196,7 +213,7 @@ class SessionIndex:
         """Ids whose file names an ``active_stream_id`` (live or stale)."""
         self._maybe_refresh()
         with self._lock:
-            return [sid for sid, row in self._entries.items() if row.get("active_stream_id")]
+            return list(self._active)
 
     def listing_json(self, include_archived: bool) -> bytes:
         """``{"sessions": [compact…], "unreadable": [{file, error}…]}`` as JSON bytes.
@@ -208,10 +225,12 @@ class SessionIndex:
             cached = self._listing_cache.get(include_archived)
             if cached is not None:
                 return cached
-            rows = [r for r in self._entries.values() if include_archived or not r.get("archived")]
-            rows.sort(key=lambda r: (not r.get("pinned"), -float(r.get("updated_at") or 0)))
+            ids = [sid for sid, r in self._entries.items() if include_archived or not r.get("archived")]
+            ids.sort(key=lambda sid: (not self._entries[sid].get("pinned"),
+                                      -float(self._entries[sid].get("updated_at") or 0)))
             bad = [{"file": n, "error": e} for n, e in sorted(self.unreadable.items())]
-            data = json.dumps({"sessions": rows, "unreadable": bad}, ensure_ascii=False).encode("utf-8")
+            data = b"".join((b'{"sessions": [', b", ".join(self._row_json[sid] for sid in ids), b'], "unreadable": ',
+                             json.dumps(bad, ensure_ascii=False).encode("utf-8"), b"}"))
             self._listing_cache[include_archived] = data
             return data
 
@@ -224,8 +243,10 @@ class SessionIndex:
                 if not self._dirty:
                     return
                 self._dirty = False
-                rows = {sid: {"meta": m, "stat": self._stats.get(sid)} for sid, m in self._entries.items()}
-            data = json.dumps({"version": INDEX_VERSION, "entries": rows}, ensure_ascii=False).encode("utf-8")
+                rows = b", ".join(b'%s: {"meta": %s, "stat": %s}' % (json.dumps(sid).encode(), row,
+                                                                      json.dumps(self._stats.get(sid)).encode())
+                                  for sid, row in self._row_json.items())
+            data = b'{"version": %d, "entries": {%s}}' % (INDEX_VERSION, rows)
             try:
                 atomic_write_bytes(self._path, data)
             except OSError as exc:
@@ -250,3 +271,17 @@ class SessionIndex:
         self._closed = True
         self._wake.set()
         self.flush()
+
+
+class _WriteInFlight:
+    def __init__(self, index: SessionIndex):
+        self.index = index
+
+    def __enter__(self):
+        with self.index._lock:
+            self.index._writes_in_flight += 1
+
+    def __exit__(self, *exc):
+        with self.index._lock:
+            self.index._writes_in_flight -= 1
+            self.index._note_own_write()

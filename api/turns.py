@@ -27,7 +27,8 @@ import time
 
 from . import streams
 from .agents.base import AgentBackend, BackendError
-from .models import DEFAULT_TITLE, SessionError, SessionNotFound, SessionStore, clean_title
+from .models import (CLEARED_STREAM_FIELDS, DEFAULT_TITLE, PRIVATE_KEYS, SessionError, SessionNotFound,
+                     SessionStore, clean_title)
 from .streams import StreamChannel, _get_session_agent_lock
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class Turn:
 
         Returns False if the turn had already finished (so cancel is idempotent).
         """
-        saved_session = None
+        saved_meta = None
         with _get_session_agent_lock(self.session_id):
             with self._lock:
                 if self._finished:
@@ -156,11 +157,10 @@ class Turn:
             if error:
                 reply["error"] = error["message"]
             try:
-                session = self.store.load(self.session_id)
-                if session.active_stream_id == self.stream_id:
-                    session.complete_turn(reply)
-                    session.save()
-                    saved_session = session
+                stub = self.store.load_metadata_only(self.session_id)
+                if stub.active_stream_id == self.stream_id:
+                    saved_meta = self.store.append_messages(self.session_id, [stub.pending_user(), reply],
+                                                            CLEARED_STREAM_FIELDS)
                 else:
                     log.info("stream %s no longer owns %s; its result is dropped", self.stream_id, self.session_id)
             except SessionNotFound:
@@ -173,8 +173,9 @@ class Turn:
             ch.emit("cancel", {"session_id": self.session_id})
         elif error:
             ch.emit("apperror", error)
-        if saved_session is not None and status != "cancelled":
-            ch.emit("done", {"session": saved_session.compact(), "usage": usage})
+        if saved_meta is not None and status != "cancelled":
+            compact = {k: v for k, v in saved_meta.items() if k not in PRIVATE_KEYS}
+            ch.emit("done", {"session": compact, "usage": usage})
         ch.emit("stream_end", {"status": status})
         ch.close()
         streams.unregister(self.stream_id)

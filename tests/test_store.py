@@ -182,3 +182,22 @@ def test_encoded_file_is_plain_json_with_messages_last(store):
     obj = json.loads(raw)
     assert list(obj)[-1] == "messages" and list(obj)[0] == "session_id"
     assert raw == encode_session({k: v for k, v in obj.items() if k != "messages"}, obj["messages"])
+
+
+def test_append_messages_copies_the_transcript_and_works_on_hand_edited_files(store):
+    sid = _big_session(store, 6).session_id
+    before = store.load(sid).messages
+    new = [{"role": "user", "content": "more \U0001F600"}, {"role": "assistant", "content": "ok"}]
+    with _get_session_agent_lock(sid):
+        meta = store.append_messages(sid, new, {"pending_user_message": None})
+    assert meta["message_count"] == 8 and store.load(sid).messages == before + new
+    assert store.read_window(sid, 2, None)[1] == new
+    obj = json.loads(store.path(sid).read_bytes())
+    store.path(sid).write_text(json.dumps(obj, indent=1))  # not our layout: parsed whole, still appended
+    with _get_session_agent_lock(sid):
+        store.append_messages(sid, new[:1], {})
+    assert store.load(sid).messages == before + new + new[:1]
+    empty = store.create()
+    with _get_session_agent_lock(empty.session_id):
+        store.append_messages(empty.session_id, new, {})
+    assert store.load(empty.session_id).messages == new
