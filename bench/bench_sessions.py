@@ -137,21 +137,21 @@ def import_floor(runs: int, code: str = _IMPORTS) -> list[float]:
 
 
 def turn_save_in_process(state_dir: Path, sid: str, n: int) -> list[float]:
-    """A turn's write-back as :meth:`api.turns.Turn.finish` does it (full load, append a
-    user/assistant pair, save), timed in this process with the server stopped; seconds each."""
-    from api.models import SessionStore
+    """A turn's write-back as :meth:`api.turns.Turn.finish` does it (append a user/assistant
+    pair, the transcript copied verbatim), timed in this process with the server stopped;
+    seconds each."""
+    from api.models import CLEARED_STREAM_FIELDS, SessionStore
     from api.streams import _get_session_agent_lock
     store = SessionStore(state_dir / "sessions")
     out = []
     try:
         for i in range(n):
             t0 = time.perf_counter()
-            with _get_session_agent_lock(sid):
-                s = store.load(sid)
-                s.meta.update(pending_user_message=f"bench {i}", pending_started_at=time.time())
-                s.complete_turn({"role": "assistant", "content": f"reply {i}", "timestamp": time.time(),
-                                 "status": "complete"})
-                s.save()
+            with _get_session_agent_lock(sid):  # what Turn.finish does
+                store.append_messages(sid, [{"role": "user", "content": f"bench {i}", "timestamp": time.time()},
+                                            {"role": "assistant", "content": f"reply {i}",
+                                             "timestamp": time.time(), "status": "complete"}],
+                                      CLEARED_STREAM_FIELDS)
             out.append(time.perf_counter() - t0)
     finally:
         store.close()
