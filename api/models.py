@@ -439,6 +439,32 @@ class SessionStore:
         start = 0 if limit is None else max(0, end - limit)
         return session.meta, session.messages[start:end], start
 
+    def read_all_raw(self, session_id: str) -> tuple[dict, bytes]:
+        """Metadata and the whole transcript as the JSON array bytes stored on disk.
+
+        The array is validated (it must parse as a list of objects) but handed back as
+        stored, so a response can pass 16 MB through without re-encoding it. Raises like
+        :meth:`load`.
+        """
+        with self._open(session_id) as f:
+            meta, key_at, mm, size = self._header(session_id, f)
+            try:
+                open_at = mm.find(b"[", key_at) if mm is not None else -1
+                close_at = mm.rfind(b"\n]}") if mm is not None else -1
+                array = mm[open_at:close_at + 2] if 0 <= open_at < close_at and not mm[close_at + 3:].strip() else None
+            finally:
+                if mm is not None:
+                    mm.close()
+        try:
+            messages = json.loads(array) if array is not None else None
+        except ValueError:
+            messages = None
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            session = self.load(session_id)  # not our layout: parse whole (raises if torn)
+            return session.meta, _dumps(session.messages).encode("utf-8")
+        meta["message_count"] = len(messages)
+        return meta, array
+
     # -- writing ------------------------------------------------------------
 
     def create(self, title: str = "", model=None, workspace=None) -> Session:

@@ -5,6 +5,7 @@ store) and :mod:`api.turns` (the turn engine).
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -166,6 +167,11 @@ def get_session():
     stub = _load_settled(sid)
     if not want_messages:
         return jsonify(session=stub.compact())
+    if limit is None and before is None:  # the whole transcript: pass the stored bytes through
+        meta, array = _store().read_all_raw(sid)
+        head = json.dumps(dict(_public(meta), messages_offset=0), ensure_ascii=False)[:-1]
+        return Response(b'{"session": ' + head.encode("utf-8") + b', "messages": ' + array + b"}}",
+                        mimetype="application/json")
     meta, window, offset = _store().read_window(sid, limit, before)
     out = _public(meta)
     out.update(messages=window, messages_offset=offset, message_count=meta.get("message_count", len(window)))

@@ -127,6 +127,8 @@ def test_patch_metadata_keeps_message_bytes_verbatim(store):
 def test_window_reads_match_a_full_load_in_our_layout_and_hand_edited_files(store):
     sid = _big_session(store, 300).session_id
     full = store.load(sid).messages
+    meta, raw = store.read_all_raw(sid)
+    assert json.loads(raw) == full and meta["message_count"] == 300
     for limit, before in [(30, None), (30, 300), (30, 100), (30, 10), (1, 1), (500, None), (30, 0)]:
         meta, window, offset = store.read_window(sid, limit, before)
         end = 300 if before is None else before
@@ -137,6 +139,7 @@ def test_window_reads_match_a_full_load_in_our_layout_and_hand_edited_files(stor
     store.path(sid).write_text(json.dumps(obj, indent=2))
     _, window, offset = store.read_window(sid, 30, None)
     assert window == full[270:] and offset == 270
+    assert json.loads(store.read_all_raw(sid)[1]) == full
     assert store.load_metadata_only(sid).message_count == 300
 
 
