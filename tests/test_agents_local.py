@@ -1,0 +1,159 @@
+"""The ``local`` backend (DESIGN §5, issue 5): the embedded SmolLM2 model, end to end.
+
+Every test runs a real server (``--agent local``) and a real model; replies are capped
+with ``--max-tokens`` to keep the wall time small.
+"""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import time
+
+import pytest
+
+from .helpers import stream_events, tokens_of, wait_until
+
+if importlib.util.find_spec("llama_cpp") is None:
+    pytest.skip("the local backend needs: pip install 'hermes-webui[local]'", allow_module_level=True)
+
+MODEL_ID = "SmolLM2-135M-Instruct.Q4_1"
+LOADING = "loading model…"
+WAITING = "waiting for another reply to finish…"
+LONG_PROMPT = "Write a very long story about a dragon, a knight and a castle, with many details."
+
+
+@pytest.fixture(scope="module")
+def local_server(tmp_path_factory):
+    from .helpers import LiveServer
+
+    server = LiveServer(tmp_path_factory.mktemp("local"), agent="local",
+                        args=("--max-tokens", "24", "--context-size", "1024")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def long_server(tmp_path_factory):
+    """A server whose replies may run long (400 tokens), for waiting and cancelling."""
+    from .helpers import LiveServer
+
+    server = LiveServer(tmp_path_factory.mktemp("long"), agent="local", args=("--max-tokens", "400")).start()
+    yield server
+    server.stop()
+
+
+def next_events(server, stream_id: str, after: int, count: int = 1) -> list[dict]:
+    """The next ``count`` events of a stream after event id ``after`` (resuming by id)."""
+    return stream_events(server, stream_id, after=after, stop_after=count)
+
+
+def events_until(server, stream_id: str, predicate) -> list[dict]:
+    """Events of a stream from the start up to and including the first matching one."""
+    seen: list[dict] = []
+    while not seen or not predicate(seen[-1]):
+        batch = next_events(server, stream_id, seen[-1]["id"] if seen else 0)
+        assert batch, "stream ended early"
+        seen += batch
+        assert seen[-1]["event"] != "stream_end" or predicate(seen[-1]), f"stream ended: {seen}"
+    return seen
+
+
+def test_first_turn_loads_the_model_and_streams_a_real_reply_saved_as_streamed(make_server):
+    server = make_server(agent="local", args=("--max-tokens", "24", "--context-size", "1024")).start()
+    sid = server.new_session()
+    events = stream_events(server, server.start_chat(sid, "What is the capital of France?"))
+    names = [e["event"] for e in events]
+    assert events[0] == {"id": 1, "event": "status", "data": {"text": LOADING}}
+    assert names[-2:] == ["done", "stream_end"] and "apperror" not in names
+    text = tokens_of(events)
+    assert text.strip(), "the model produced no text"
+    assert 1 <= names.count("token") <= 24                      # --max-tokens caps the reply
+    reply = server.session(sid)["messages"][-1]
+    assert reply["role"] == "assistant" and reply["status"] == "complete"
+    assert reply["content"] == text and reply["model"] == MODEL_ID
+    usage = events[-2]["data"]["usage"]
+    assert usage["completion_tokens"] == names.count("token") and usage["prompt_tokens"] > 0
+
+
+def test_later_turns_reuse_the_loaded_model_and_see_the_history(local_server):
+    sid = local_server.new_session()
+    stream_events(local_server, local_server.start_chat(sid, "My name is Ada."))
+    events = stream_events(local_server, local_server.start_chat(sid, "What is my name?"))
+    assert {"text": LOADING} not in [e["data"] for e in events if e["event"] == "status"]
+    assert tokens_of(events).strip()
+    done = [e for e in events if e["event"] == "done"][0]
+    # the prompt holds both turns: more tokens than the question alone
+    assert done["data"]["usage"]["prompt_tokens"] > 40
+    msgs = local_server.session(sid)["messages"]
+    assert [m["role"] for m in msgs] == ["user", "assistant", "user", "assistant"]
+
+
+def test_health_names_the_local_backend_and_its_model(local_server):
+    body = local_server.get("/health").json()
+    assert body["agent"] == "local" and body["model"] == MODEL_ID
+
+
+def test_a_second_turn_waits_its_turn_and_says_so(long_server):
+    a, b = long_server.new_session(), long_server.new_session()
+    first = long_server.start_chat(a, LONG_PROMPT)
+    seen_a = events_until(long_server, first, lambda e: e["event"] == "token")
+    second = long_server.start_chat(b, "Say hello.")
+    assert next_events(long_server, second, 0)[0]["data"] == {"text": WAITING}
+    assert long_server.post("/api/chat/cancel", {"stream_id": first}).json()["cancelled"] is True
+    events_b = stream_events(long_server, second)
+    assert tokens_of(events_b).strip() and events_b[-2]["event"] == "done"
+    rest_a = stream_events(long_server, first, after=seen_a[-1]["id"])
+    cancelled = long_server.session(a)["messages"][-1]
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["content"] == tokens_of(seen_a + rest_a)
+
+
+def one_token_latency(server, prompt: str = "Hi") -> float:
+    """Seconds for a one-token /v1 completion (it waits for the model to be free)."""
+    started = time.monotonic()
+    r = server.post("/v1/chat/completions", {"messages": [{"role": "user", "content": prompt}], "max_tokens": 1})
+    assert r.status_code == 200, r.text
+    return time.monotonic() - started
+
+
+def test_cancel_stops_the_generation_and_frees_the_model_at_once(long_server):
+    one_token_latency(long_server, "Good morning")      # loaded, and not the prompt measured next
+    idle = one_token_latency(long_server)
+    sid = long_server.new_session()
+    stream_id = long_server.start_chat(sid, LONG_PROMPT)
+    seen = events_until(long_server, stream_id, lambda e: e["event"] == "token" and e["id"] >= 4)
+    assert long_server.post("/api/chat/cancel", {"stream_id": stream_id}).json()["cancelled"] is True
+    # Free again within a token or so: the one-token request is not stuck behind the
+    # ~400 tokens the cancelled reply could still have produced.
+    after_cancel = one_token_latency(long_server)
+    assert after_cancel < 3 * idle + 1.0, (after_cancel, idle)
+    rest = stream_events(long_server, stream_id, after=seen[-1]["id"])
+    assert [e["event"] for e in rest if e["event"] != "token"] == ["cancel", "stream_end"]
+    reply = long_server.session(sid)["messages"][-1]
+    assert reply["status"] == "cancelled" and reply["content"] == tokens_of(seen + rest)
+
+
+def test_model_path_loads_another_gguf_file(make_server, tmp_path):
+    from api.agents.local import bundled_model_path
+
+    other = tmp_path / "my-other-model.gguf"
+    shutil.copyfile(bundled_model_path(), other)
+    server = make_server(agent="local", args=("--model-path", str(other), "--max-tokens", "8")).start()
+    assert server.get("/health").json()["model"] == "my-other-model"
+    sid = server.new_session()
+    events = stream_events(server, server.start_chat(sid, "Hello"))
+    assert tokens_of(events).strip()
+    assert server.session(sid)["messages"][-1]["model"] == "my-other-model"
+
+
+def test_missing_model_file_fails_the_turn_clearly_and_keeps_the_message(make_server, tmp_path):
+    missing = tmp_path / "nope.gguf"
+    server = make_server(agent="local", args=("--model-path", str(missing))).start()
+    sid = server.new_session()
+    events = stream_events(server, server.start_chat(sid, "are you there?"))
+    err = [e["data"] for e in events if e["event"] == "apperror"][0]
+    assert err["type"] == "not_found" and str(missing) in err["message"]
+    msgs = server.session(sid)["messages"]
+    assert msgs[0] == {**msgs[0], "role": "user", "content": "are you there?"}
+    assert msgs[1]["status"] == "error"
+    wait_until(lambda: not server.get("/api/session/status", params={"session_id": sid}).json()["streaming"])
