@@ -181,11 +181,18 @@ class SessionIndex:
         return _WriteInFlight(self)
 
     def update(self, session_id: str, compact: dict, stat: list) -> None:
+        """Record a write. A write that leaves the row unchanged (a turn's checkpoint
+        touches only private keys) keeps the cached listing: only the stat moves."""
         with self._lock:
+            before = self._row_json.get(session_id)
             self._set_row(session_id, compact, stat)
             self.unreadable.pop(session_id + ".json", None)
             self._note_own_write()
-            self._changed()
+            if before is not None and before == self._row_json[session_id]:
+                self._dirty = True
+                self._wake.set()
+            else:
+                self._changed()
 
     def remove(self, session_id: str) -> None:
         with self._lock:
