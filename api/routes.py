@@ -78,7 +78,11 @@ def _clear_stale_stream_state(session: Session) -> bool:
         cleared = bool(active) and not streams.is_alive(active)
         if cleared:                                                       # (4)
             fresh.settle_interrupted_turn()
-            fresh.save(touch=False)
+            try:
+                fresh.save(touch=False)
+            except OSError as exc:  # e.g. a full disk: the flag stays, the file is intact
+                log.warning("could not settle interrupted stream of %s yet: %s", sid, exc)
+                return False
             log.info("settled interrupted stream %s of session %s", active, sid)
     session.meta = dict(fresh.meta)
     if not session._loaded_metadata_only:
@@ -118,7 +122,7 @@ def list_sessions():
         if not streams.is_alive(row.get("active_stream_id")):
             try:
                 _load_settled(sid)
-            except SessionError as exc:
+            except (SessionError, OSError) as exc:
                 log.warning("could not settle %s while listing: %s", sid, exc)
     body = store.index.listing_json(arg_bool("include_archived", False))
     return Response(body, mimetype="application/json")

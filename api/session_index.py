@@ -24,6 +24,7 @@ from .atomic import atomic_write_bytes
 log = logging.getLogger(__name__)
 INDEX_NAME = "_index.json"
 INDEX_VERSION = 1
+RACY_WINDOW_NS = 2_000_000_000  # FAT and some network filesystems keep mtimes to 2 s
 FLUSH_DELAY = 2.0  # seconds: a burst of writes (a streaming turn's checkpoints) → one flush
 
 
@@ -61,6 +62,7 @@ class SessionIndex:
         self._dir_mtime_seen: int | None = None
         self._wake = threading.Event()
         self._closed = False
+        self._racy_after = 1 << 62
         self.load_report = self._load_cache()
         self.refresh()
         self._flusher = threading.Thread(target=self._flush_loop, name="index-flush", daemon=True)
@@ -70,6 +72,10 @@ class SessionIndex:
 
     def _load_cache(self) -> str:
         try:
+            # "Racy" entries (as in git's index): a file saved in the same timestamp tick
+            # as the cache was written can keep its (mtime, size) and still have changed,
+            # on filesystems with coarse timestamps; such rows are re-read, never trusted.
+            self._racy_after = os.stat(self._path).st_mtime_ns - RACY_WINDOW_NS
             raw = json.loads(self._path.read_bytes())
             if raw.get("version") != INDEX_VERSION or not isinstance(raw.get("entries"), dict):
                 raise ValueError("unknown index version")
@@ -103,7 +109,7 @@ class SessionIndex:
                 except OSError:
                     continue
                 key = [st.st_mtime_ns, st.st_size]
-                if self._stats.get(sid) == key and sid in self._entries:
+                if self._stats.get(sid) == key and sid in self._entries and key[0] < self._racy_after:
                     seen.add(sid)
                     continue
                 if self._bad_stats.get(entry.name) == key:
@@ -133,6 +139,7 @@ class SessionIndex:
                     self._bad_stats.pop(name, None)
                     changed += 1
             self._dir_mtime_seen = dir_mtime
+            self._racy_after = 1 << 62  # from now on rows come from our own writes
             if changed or self.load_report != "loaded":
                 self._changed()
         return changed
