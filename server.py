@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import ipaddress
 import logging
+import os
 import signal
 import sys
 
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"hermes-webui: error: {exc}", file=sys.stderr)
         return 2
+    os.umask(0o077)  # conversations are private: every file and folder we create is the user's alone
     _limit_malloc_arenas()
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -56,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from api import create_app
     from api.session_recovery import recover_all_sessions_on_startup
     from api.statelock import StateDirBusy, acquire_state_lock
+    from api.turns import interrupt_all_turns
 
     from api.settings import SettingsUnreadable, password_is_set
 
@@ -89,11 +92,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"hermes-webui: error: {exc}", file=sys.stderr)
             return 2
         state = app.extensions["hermes"]
-        server = waitress.create_server(app, host=config.host, port=config.port, threads=config.threads,
-                                        connection_limit=max(1000, config.threads * 2),
-                                        channel_timeout=300, ident="hermes-webui",
-                                        # --trust-proxy: api.auth applies X-Forwarded-* (ProxyFix)
-                                        clear_untrusted_proxy_headers=not config.trust_proxy)
+        try:
+            server = waitress.create_server(app, host=config.host, port=config.port, threads=config.threads,
+                                            connection_limit=max(1000, config.threads * 2),
+                                            channel_timeout=300, ident="hermes-webui",
+                                            # --trust-proxy: api.auth applies X-Forwarded-* (ProxyFix)
+                                            clear_untrusted_proxy_headers=not config.trust_proxy)
+        except OSError as exc:
+            print(f"hermes-webui: error: cannot listen on {config.host}:{config.port}: {exc.strerror or exc} "
+                  "(is another server using that port? try --port)", file=sys.stderr)
+            state.store.close()
+            return 3
         port = server.effective_port
         signal.signal(signal.SIGTERM, _raise_interrupt)
         print(f"hermes-webui listening on http://{config.host}:{port}/ "
@@ -103,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             pass
         finally:
+            # A clean stop keeps every running turn: its partial reply is saved, marked
+            # interrupted, and its followers get stream_end, before the listener closes.
+            interrupted = interrupt_all_turns()
+            if interrupted:
+                log.info("saved %d running turn(s) as interrupted", interrupted)
             server.close()
             state.store.close()
             log.info("hermes-webui stopped")

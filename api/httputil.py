@@ -86,7 +86,8 @@ def arg_int(name: str, default: int | None = None, *, minimum: int = 0, maximum:
     except ValueError:
         raise ApiError(f"query parameter {name!r} must be an integer") from None
     if value < minimum or (maximum is not None and value > maximum):
-        raise ApiError(f"query parameter {name!r} must be between {minimum} and {maximum}")
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ApiError(f"query parameter {name!r} must be {bound}")
     return value
 
 

@@ -293,10 +293,14 @@ def chat_stream():
     after = arg_int("after_seq", None)
     if after is None:
         header = request.headers.get("Last-Event-ID", "").strip()
-        after = int(header) if header.isdigit() else 0
+        if header and not header.isdigit():
+            raise ApiError("Last-Event-ID must be an event id (a number)")
+        after = int(header or 0)
     channel = streams.get_stream(stream_id)
     if channel is None:
         raise ApiError(f"no stream {stream_id[:80]!r} (it ended or never existed)", 404)
+    if channel.closed:  # resuming at or past the end of a finished stream still gets stream_end
+        after = min(after, channel.last_seq - 1)
     heartbeat = _state().config.heartbeat_seconds
     resp = Response(stream_with_context(_sse(channel, after, heartbeat)), mimetype="text/event-stream")
     resp.headers["Cache-Control"] = "no-cache"

@@ -29,14 +29,15 @@ log = logging.getLogger(__name__)
 
 
 def _count(path: Path) -> tuple[int, dict]:
-    """(message count, metadata) of a session file; raises ValueError/OSError if unreadable."""
+    """(real message count, metadata) of a session file, parsed in full (the header's
+    ``message_count`` could be wrong in a hand-edited file); raises ValueError/OSError/
+    KeyError/TypeError if unreadable."""
     raw = path.read_bytes()
     meta, _ = read_header(raw, len(raw))
-    count = meta.get("message_count")
-    if not isinstance(count, int):
-        obj = json.loads(raw)
-        count = len(obj["messages"])
-    return count, meta
+    messages = json.loads(raw)["messages"]
+    if not isinstance(messages, list):
+        raise ValueError('"messages" is not a list')
+    return len(messages), meta
 
 
 def recover_all_sessions_on_startup(state_dir: Path, *, dry_run: bool = False) -> dict:
@@ -119,7 +120,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     try:
+        if not state_dir.is_dir():
+            print(f"error: no state dir at {state_dir} (pass --state-dir)", file=sys.stderr)
+            return 2
         report = recover_all_sessions_on_startup(state_dir, dry_run=args.audit)
+        if args.audit:
+            report["would_restore"] = report.pop("restored")
         report["unreadable_sessions"] = audit_unreadable(state_dir)
         print(json.dumps(report, indent=2, ensure_ascii=False))
     finally:

@@ -1,6 +1,7 @@
 """One server per state dir: a cross-process lock on ``<state-dir>/.lock`` (filelock)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -17,7 +18,11 @@ def acquire_state_lock(state_dir: Path) -> FileLock:
     servers can never run turns on the same session files.
     """
     state_dir = Path(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        os.chmod(state_dir, 0o700)  # it holds every conversation: the user's alone
+    except OSError:
+        pass
     lock = FileLock(str(state_dir / ".lock"), timeout=0)
     try:
         lock.acquire()

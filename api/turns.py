@@ -173,7 +173,7 @@ class Turn:
             ch.emit("cancel", {"session_id": self.session_id})
         elif error:
             ch.emit("apperror", error)
-        if saved_meta is not None and status != "cancelled":
+        if saved_meta is not None and status not in ("cancelled", "interrupted"):
             compact = {k: v for k, v in saved_meta.items() if k not in PRIVATE_KEYS}
             ch.emit("done", {"session": compact, "usage": usage})
         ch.emit("stream_end", {"status": status})
@@ -237,3 +237,20 @@ def cancel_turn(stream_id: str) -> bool:
         return False
     channel.cancel_event.set()
     return turn.finish("cancelled")
+
+
+def interrupt_all_turns() -> int:
+    """Finish every live turn as ``interrupted`` (clean shutdown); returns how many.
+
+    Each turn's partial reply is written back like a cancel, so a SIGTERM loses nothing
+    that had streamed, and each follower receives ``stream_end``.
+    """
+    with streams.STREAMS_LOCK:
+        channels = list(streams.STREAMS.values())
+    done = 0
+    for channel in channels:
+        turn = getattr(channel, "turn", None)
+        if turn is not None:
+            channel.cancel_event.set()
+            done += turn.finish("interrupted")
+    return done

@@ -191,3 +191,31 @@ def test_kill_mid_turn_then_restart_keeps_message_and_partial_reply(make_server)
     events = stream_events(server, server.start_chat(sid, "continue"))
     assert tokens_of(events) == "echo: continue"
     assert len(server.session(sid)["messages"]) == 4
+
+
+def test_resuming_past_the_end_of_a_finished_stream_still_gets_stream_end(live_server):
+    sid = live_server.new_session()
+    stream_id = live_server.start_chat(sid, "short")
+    events = stream_events(live_server, stream_id)
+    last = events[-1]["id"]
+    again = stream_events(live_server, stream_id, last_event_id=9999)
+    assert [(e["id"], e["event"]) for e in again] == [(last, "stream_end")]
+    bad = requests.get(live_server.url("/api/chat/stream"), params={"stream_id": stream_id},
+                       headers={"Last-Event-ID": "abc"}, timeout=10)
+    assert bad.status_code == 400 and "error" in bad.json()
+
+
+def test_a_clean_stop_saves_the_running_turn_as_interrupted(make_server):
+    server = make_server().start()
+    sid = server.new_session()
+    stream_id = server.start_chat(sid, fake_script(tokens=3, hang=True))
+    with requests.get(server.url("/api/chat/stream"), params={"stream_id": stream_id}, stream=True,
+                      timeout=30) as r:
+        seen = read_sse(r, stop_after=3)
+        assert server.stop() == 0  # SIGTERM
+        tail = read_sse(r)
+    assert tail[-1]["event"] == "stream_end" and tail[-1]["data"]["status"] == "interrupted"
+    on_disk = json.loads((server.sessions_dir / f"{sid}.json").read_bytes())
+    assert on_disk["active_stream_id"] is None
+    user, reply = on_disk["messages"]
+    assert reply["status"] == "interrupted" and reply["content"] == tokens_of(seen + tail) == "t0 t1 t2 "

@@ -9,7 +9,7 @@ import requests
 
 from api.models import encode_session
 
-from .helpers import LiveServer
+from .helpers import LiveServer, wait_until
 
 
 def _tree(root) -> dict:
@@ -251,3 +251,30 @@ def test_second_server_on_the_same_state_dir_is_refused(make_server, tmp_path):
     with pytest.raises(RuntimeError, match="already using"):
         second.start(timeout=20)
     assert first.get("/health").status_code == 200
+
+
+def test_state_is_private_to_the_user(make_server):
+    server = make_server().start()
+    sid = server.new_session()
+    server.start_chat(sid, "secret words")
+    wait_until(lambda: not server.get("/api/session/status", params={"session_id": sid}).json()["streaming"])
+    assert (server.state_dir.stat().st_mode & 0o077) == 0
+    for path in server.state_dir.rglob("*"):
+        assert (path.stat().st_mode & 0o077) == 0, f"{path} is readable by others"
+
+
+def test_a_busy_port_is_a_clear_error_not_a_traceback(make_server, tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from .helpers import ROOT, SERVER
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        proc = subprocess.run([sys.executable, str(SERVER), "--port", str(port), "--agent", "fake",
+                               "--state-dir", str(tmp_path / "st")], cwd=str(ROOT), capture_output=True,
+                              text=True, timeout=60, env={**os.environ, "HOME": str(tmp_path)})
+    assert proc.returncode == 3
+    assert "cannot listen on 127.0.0.1:" in proc.stderr and "Traceback" not in proc.stderr

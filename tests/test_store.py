@@ -204,3 +204,26 @@ def test_append_messages_copies_the_transcript_and_works_on_hand_edited_files(st
     with _get_session_agent_lock(empty.session_id):
         store.append_messages(empty.session_id, new, {})
     assert store.load(empty.session_id).messages == new
+
+
+def test_audit_reports_real_counts_and_repair_restores(store, tmp_path):
+    import subprocess
+    import sys
+    sid = _big_session(store, 6).session_id
+    live = store.path(sid)
+    store.backup_path(sid).write_bytes(live.read_bytes())
+    obj = json.loads(live.read_bytes())
+    obj["messages"] = []  # hand-edited: the header still claims 6 messages
+    live.write_text(json.dumps(obj))
+    store.close()
+    run = [sys.executable, "-m", "api.session_recovery", "--state-dir", str(tmp_path)]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    audit = subprocess.run(run + ["--audit"], capture_output=True, text=True, cwd=root, timeout=60)
+    assert audit.returncode == 0
+    assert json.loads(audit.stdout)["would_restore"] == [{"session_id": sid, "from": 0, "to": 6}]
+    assert json.loads(live.read_bytes())["messages"] == []  # audit changes nothing
+    repair = subprocess.run(run + ["--repair"], capture_output=True, text=True, cwd=root, timeout=60)
+    assert repair.returncode == 0 and len(json.loads(live.read_bytes())["messages"]) == 6
+    missing = subprocess.run(run[:-1] + [str(tmp_path / "nope"), "--audit"], capture_output=True, text=True,
+                             cwd=root, timeout=60)
+    assert missing.returncode == 2 and "no state dir" in missing.stderr

@@ -75,5 +75,8 @@ class OpenAIBackend:
         except BackendError:
             raise
         except Exception as exc:
-            raise map_openai_error(exc) from exc
+            err = map_openai_error(exc)
+            if err.type == "connection":
+                err.message = f"{err.message} (base URL: {client.base_url}; set --base-url)"
+            raise err from exc
         return {"usage": usage}
