@@ -168,6 +168,8 @@ class Turn:
             except (SessionError, OSError) as exc:
                 log.error("could not save turn %s of %s: %s", self.stream_id, self.session_id, exc)
                 error = error or {"message": f"could not save the reply: {exc}", "type": "save_failed"}
+                if status == "complete":
+                    status = "error"
         ch = self.channel
         if status == "cancelled":
             ch.emit("cancel", {"session_id": self.session_id})
