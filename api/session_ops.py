@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from . import search, streams
+from . import search
 from .chatgpt_import import EXPORT_VERSION, ImportFormatError, parse_import
 from .httputil import ApiError, arg_str, field, json_body
 from .models import (
@@ -41,7 +41,7 @@ from .models import (
 from .routes import MAX_MESSAGE_CHARS, _clear_stale_stream_state, _store
 from .search import message_text
 from .streams import _get_session_agent_lock
-from .turns import TurnConflict, start_turn
+from .turns import ensure_idle, start_turn
 
 log = logging.getLogger(__name__)
 bp = Blueprint("session_ops", __name__)
@@ -73,13 +73,7 @@ def _locked_session(session_id: str, expected: int | None):
     _clear_stale_stream_state(store.load_metadata_only(session_id))
     with _get_session_agent_lock(session_id):
         session = store.load(session_id)
-        if session.active_stream_id:
-            if streams.is_alive(session.active_stream_id):
-                raise TurnConflict("a reply is streaming in this session: wait for it or cancel it first")
-            raise TurnConflict("the session's last turn was interrupted and could not be settled yet")
-        if expected is not None and expected != len(session.messages):
-            raise TurnConflict(f"the session has {len(session.messages)} messages, not {expected}: "
-                               "it changed in another tab; reload it")
+        ensure_idle(session, expected)
         yield session
 
 

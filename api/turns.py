@@ -184,6 +184,18 @@ class Turn:
         return True
 
 
+def ensure_idle(session, expected_message_count: int | None = None) -> None:
+    """Raise TurnConflict (409) unless ``session`` (read under its lock) can change now:
+    no stream recorded, and ``expected_message_count`` (if given) is its message count."""
+    if session.active_stream_id:
+        if streams.is_alive(session.active_stream_id):
+            raise TurnConflict("a reply is streaming in this session: wait for it or cancel it first")
+        raise TurnConflict("the session's last turn was interrupted and could not be settled yet")
+    if expected_message_count is not None and expected_message_count != session.message_count:
+        raise TurnConflict(f"the session has {session.message_count} messages, not {expected_message_count}: "
+                           "it changed in another tab; reload it")
+
+
 def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text: str, *,
                checkpoint_seconds: float = 1.0, expected_message_count: int | None = None,
                model: str | None = None, replace_messages: list | None = None) -> str:
@@ -199,13 +211,7 @@ def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text
     """
     with _get_session_agent_lock(session_id):
         session = store.load_metadata_only(session_id)
-        if session.active_stream_id:
-            if streams.is_alive(session.active_stream_id):
-                raise TurnConflict("a reply is already streaming in this session")
-            raise TurnConflict("the session's last turn was interrupted and could not be settled yet")
-        if expected_message_count is not None and expected_message_count != session.message_count:
-            raise TurnConflict(f"the session has {session.message_count} messages, not {expected_message_count}: "
-                               "reload it")
+        ensure_idle(session, expected_message_count)
         stream_id = secrets.token_hex(8)
         changes = {"active_stream_id": stream_id, "pending_user_message": text,
                    "pending_started_at": time.time(), "pending_assistant_message": None}
