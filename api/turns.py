@@ -116,6 +116,8 @@ class Turn:
                     self.store.patch_metadata(self.session_id, {"pending_assistant_message": partial}, touch=False)
             except (SessionError, OSError) as exc:
                 log.warning("checkpoint of %s failed: %s", self.session_id, exc)
+                with self._lock:
+                    self._dirty = True  # try again at the next event
 
     # -- the worker -------------------------------------------------------------
 
