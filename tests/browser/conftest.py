@@ -29,11 +29,16 @@ except ImportError:  # pragma: no cover - the [test] extra installs it
 
 @pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium for the whole module."""
+    """One headless Chromium for the whole module. Without Chromium or Playwright the
+    browser tests skip on a developer's machine but fail under CI (``CI`` set), so a
+    broken install can never turn them into a silent pass."""
+    missing = None
     if sync_playwright is None:
-        pytest.skip("playwright is not installed (pip install '.[test]')")
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+        missing = "playwright is not installed (pip install '.[test]')"
+    elif not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        missing = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    if missing:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(missing)
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
