@@ -77,12 +77,16 @@ def _clear_stale_stream_state(session: Session) -> bool:
         active = fresh.active_stream_id
         cleared = bool(active) and not streams.is_alive(active)
         if cleared:                                                       # (4)
+            unsaved = streams.take_unsaved_reply(sid, active)  # a reply whose own save failed
+            if unsaved is not None:
+                fresh.meta["pending_assistant_message"] = unsaved
             fresh.settle_interrupted_turn()
             try:
                 fresh.save(touch=False)
             except OSError as exc:  # e.g. a full disk: the flag stays, the file is intact
                 log.warning("could not settle interrupted stream of %s yet: %s", sid, exc)
                 return False
+            streams.drop_unsaved_reply(sid)
             log.info("settled interrupted stream %s of session %s", active, sid)
     session.meta = dict(fresh.meta)
     if not session._loaded_metadata_only:

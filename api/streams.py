@@ -20,6 +20,11 @@ FINISHED: dict[str, "StreamChannel"] = {}
 STREAMS_LOCK = threading.Lock()
 retention_seconds = 300.0
 
+# Finished replies whose write-back failed (e.g. a full disk), by session id:
+# ``(stream_id, reply)``. The next settle of that stream writes this instead of the
+# older checkpoint; guarded by STREAMS_LOCK. Memory only: a crash falls back to the
+# checkpoint on disk.
+UNSAVED_REPLIES: dict[str, tuple[str, dict]] = {}
 _SESSION_LOCKS: dict[str, threading.RLock] = {}
 _SESSION_LOCKS_GUARD = threading.Lock()
 
@@ -127,3 +132,21 @@ def get_stream(stream_id: str) -> StreamChannel | None:
 def live_count() -> int:
     with STREAMS_LOCK:
         return len(STREAMS)
+
+
+def keep_unsaved_reply(session_id: str, stream_id: str, reply: dict) -> None:
+    with STREAMS_LOCK:
+        UNSAVED_REPLIES[session_id] = (stream_id, reply)
+
+
+def take_unsaved_reply(session_id: str, stream_id: str) -> dict | None:
+    """The reply kept for ``stream_id`` of ``session_id``, or None (it stays kept until
+    :func:`drop_unsaved_reply`, so a settle that fails again can retry)."""
+    with STREAMS_LOCK:
+        kept = UNSAVED_REPLIES.get(session_id)
+    return kept[1] if kept and kept[0] == stream_id else None
+
+
+def drop_unsaved_reply(session_id: str) -> None:
+    with STREAMS_LOCK:
+        UNSAVED_REPLIES.pop(session_id, None)

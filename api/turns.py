@@ -169,6 +169,8 @@ class Turn:
                 log.info("session %s was deleted during stream %s", self.session_id, self.stream_id)
             except (SessionError, OSError) as exc:
                 log.error("could not save turn %s of %s: %s", self.stream_id, self.session_id, exc)
+                if isinstance(exc, OSError):  # written by the next settle, once the disk takes it
+                    streams.keep_unsaved_reply(self.session_id, self.stream_id, dict(reply, status="error"))
                 error = error or {"message": f"could not save the reply: {exc}", "type": "save_failed"}
                 if status == "complete":
                     status = "error"

@@ -15,7 +15,7 @@ import pytest
 
 from api.atomic import TMP_MARKER
 
-from ..helpers import LiveServer, fake_script, stream_events, wait_until
+from ..helpers import LiveServer, fake_script, stream_events, tokens_of, wait_until
 
 
 def _mount_tmpfs(target: Path, size: str = "4m") -> None:
@@ -150,6 +150,9 @@ def test_a_turn_on_a_full_disk_ends_with_apperror_and_its_user_message_survives(
     s = server.session(sid)
     users = [m for m in s["messages"] if m["role"] == "user"]
     assert [m["content"] for m in users] == [message], s["messages"]
+    # the whole streamed reply is kept, not just the last checkpoint before the disk filled
+    reply = s["messages"][-1]
+    assert reply["role"] == "assistant" and reply["content"] == tokens_of(events), s["messages"]
     status = server.get("/api/session/status", params={"session_id": sid}).json()
     assert status["streaming"] is False and status["active_stream_id"] is None
     rows = {r["session_id"] for r in server.get("/api/sessions").json()["sessions"]}
