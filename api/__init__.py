@@ -1,7 +1,6 @@
 """hermes-webui backend: :func:`create_app` builds the Flask app (DESIGN §1)."""
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass
 
@@ -15,9 +14,6 @@ from .models import SessionStore
 from .request_log import RequestLogMiddleware
 
 __version__ = "0.1.0"
-# Feature modules; each has ``init_app(app)`` that registers its blueprint and hooks.
-EXTENSIONS = ("api.auth", "api.openai_api", "api.session_ops", "api.workspace", "api.skills", "api.memory",
-              "api.render", "api.profiles")
 
 
 @dataclass
@@ -37,6 +33,7 @@ def create_app(config: Config, *, store: SessionStore | None = None, backend=Non
     and the backend named by ``config.agent``. The store's start-up scan happens here,
     so call :func:`api.session_recovery.recover_all_sessions_on_startup` first.
     """
+    from . import auth, memory, openai_api, profiles, render, session_ops, skills, workspace
     from .routes import chat_bp, sessions_bp
     from .ui import ui_bp
 
@@ -54,13 +51,9 @@ def create_app(config: Config, *, store: SessionStore | None = None, backend=Non
     register_error_handlers(app)
     for bp in (sessions_bp, chat_bp, ui_bp):
         app.register_blueprint(bp)
-    for name in EXTENSIONS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+    # Feature modules: each init_app registers its blueprint and hooks (auth first: its
+    # before_request guards every route registered after it as well).
+    for module in (auth, openai_api, session_ops, workspace, skills, memory, render, profiles):
         module.init_app(app)
     app.wsgi_app = RequestLogMiddleware(app.wsgi_app)
     return app

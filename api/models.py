@@ -115,6 +115,18 @@ def clean_title(title: str) -> str:
 # ---------------------------------------------------------------- encoding
 
 
+def public_metadata(meta: dict) -> dict:
+    """``meta`` without the private keys: what the index and the API show."""
+    return {k: v for k, v in meta.items() if k not in PRIVATE_KEYS}
+
+
+def _ordered(meta: dict) -> dict:
+    """Metadata in file order: ``METADATA_KEYS`` first, unknown keys after, never messages."""
+    ordered = {k: meta[k] for k in METADATA_KEYS if k in meta}
+    ordered.update((k, v) for k, v in meta.items() if k not in ordered and k != "messages")
+    return ordered
+
+
 def _dumps(value) -> str:
     try:
         text = json.dumps(value, ensure_ascii=False)
@@ -126,8 +138,7 @@ def _dumps(value) -> str:
 
 def encode_session(meta: dict, messages: list) -> bytes:
     """Serialise to the on-disk layout described in the module docstring."""
-    ordered = {k: meta[k] for k in METADATA_KEYS if k in meta}
-    ordered.update((k, v) for k, v in meta.items() if k not in ordered and k != "messages")
+    ordered = _ordered(meta)
     head = _dumps(ordered)[:-1]
     sep = "," if ordered else ""
     body = ",\n".join(_dumps(m) for m in messages)
@@ -325,7 +336,7 @@ class Session:
 
     def compact(self) -> dict:
         """Metadata without messages or private keys, with ``message_count``."""
-        out = {k: v for k, v in self.meta.items() if k not in PRIVATE_KEYS}
+        out = public_metadata(self.meta)
         out["message_count"] = self.message_count
         return out
 
@@ -477,17 +488,6 @@ class SessionStore:
             session.save()
         return session
 
-    def _disk_count(self, session_id: str) -> int | None:
-        try:
-            with self._open(session_id) as f:
-                meta, _k, mm, _s = self._header(session_id, f)
-            if mm is not None:
-                mm.close()
-        except SessionNotFound:
-            return None
-        count = meta.get("message_count")
-        return count if isinstance(count, int) else self.load(session_id).message_count
-
     def _write(self, session: Session, *, touch: bool, intentional_shrink: bool) -> None:
         with self.index.writing():
             self._write_locked(session, touch=touch, intentional_shrink=intentional_shrink)
@@ -495,7 +495,10 @@ class SessionStore:
     def _write_locked(self, session: Session, *, touch: bool, intentional_shrink: bool) -> None:
         sid = session.session_id
         path = self.path(sid)
-        on_disk = self._disk_count(sid)  # raises SessionUnreadable: never overwrite a corrupt file
+        try:  # SessionUnreadable propagates: a corrupt file is never overwritten
+            on_disk = self.load_metadata_only(sid).message_count
+        except SessionNotFound:
+            on_disk = None
         if on_disk is not None and len(session.messages) < on_disk:
             atomic_write_bytes(self.backup_path(sid), path.read_bytes())
             if intentional_shrink:
@@ -552,8 +555,7 @@ class SessionStore:
             meta.update(changes)
             if touch:
                 meta["updated_at"] = time.time()
-            ordered = {k: meta[k] for k in METADATA_KEYS if k in meta}
-            ordered.update((k, v) for k, v in meta.items() if k not in ordered)
+            ordered = _ordered(meta)
             if new_messages:
                 ordered["message_count"] = total + len(new_messages)
                 body = ",\n".join(_dumps(m) for m in new_messages)
@@ -563,8 +565,7 @@ class SessionStore:
                 parts = [FileRange(f.fileno(), key_at, size - key_at)]
             head = _dumps(ordered)[:-1].encode("utf-8")
             atomic_write_bytes(path, [head + (b",\n" if ordered else b"\n")] + parts)
-        compact = {k: v for k, v in ordered.items() if k not in PRIVATE_KEYS}
-        self.index.update(session_id, compact, stat_key(path))
+        self.index.update(session_id, public_metadata(ordered), stat_key(path))
         return ordered
 
     def delete(self, session_id: str) -> bool:

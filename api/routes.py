@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 
 from . import streams, turns
 from .httputil import ApiError, arg_bool, arg_int, arg_str, field, json_body
-from .models import PRIVATE_KEYS, Session, SessionError, clean_title, validate_session_id
+from .models import Session, SessionError, clean_title, public_metadata, validate_session_id
 from .profiles import current_store
 from .streams import _get_session_agent_lock
 
@@ -33,10 +33,6 @@ def _state():
 def _store():
     """The session store of the request's profile (:func:`api.profiles.current_store`)."""
     return current_store()
-
-
-def _public(meta: dict) -> dict:
-    return {k: v for k, v in meta.items() if k not in PRIVATE_KEYS}
 
 
 # ---------------------------------------------------------------- stale streams
@@ -157,7 +153,7 @@ def new_session():
     session = _store().create(title=field(body, "title", str, required=False, default=""),
                               model=field(body, "model", str, required=False),
                               workspace=field(body, "workspace", str, required=False))
-    return jsonify(session=dict(_public(session.meta), messages=[], messages_offset=0, message_count=0))
+    return jsonify(session=dict(public_metadata(session.meta), messages=[], messages_offset=0, message_count=0))
 
 
 @sessions_bp.get("/api/session")
@@ -177,11 +173,11 @@ def get_session():
         return jsonify(session=stub.compact())
     if limit is None and before is None:  # the whole transcript: pass the stored bytes through
         meta, array = _store().read_all_raw(sid)
-        head = json.dumps(dict(_public(meta), messages_offset=0), ensure_ascii=False)[:-1]
+        head = json.dumps(dict(public_metadata(meta), messages_offset=0), ensure_ascii=False)[:-1]
         return Response(b'{"session": ' + head.encode("utf-8") + b', "messages": ' + array + b"}}",
                         mimetype="application/json")
     meta, window, offset = _store().read_window(sid, limit, before)
-    out = _public(meta)
+    out = public_metadata(meta)
     out.update(messages=window, messages_offset=offset, message_count=meta.get("message_count", len(window)))
     return jsonify(session=out)
 
@@ -203,7 +199,7 @@ def _patch(changes_from_body) -> Response:
     changes = changes_from_body(body)
     with _get_session_agent_lock(sid):
         meta = _store().patch_metadata(sid, changes, touch=False)
-    return jsonify(session=dict(_public(meta)))
+    return jsonify(session=dict(public_metadata(meta)))
 
 
 @sessions_bp.post("/api/session/rename")

@@ -101,8 +101,8 @@ class SessionIndex:
             seen = set()
             bad_seen = set()
             for entry in os.scandir(self.dir):
-                sid = entry.name[:-5] if entry.name.endswith(".json") and entry.name != INDEX_NAME else None
-                if sid is None or self._id_of(entry.name) is None:
+                sid = self._id_of(entry.name)
+                if sid is None:
                     continue
                 try:
                     st = entry.stat(follow_symlinks=False)

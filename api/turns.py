@@ -27,8 +27,8 @@ import time
 
 from . import streams
 from .agents.base import AgentBackend, BackendError
-from .models import (CLEARED_STREAM_FIELDS, DEFAULT_TITLE, PRIVATE_KEYS, SessionError, SessionNotFound,
-                     SessionStore, clean_title)
+from .models import (CLEARED_STREAM_FIELDS, DEFAULT_TITLE, SessionError, SessionNotFound, SessionStore,
+                     clean_title, public_metadata)
 from .streams import StreamChannel, _get_session_agent_lock
 
 log = logging.getLogger(__name__)
@@ -180,8 +180,7 @@ class Turn:
         elif error:
             ch.emit("apperror", error)
         if saved_meta is not None and status not in ("cancelled", "interrupted"):
-            compact = {k: v for k, v in saved_meta.items() if k not in PRIVATE_KEYS}
-            ch.emit("done", {"session": compact, "usage": usage})
+            ch.emit("done", {"session": public_metadata(saved_meta), "usage": usage})
         ch.emit("stream_end", {"status": status})
         ch.close()
         streams.unregister(self.stream_id)

@@ -116,12 +116,8 @@ def time_startups(state_dir: Path, home: Path, runs: int, with_index: bool) -> d
 
 
 _IMPORTS = """
-import importlib, server, waitress, api.session_recovery, api.statelock, api.routes, api.ui
-for name in getattr(api, "EXTENSIONS", ()):
-    try:
-        importlib.import_module(name)
-    except ModuleNotFoundError:
-        pass
+import server, waitress, api.session_recovery, api.statelock, api.routes, api.ui
+from api import auth, memory, openai_api, profiles, render, session_ops, skills, workspace
 """
 
 
