@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import mmap
+from contextlib import contextmanager
 import os
 import re
 import secrets
@@ -400,25 +401,31 @@ class SessionStore:
         obj["message_count"] = len(messages)
         return Session(self, obj, messages)
 
-    def _header(self, session_id: str, f) -> tuple[dict, int, mmap.mmap | None, int]:
-        size = os.fstat(f.fileno()).st_size
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
-        try:
-            meta, key_at = read_header(mm if mm is not None else b"", size)
-            _check_shape(meta, session_id)
-        except ValueError as exc:
-            if mm is not None:
-                mm.close()
-            raise SessionUnreadable(f"session {session_id!r} is unreadable: {exc}") from None
-        meta["session_id"] = session_id
-        return meta, key_at, mm, size
+    @contextmanager
+    def _mapped(self, session_id: str):
+        """Open and map a session file and parse its metadata prefix.
+
+        Yields ``(file, metadata, byte offset of the "messages" key, mmap, size)``; both
+        are closed on exit. Raises like :meth:`load` (an empty file is unreadable, so
+        the map always exists).
+        """
+        with self._open(session_id) as f:
+            size = os.fstat(f.fileno()).st_size
+            if not size:
+                raise SessionUnreadable(f"session {session_id!r} is unreadable: the file is empty")
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                try:
+                    meta, key_at = read_header(mm, size)
+                    _check_shape(meta, session_id)
+                except ValueError as exc:
+                    raise SessionUnreadable(f"session {session_id!r} is unreadable: {exc}") from None
+                meta["session_id"] = session_id
+                yield f, meta, key_at, mm, size
 
     def load_metadata_only(self, session_id: str) -> Session:
         """Parse only the metadata prefix; returns an unsavable Session (DESIGN §3 inv. 2)."""
-        with self._open(session_id) as f:
-            meta, _key_at, mm, _size = self._header(session_id, f)
-        if mm is not None:
-            mm.close()
+        with self._mapped(session_id) as (_f, meta, _key_at, _mm, _size):
+            pass
         if not isinstance(meta.get("message_count"), int):
             meta["message_count"] = self.load(session_id).message_count
         return Session(self, meta, None, metadata_only=True)
@@ -431,19 +438,14 @@ class SessionStore:
         is in our layout, so the newest page of a 16 MB session costs a few ms; falls back
         to a full parse otherwise. Raises like :meth:`load`.
         """
-        with self._open(session_id) as f:
-            meta, key_at, mm, size = self._header(session_id, f)
-            try:
-                total = meta.get("message_count")
-                if limit is not None and isinstance(total, int) and mm is not None:
-                    end = total if before is None else max(0, min(before, total))
-                    start = max(0, end - limit)
-                    window = _tail_lines(mm, key_at, total, start, end)
-                    if window is not None:
-                        return meta, window, start
-            finally:
-                if mm is not None:
-                    mm.close()
+        with self._mapped(session_id) as (_f, meta, key_at, mm, _size):
+            total = meta.get("message_count")
+            if limit is not None and isinstance(total, int):
+                end = total if before is None else max(0, min(before, total))
+                start = max(0, end - limit)
+                window = _tail_lines(mm, key_at, total, start, end)
+                if window is not None:
+                    return meta, window, start
         session = self.load(session_id)
         total = len(session.messages)
         end = total if before is None else max(0, min(before, total))
@@ -457,15 +459,9 @@ class SessionStore:
         stored, so a response can pass 16 MB through without re-encoding it. Raises like
         :meth:`load`.
         """
-        with self._open(session_id) as f:
-            meta, key_at, mm, size = self._header(session_id, f)
-            try:
-                open_at = mm.find(b"[", key_at) if mm is not None else -1
-                close_at = mm.rfind(b"\n]}") if mm is not None else -1
-                array = mm[open_at:close_at + 2] if 0 <= open_at < close_at and not mm[close_at + 3:].strip() else None
-            finally:
-                if mm is not None:
-                    mm.close()
+        with self._mapped(session_id) as (_f, meta, key_at, mm, _size):
+            open_at, close_at = mm.find(b"[", key_at), mm.rfind(b"\n]}")
+            array = mm[open_at:close_at + 2] if 0 <= open_at < close_at and not mm[close_at + 3:].strip() else None
         try:
             messages = json.loads(array) if array is not None else None
         except ValueError:
@@ -532,17 +528,11 @@ class SessionStore:
 
     def _rewrite(self, session_id: str, changes: dict, new_messages: list[dict], *, touch: bool) -> dict:
         path = self.path(session_id)
-        with self.index.writing(), self._open(session_id) as f:
-            meta, key_at, mm, size = self._header(session_id, f)
-            try:
-                total = meta.get("message_count")
-                # In our layout the last message line must parse; anything else is parsed whole.
-                sound = (isinstance(total, int) and mm is not None
-                         and _tail_lines(mm, key_at, total, max(0, total - 1), total) is not None)
-                close_at = mm.rfind(b"\n]}") if sound else -1
-            finally:
-                if mm is not None:
-                    mm.close()
+        with self.index.writing(), self._mapped(session_id) as (f, meta, key_at, mm, size):
+            total = meta.get("message_count")
+            # In our layout the last message line must parse; anything else is parsed whole.
+            sound = isinstance(total, int) and _tail_lines(mm, key_at, total, max(0, total - 1), total) is not None
+            close_at = mm.rfind(b"\n]}") if sound else -1
             if not sound:
                 f.seek(0)
                 session = self._parse_full(session_id, f.read())  # SessionUnreadable if torn
