@@ -36,7 +36,9 @@ class Config:
     hermes_home: str | None = None
     toolsets: str = ""
     # limits and timings
-    max_body_bytes: int = 2 * 1024 * 1024
+    max_message_bytes: int = 1024 * 1024          # one user message, UTF-8 bytes (DESIGN §3)
+    max_tool_result_bytes: int = 16 * 1024 * 1024  # one tool result or reasoning block, kept whole up to this
+    max_body_bytes: int | None = None             # a JSON request body; default: room for the largest message
     max_upload_bytes: int = 20 * 1024 * 1024
     # workspace (issue 7): extra roots a session may pick, separated by os.pathsep
     workspace_roots: str = ""
@@ -72,7 +74,10 @@ _FLAGS = [
     ("toolsets", str, "hermes backend: comma-separated toolsets to enable (default none)"),
     ("heartbeat_seconds", float, "SSE heartbeat interval in seconds (default 5)"),
     ("checkpoint_seconds", float, "how often a running turn saves its partial reply (default 1)"),
-    ("max_body_bytes", int, "largest JSON request body in bytes (default 2 MiB)"),
+    ("max_message_bytes", int, "largest user message in UTF-8 bytes; larger ones get 413 (default 1 MiB)"),
+    ("max_tool_result_bytes", int, "largest tool result or reasoning block kept whole, in bytes (default 16 MiB)"),
+    ("max_body_bytes", int, "largest JSON request body in bytes (default: 6 x the message limit + 1 MiB, "
+     "room for a message of the largest size even with every character JSON-escaped)"),
     ("max_upload_bytes", int, "largest workspace upload in bytes (default 20 MiB)"),
     ("workspace_roots", str, "extra workspace folders a session may pick, separated by ':' "
      "(the default root is <state-dir>/workspace)"),
@@ -130,6 +135,10 @@ def parse_config(argv: list[str] | None = None, env: dict[str, str] | None = Non
         raise ValueError(f"unknown agent backend {cfg.agent!r}; choose one of {', '.join(AGENTS)}")
     if not (0 <= cfg.port <= 65535):
         raise ValueError(f"port {cfg.port} is out of range")
+    if cfg.max_message_bytes < 1 or cfg.max_tool_result_bytes < 1:
+        raise ValueError("message and tool result limits must be positive numbers of bytes")
+    if cfg.max_body_bytes is None:
+        cfg.max_body_bytes = 6 * cfg.max_message_bytes + 1024 * 1024
     if cfg.threads < 4:
         raise ValueError("threads must be at least 4 (each open stream holds one)")
     if cfg.context_size < 128:
