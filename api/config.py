@@ -51,6 +51,10 @@ class Config:
     login_lifetime_seconds: float = 30 * 24 * 3600.0
     trust_proxy: bool = False
 
+    def __post_init__(self):
+        if self.max_body_bytes is None:
+            self.max_body_bytes = 6 * self.max_message_bytes + 1024 * 1024
+
     @property
     def sessions_dir(self) -> Path:
         return self.state_dir / "sessions"
@@ -137,7 +141,7 @@ def parse_config(argv: list[str] | None = None, env: dict[str, str] | None = Non
         raise ValueError(f"port {cfg.port} is out of range")
     if cfg.max_message_bytes < 1 or cfg.max_tool_result_bytes < 1:
         raise ValueError("message and tool result limits must be positive numbers of bytes")
-    if cfg.max_body_bytes is None:
+    if args.max_body_bytes is None and ENV_PREFIX + "MAX_BODY_BYTES" not in env:
         cfg.max_body_bytes = 6 * cfg.max_message_bytes + 1024 * 1024
     if cfg.threads < 4:
         raise ValueError("threads must be at least 4 (each open stream holds one)")
