@@ -70,7 +70,7 @@ class SessionUnreadable(SessionError):
 
 def validate_session_id(session_id) -> str:
     """Return ``session_id`` if it is safe to use in a path; raise :class:`InvalidSessionId`."""
-    if not isinstance(session_id, str) or not SESSION_ID_RE.match(session_id) or session_id in RESERVED_IDS:
+    if not isinstance(session_id, str) or not SESSION_ID_RE.fullmatch(session_id) or session_id in RESERVED_IDS:
         raise InvalidSessionId(f"invalid session id {str(session_id)[:80]!r}")
     return session_id
 
@@ -80,7 +80,7 @@ def session_id_of_file(name: str) -> str | None:
     if not name.endswith(".json"):
         return None
     sid = name[:-5]
-    return sid if SESSION_ID_RE.match(sid) and sid not in RESERVED_IDS else None
+    return sid if SESSION_ID_RE.fullmatch(sid) and sid not in RESERVED_IDS else None
 
 
 def new_session_id() -> str:
