@@ -35,6 +35,16 @@ def _limit_malloc_arenas() -> None:
         pass
 
 
+def _configure_logging(level: str) -> None:
+    """Log to stderr, one line per record: control characters in any logged value are
+    escaped (api.request_log.OneLineFormatter), so request data cannot forge a line."""
+    from api.request_log import OneLineFormatter
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -51,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.umask(0o077)  # conversations are private: every file and folder we create is the user's alone
     _limit_malloc_arenas()
-    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(config.log_level)
 
     import waitress
 
@@ -69,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if config.require_password and not has_password:
         print("hermes-webui: error: --require-password is set but no password was given "
-              "(--password or HERMES_WEBUI_PASSWORD)", file=sys.stderr)
+              "(--password-file, HERMES_WEBUI_PASSWORD, or one set in the UI)", file=sys.stderr)
         return 2
+    if config.password_on_command_line:
+        log.warning("--password is visible to every user of this machine (ps, /proc); it is meant for "
+                    "tests. Use --password-file FILE or HERMES_WEBUI_PASSWORD instead.")
     if not _is_loopback(config.host) and not has_password:
         log.warning("!" * 72)
         log.warning("Listening on %s WITHOUT A PASSWORD: anyone who can reach this port can read "

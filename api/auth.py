@@ -12,18 +12,32 @@ A login is a signed, timestamped cookie (itsdangerous, key in ``<state>/auth_sec
 mode 0600) holding ``{id, csrf, pw}``: ``csrf`` is the login's CSRF token, ``pw`` a keyed
 fingerprint of the current password, so changing the password ends every login. Logins
 survive restarts, end after ``--login-lifetime-seconds``, and logout revokes the id in
-settings.json. Failed logins are limited to 5 per client per minute (429 JSON).
+settings.json. Failed logins are limited (429 JSON, see below).
 
-CSRF (every method but GET/HEAD/OPTIONS/TRACE): a foreign ``Origin`` or
-``Sec-Fetch-Site: cross-site|same-site`` is refused with 403 always; with auth on the
-request must also carry ``X-CSRF-Token`` equal to the login's token (``/api/auth/login``
-excepted), so a request with neither Origin nor token is refused. ``flask.g.csrf_token``
-is the current login's token ("" without one) on every request.
+Every request first passes the Host allow-list of :mod:`api.hosts` (DNS rebinding):
+an unknown name answers 400 JSON before anything else runs.
+
+CSRF (every method but GET/HEAD/OPTIONS/TRACE): an ``Origin`` that is not a page of this
+server (compared with the allow-list, not with the request's own Host), a foreign
+``Referer`` when Origin is absent, or ``Sec-Fetch-Site: cross-site|same-site`` is refused
+with 403 always. With auth on the request must also carry ``X-CSRF-Token`` equal to the
+login's token (``/api/auth/login`` excepted), so a request with neither Origin nor token
+is refused. With auth off a request with neither Origin nor Referer (not a modern
+browser) needs ``Content-Type: application/json`` (which a form cannot send) or the
+page's token. ``flask.g.csrf_token`` is the login's token on every request; with auth
+off it is the server's page token (stable, derived from the signing key), so the page's
+``<meta name="csrf-token">`` always carries one.
+
+Failed logins are limited to 5 per client and 30 in all (``--max-failed-logins-per-minute``)
+per minute. With ``--trust-proxy`` the client address comes from ``X-Forwarded-For``, but
+only on connections from ``--trusted-proxies`` and only ``--proxy-hops`` entries deep
+(:class:`TrustedProxyMiddleware`); everyone else's forwarded headers are ignored.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import math
 import secrets
@@ -31,7 +45,6 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, g, jsonify, redirect, request, send_from_directory
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -40,6 +53,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import webui
 
 from .atomic import atomic_write_bytes
+from .hosts import HostPolicy, parse_allowed_hosts, parse_trusted_proxies
 from .httputil import ApiError, error_response, field, json_body
 from .settings import SettingsStore, SettingsUnreadable, settings_bp, verify_password
 
@@ -49,6 +63,7 @@ COOKIE_NAME = "hermes_login"
 CSRF_HEADER = "X-CSRF-Token"
 SECRET_FILE = "auth_secret.key"
 MAX_FAILURES = 5
+MAX_FAILURES_ALL_CLIENTS = 30
 FAILURE_WINDOW_SECONDS = 60.0
 MAX_REVOKED = 10_000
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -100,18 +115,25 @@ def load_or_create_secret(state_dir: Path) -> bytes:
 
 
 class LoginRateLimiter:
-    """At most ``limit`` failed attempts per client within ``window`` seconds.
+    """At most ``limit`` failed attempts per client, and ``total_limit`` from all clients
+    together, within ``window`` seconds.
 
     :meth:`begin` reserves an attempt before the password is checked, so concurrent
-    guesses cannot slip past the limit; :meth:`finish` keeps it as a failure or, on
-    success, forgets the client's failures.
+    guesses cannot slip past either limit; :meth:`finish` keeps it as a failure or, on
+    success, forgets the client's failures (they stay counted in the total, so one
+    right password does not reopen the ceiling for guessers). The total is the ceiling
+    for guessers who rotate addresses (a /64 of IPv6, forged proxy headers): once it
+    is reached every client waits, including the owner, whose existing logins keep
+    working.
     """
 
     def __init__(self, limit: int = MAX_FAILURES, window: float = FAILURE_WINDOW_SECONDS,
-                 clock=time.monotonic, max_clients: int = 10_000):
+                 clock=time.monotonic, max_clients: int = 10_000, total_limit: int = MAX_FAILURES_ALL_CLIENTS):
         self.limit, self.window, self._clock, self._max_clients = limit, window, clock, max_clients
+        self.total_limit = total_limit
         self._lock = threading.Lock()
         self._attempts: dict[str, list[float]] = {}
+        self._all: list[float] = []          # every reserved or failed attempt, oldest first
 
     def begin(self, client: str) -> float:
         """0.0 if ``client`` may try now (the attempt is reserved), else seconds to wait."""
@@ -121,7 +143,12 @@ class LoginRateLimiter:
             if len(recent) >= self.limit:
                 self._attempts[client] = recent
                 return max(0.001, self.window - (now - recent[0]))
+            while self._all and now - self._all[0] >= self.window:
+                self._all.pop(0)
+            if len(self._all) >= self.total_limit:
+                return max(0.001, self.window - (now - self._all[0]))
             recent.append(now)
+            self._all.append(now)
             self._attempts[client] = recent
             if len(self._attempts) > self._max_clients:
                 self._prune(now)
@@ -131,7 +158,9 @@ class LoginRateLimiter:
         """Record the outcome of the attempt reserved by :meth:`begin`."""
         if ok:
             with self._lock:
-                self._attempts.pop(client, None)
+                mine = self._attempts.pop(client, None)
+                if mine and mine[-1] in self._all:
+                    self._all.remove(mine[-1])   # a success is not a failure
 
     def _prune(self, now: float) -> None:
         for key in [k for k, v in self._attempts.items() if not v or now - v[-1] >= self.window]:
@@ -156,8 +185,12 @@ class AuthState:
         self.config = config
         self.settings = settings
         self.lifetime = float(config.login_lifetime_seconds)
-        self.limiter = LoginRateLimiter()
+        self.limiter = LoginRateLimiter(total_limit=config.max_failed_logins_per_minute)
+        self.hosts = HostPolicy(config.host, parse_allowed_hosts(config.allowed_hosts))
         self.secret = load_or_create_secret(config.state_dir)
+        # With auth off the page still gets a token (stable across restarts), so a request
+        # with neither Origin nor Referer can prove it came from the page (see _check_csrf).
+        self.page_token = hmac.new(self.secret, b"hermes-webui.page-csrf", hashlib.sha256).hexdigest()
         self._serializer = URLSafeTimedSerializer(self.secret, salt="hermes-webui.login")
         self._lock = threading.Lock()
         self._verify_slots = threading.BoundedSemaphore(2)   # scrypt takes 32 MiB each
@@ -273,30 +306,31 @@ def _auth() -> AuthState:
 # ---------------------------------------------------------------- request checks
 
 
-def _same_origin(origin: str) -> bool:
-    """True if ``origin`` names this server's host and port (as the client reached it)."""
-    try:
-        o = urlsplit(origin.strip())
-        h = urlsplit("//" + request.host)
-        if o.scheme not in ("http", "https") or not o.hostname or not h.hostname:
-            return False
-        default = 443 if o.scheme == "https" else 80
-        return o.hostname == h.hostname and (o.port or default) == (h.port or default)
-    except ValueError:
-        return False
+def _host_header() -> str | None:
+    """The Host the client asked for (the forwarded one behind a trusted proxy), or None."""
+    return request.environ.get("HTTP_HOST")
 
 
 def origin_verdict() -> str:
-    """``"foreign"`` (a foreign or opaque Origin, or ``Sec-Fetch-Site`` cross-site or
-    same-site), ``"same"`` (own Origin, or ``Sec-Fetch-Site`` same-origin/none) or
-    ``"absent"`` (neither header: not a browser, or a very old one)."""
+    """``"foreign"`` (an Origin that is not a page of this server, an opaque ``null``
+    Origin, a foreign Referer when Origin is absent, or ``Sec-Fetch-Site`` cross-site or
+    same-site), ``"same"`` (our own Origin or Referer, or ``Sec-Fetch-Site``
+    same-origin/none) or ``"absent"`` (none of them: not a browser, or a very old one).
+
+    "Ours" is decided by :meth:`api.hosts.HostPolicy.origin_is_ours`: the allow-list and
+    this request's port, never the request's Host alone.
+    """
+    hosts = _auth().hosts
     origin = request.headers.get("Origin")
+    referer = request.headers.get("Referer")
     site = (request.headers.get("Sec-Fetch-Site") or "").strip().lower()
-    if origin is not None and not _same_origin(origin):
+    if origin is not None and not hosts.origin_is_ours(origin, _host_header()):
+        return "foreign"
+    if origin is None and referer and not hosts.origin_is_ours(referer, _host_header()):
         return "foreign"
     if site in ("cross-site", "same-site"):
         return "foreign"
-    if origin is not None or site in ("same-origin", "none"):
+    if origin is not None or referer or site in ("same-origin", "none"):
         return "same"
     return "absent"
 
@@ -348,26 +382,42 @@ def _require_login(auth: AuthState):
     return error_response("login required", 401)
 
 
+def _sent_token(expected: str) -> bool:
+    sent = request.headers.get(CSRF_HEADER, "")
+    return bool(sent) and bool(expected) and hmac.compare_digest(sent.encode(), expected.encode())
+
+
 def _check_csrf(auth: AuthState, verdict: str):
     """None if a state-changing request passes the CSRF rules, else a 403 answer."""
     if verdict == "foreign":
         return error_response("cross-origin request refused", 403)
-    if not auth.enabled or g.auth_bearer or request.path == "/api/auth/login":
+    if not auth.enabled:
+        if verdict == "absent" and request.mimetype != "application/json" and not _sent_token(auth.page_token):
+            return error_response(f"refused: a state-changing request without an Origin or Referer header needs "
+                                  f"Content-Type: application/json or the page's {CSRF_HEADER} header", 403)
+        return None
+    if g.auth_bearer or request.path == "/api/auth/login":
         return None
     sent = request.headers.get(CSRF_HEADER, "")
     if not sent and verdict == "absent":
         return error_response(f"refused: a state-changing request needs an Origin header and {CSRF_HEADER}", 403)
     login = g.auth_login
-    if login is None or not sent or not hmac.compare_digest(sent.encode(), login.csrf.encode()):
+    if login is None or not _sent_token(login.csrf):
         return error_response(f"missing or wrong {CSRF_HEADER} header; reload the page", 403)
     return None
 
 
 def _before_request():
     auth = _auth()
+    refused_host = auth.hosts.refusal(_host_header())
+    if refused_host is not None:
+        return error_response(refused_host, 400)
     g.auth_bearer = False
     g.auth_login = auth.login_from_cookie(request.cookies.get(COOKIE_NAME))
-    g.csrf_token = g.auth_login.csrf if g.auth_login else ""
+    if g.auth_login is not None:
+        g.csrf_token = g.auth_login.csrf
+    else:
+        g.csrf_token = "" if auth.enabled else auth.page_token
     if auth.enabled:
         refusal = _require_login(auth)
         if refusal is not None:
@@ -445,18 +495,52 @@ def status():
     return jsonify(out)
 
 
+class TrustedProxyMiddleware:
+    """WSGI: apply ``X-Forwarded-For/-Proto/-Host`` (werkzeug's ProxyFix, ``hops`` deep)
+    only on connections whose peer address is in ``trusted`` (a list of networks);
+    on every other connection those headers are removed, so a client that reaches the
+    port directly cannot pick its own address, scheme or host.
+    """
+
+    FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST",
+                 "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_PREFIX", "HTTP_FORWARDED")
+
+    def __init__(self, app, trusted: list, hops: int = 1):
+        self.app = app
+        self.trusted = trusted
+        self.proxied = ProxyFix(app, x_for=hops, x_proto=hops, x_host=hops)
+
+    def _is_trusted(self, peer: str) -> bool:
+        try:
+            address = ipaddress.ip_address(peer.split("%", 1)[0])
+        except ValueError:
+            return False
+        if address.version == 6 and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        return any(address in net for net in self.trusted)
+
+    def __call__(self, environ, start_response):
+        if self._is_trusted(environ.get("REMOTE_ADDR") or ""):
+            return self.proxied(environ, start_response)
+        for key in self.FORWARDED:
+            environ.pop(key, None)
+        return self.app(environ, start_response)
+
+
 def init_app(app: Flask) -> None:
     """Load settings.json and the signing key, register the auth and settings routes and
-    the request hooks; with ``--trust-proxy``, honour one proxy's X-Forwarded-* headers.
+    the request hooks; with ``--trust-proxy``, honour X-Forwarded-* from the trusted proxies.
 
-    Raises :class:`api.settings.SettingsUnreadable` if settings.json is damaged.
+    Raises :class:`api.settings.SettingsUnreadable` if settings.json is damaged, and
+    ``ValueError`` for a malformed ``--allowed-hosts`` or ``--trusted-proxies``.
     """
     config = app.extensions["hermes"].config
     settings = SettingsStore(config.state_dir)
     app.extensions["hermes_settings"] = settings
     app.extensions["hermes_auth"] = AuthState(config, settings)
     if config.trust_proxy:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+        app.wsgi_app = TrustedProxyMiddleware(app.wsgi_app, parse_trusted_proxies(config.trusted_proxies),
+                                              config.proxy_hops)
     app.register_blueprint(auth_bp)
     app.register_blueprint(settings_bp)
     app.before_request(_before_request)

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .hosts import parse_allowed_hosts, parse_trusted_proxies
+
 ENV_PREFIX = "HERMES_WEBUI_"
 AGENTS = ("local", "hermes", "openai", "fake")
 
@@ -45,11 +47,17 @@ class Config:
     heartbeat_seconds: float = 5.0
     checkpoint_seconds: float = 1.0
     stream_retention_seconds: float = 300.0
-    # auth (issue 8)
+    # auth (issue 8) and the network perimeter (issue 14)
     password: str | None = None
+    password_file: Path | None = None       # read into ``password`` by parse_config
+    password_on_command_line: bool = False  # --password was given as a flag (visible in ps)
     require_password: bool = False
     login_lifetime_seconds: float = 30 * 24 * 3600.0
+    max_failed_logins_per_minute: int = 30  # from all clients together (5 per client always)
+    allowed_hosts: str = ""                 # extra Host names, comma-separated (api.hosts)
     trust_proxy: bool = False
+    trusted_proxies: str = "127.0.0.1,::1"  # peers whose X-Forwarded-* count, comma-separated
+    proxy_hops: int = 1                     # proxies in front of us, each appending X-Forwarded-For
 
     def __post_init__(self):
         if self.max_body_bytes is None:
@@ -85,8 +93,17 @@ _FLAGS = [
     ("max_upload_bytes", int, "largest workspace upload in bytes (default 20 MiB)"),
     ("workspace_roots", str, "extra workspace folders a session may pick, separated by ':' "
      "(the default root is <state-dir>/workspace)"),
-    ("password", str, "require this password to use the UI"),
+    ("password", str, "require this password to use the UI; for tests only: every user of this machine "
+     "sees it in ps (use --password-file or HERMES_WEBUI_PASSWORD)"),
+    ("password_file", Path, "require the password held in this file (its first line; trailing newline ignored)"),
     ("login_lifetime_seconds", float, "how long a login lasts, in seconds (default 30 days)"),
+    ("max_failed_logins_per_minute", int, "failed logins accepted per minute from all clients together; "
+     "beyond it every login waits (default 30; 5 per client always)"),
+    ("allowed_hosts", str, "extra names this server may be reached by, comma-separated (*.example.com for "
+     "subdomains, * for any); loopback names, IP addresses and --host are always allowed"),
+    ("trusted_proxies", str, "with --trust-proxy: addresses or networks of the proxies whose X-Forwarded-* "
+     "headers count, comma-separated (default 127.0.0.1,::1); implies --trust-proxy"),
+    ("proxy_hops", int, "with --trust-proxy: how many proxies stand in front of this server (default 1)"),
 ]
 
 
@@ -132,6 +149,10 @@ def parse_config(argv: list[str] | None = None, env: dict[str, str] | None = Non
         cfg.require_password = True
     if args.trust_proxy or _env_bool(env.get(ENV_PREFIX + "TRUST_PROXY", "")):
         cfg.trust_proxy = True
+    if args.trusted_proxies is not None or ENV_PREFIX + "TRUSTED_PROXIES" in env:
+        cfg.trust_proxy = True
+    cfg.password_on_command_line = args.password is not None
+    _read_password_file(cfg, from_flag=args.password is not None or ENV_PREFIX + "PASSWORD" in env)
     cfg.state_dir = Path(cfg.state_dir).expanduser().resolve()
     if cfg.hermes_home is None and env.get("HERMES_HOME"):
         cfg.hermes_home = env["HERMES_HOME"]        # the user's Hermes home, as the Hermes CLI finds it
@@ -151,4 +172,28 @@ def parse_config(argv: list[str] | None = None, env: dict[str, str] | None = Non
         raise ValueError("max tokens must be at least 1 and below the context size")
     if not cfg.login_lifetime_seconds > 0:
         raise ValueError("login lifetime must be a positive number of seconds")
+    if cfg.max_failed_logins_per_minute < 1:
+        raise ValueError("max failed logins per minute must be at least 1")
+    if cfg.proxy_hops < 1:
+        raise ValueError("proxy hops must be at least 1")
+    parse_allowed_hosts(cfg.allowed_hosts)       # ValueError names the bad entry
+    parse_trusted_proxies(cfg.trusted_proxies)
     return cfg
+
+
+def _read_password_file(cfg: Config, from_flag: bool) -> None:
+    """Set ``cfg.password`` from ``cfg.password_file``: its first line, without the line end.
+    Raises ``ValueError`` if the file cannot be read, is empty, or a password is also given."""
+    if cfg.password_file is None:
+        return
+    if from_flag:
+        raise ValueError("give the password once: --password-file, or --password / HERMES_WEBUI_PASSWORD, not both")
+    path = Path(cfg.password_file).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the password file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    password = text.split("\n", 1)[0].rstrip("\r")
+    if not password:
+        raise ValueError(f"the password file {path} is empty; write the password on its first line")
+    cfg.password = password

@@ -158,7 +158,8 @@ def test_concurrent_guesses_cannot_exceed_the_limit(make_server):
 
 
 def test_trusted_proxy_decides_client_address_and_secure_cookie(make_server):
-    proxied = make_server(env={"HERMES_WEBUI_PASSWORD": PASSWORD}, args=("--trust-proxy",)).start()
+    proxied = make_server(env={"HERMES_WEBUI_PASSWORD": PASSWORD},
+                          args=("--trust-proxy", "--allowed-hosts", "chat.example.test")).start()
     direct = make_server(env={"HERMES_WEBUI_PASSWORD": PASSWORD}).start()
     https = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "chat.example.test",
              "Origin": "https://chat.example.test"}

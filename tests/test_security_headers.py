@@ -55,7 +55,7 @@ def test_every_kind_of_response_is_hardened_with_auth_off(live_server):
         live_server.get("/api/session", params={"session_id": "../bad"}),  # 400
         live_server.get("/api/no-such-route"),                           # 404 JSON
         live_server.post("/api/session/new", {}, headers={"Origin": "http://evil.example"}),   # 403
-        live_server.http.put(live_server.url("/api/sessions"), timeout=30),                    # 405
+        live_server.http.put(live_server.url("/api/sessions"), json={}, timeout=30),           # 405
         live_server.post("/api/auth/login", {"password": "x"}),          # 400: no password set
         live_server.get("/login", allow_redirects=False),                # 302 to the app
     ]
