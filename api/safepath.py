@@ -16,6 +16,11 @@ workspace, skills and memory blueprints all go through it, in three steps:
    makes the walk fail (ENOTDIR/ELOOP → 400/409) instead of escaping; a directory renamed
    meanwhile does not matter, the descriptor follows it.
 
+Nothing here replaces a file it was not asked to replace: a rename and an exclusive
+create (``exclusive=True``, ``expected_mtime=0``) end in :func:`rename_noreplace`, one
+system call that fails when the target exists (``renameat2(RENAME_NOREPLACE)``), so two
+requests racing onto one free name cannot both win and no file is silently destroyed.
+
 Atomic writes use :func:`api.atomic.atomic_write_bytes` aimed at
 ``/proc/self/fd/<dir fd>/<name>``, a name for the directory we opened whatever happens
 to its path. (Without ``/proc`` it falls back to the real path, a narrow race.)
@@ -25,25 +30,46 @@ answers ``{"error": …}`` with its status and nothing on disk has changed.
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import shutil
 import stat
+import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .atomic import atomic_write_bytes
+from .atomic import atomic_write_bytes, temp_name
 from .httputil import ApiError
 
 NAME_MAX_BYTES = 255
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # NONBLOCK: a FIFO never hangs us
 _PROC_FD = Path("/proc/self/fd")
-# Makes "check, then replace" one step for conditional writes within this process.
+# Makes "compare the mtime, then replace" one step for conditional writes within this process.
 _CONDITIONAL_WRITE_LOCK = threading.Lock()
+# Where the kernel or the file system lacks RENAME_NOREPLACE and a hard link cannot stand in
+# (a folder): check and rename under this lock (guards this process's threads only).
+_NOREPLACE_FALLBACK_LOCK = threading.Lock()
+_RENAME_NOREPLACE = 1  # linux/fs.h
+
+
+def _load_renameat2():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2  # glibc >= 2.28, musl >= 1.2.2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_RENAMEAT2 = _load_renameat2()
 
 
 class PathError(ApiError):
@@ -77,6 +103,26 @@ def split_relpath(path, *, allow_root: bool = True) -> tuple[str, ...]:
         if len(part.encode("utf-8", "surrogatepass")) > NAME_MAX_BYTES:
             raise PathError(f"a name in the path is longer than {NAME_MAX_BYTES} bytes")
     return parts
+
+
+def upload_name(raw, what: str = "file name") -> str:
+    """The single name an uploaded file is stored under, from the name the client sent.
+
+    Browsers send a base name, but old ones and hand-made clients send whole paths
+    (``C:\\Users\\me\\a.txt``, ``../../x``, ``/etc/passwd``): only what follows the last
+    ``/`` or ``\\`` is kept, so nothing the client sends ever builds a path; the folder is
+    the request's ``path`` field alone. :class:`PathError` 400 when nothing usable is
+    left: a non-string, an empty name, a name of dots and spaces only (``..``), a NUL or
+    other control character (a newline), or a name over 255 bytes in UTF-8.
+    """
+    if not isinstance(raw, str):
+        raise PathError(f"{what} must be a string")
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    if not name.strip(". \t"):
+        raise PathError(f"{what} {raw[:80]!r} has no usable name (empty or only dots)")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise PathError(f"{what} must not contain NUL, a newline or other control characters")
+    return check_name(name, what)
 
 
 def check_name(name, what: str = "name") -> str:
@@ -261,27 +307,62 @@ def write_file(loc: Located, data, *, exclusive: bool = False, expected_mtime: f
     """Atomically replace (or create) the regular file ``loc`` with ``data`` (bytes-like).
 
     ``exclusive``: 409 if it exists. ``expected_mtime``: 409 unless the file's current
-    ``st_mtime`` equals it (``0`` means "must not exist yet"). A symlink or folder at
-    ``loc`` is refused (400). An existing file keeps its permission bits; a new one gets
-    0644 less the umask. ``create_dirs`` makes missing parent folders. Returns the new stat.
+    ``st_mtime`` equals it (``0`` means "must not exist yet", i.e. exclusive). An exclusive
+    write never replaces a file, not even one that appears at the same instant (a rename
+    or another upload onto the name): the data goes to a temp file that is then moved into
+    place with :func:`rename_noreplace`. A symlink or folder at ``loc`` is refused (400). An
+    existing file keeps its permission bits; a new one gets 0644 less the umask.
+    ``create_dirs`` makes missing parent folders. Returns the new stat.
     """
     if loc.is_root:
         raise PathError("the root folder is not a file")
-    if exclusive or expected_mtime is not None:
+    if exclusive or expected_mtime == 0:
+        return _write_new(loc, data, create_dirs)
+    if expected_mtime is not None:
         with _CONDITIONAL_WRITE_LOCK:
-            return _write_file(loc, data, exclusive, expected_mtime, create_dirs)
-    return _write_file(loc, data, exclusive, expected_mtime, create_dirs)
+            return _write_file(loc, data, expected_mtime, create_dirs)
+    return _write_file(loc, data, expected_mtime, create_dirs)
 
 
-def _write_file(loc: Located, data, exclusive: bool, expected_mtime, create_dirs: bool) -> os.stat_result:
+def _refuse_existing(loc: Located, old: os.stat_result | None, conflict: bool) -> None:
+    if old is not None and stat.S_ISLNK(old.st_mode):
+        raise PathError(f"{loc.rel!r} is a symbolic link; refusing to write through it")
+    if old is not None and not stat.S_ISREG(old.st_mode):
+        raise PathError(f"{loc.rel!r} is not a regular file")
+    if conflict and old is not None:
+        raise PathError(f"{loc.rel!r} already exists", 409)
+
+
+def _write_new(loc: Located, data, create_dirs: bool) -> os.stat_result:
+    """Create ``loc`` with ``data``; 409 if the name exists, before or at the final move."""
+    with opened_parent(loc, create=create_dirs) as pfd:
+        _refuse_existing(loc, _lstat_at(pfd, loc.name), conflict=True)
+        # A short hidden temp name (api.atomic's pattern, so a crash's litter is swept).
+        tmp = temp_name(Path(".new")).name
+        try:
+            atomic_write_bytes(_fd_path(pfd, loc, tmp), data, mode=0o644)
+            try:
+                rename_noreplace(pfd, tmp, pfd, loc.name)
+            except BaseException:
+                _unlink_quietly(pfd, tmp)
+                raise
+            _fsync_quietly(pfd)
+            return os.stat(loc.name, dir_fd=pfd, follow_symlinks=False)
+        except OSError as exc:
+            _raise_os(exc, loc)
+
+
+def _unlink_quietly(dir_fd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass
+
+
+def _write_file(loc: Located, data, expected_mtime, create_dirs: bool) -> os.stat_result:
     with opened_parent(loc, create=create_dirs) as pfd:
         old = _lstat_at(pfd, loc.name)
-        if old is not None and stat.S_ISLNK(old.st_mode):
-            raise PathError(f"{loc.rel!r} is a symbolic link; refusing to write through it")
-        if old is not None and not stat.S_ISREG(old.st_mode):
-            raise PathError(f"{loc.rel!r} is not a regular file")
-        if exclusive and old is not None:
-            raise PathError(f"{loc.rel!r} already exists", 409)
+        _refuse_existing(loc, old, conflict=False)
         if expected_mtime is not None:
             current = old.st_mtime if old is not None else 0
             if current != expected_mtime:
@@ -331,17 +412,59 @@ def remove(loc: Located, *, recursive: bool = False) -> str:
     return "link" if stat.S_ISLNK(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "other"
 
 
+def rename_noreplace(src_dir_fd: int, src_name: str, dst_dir_fd: int, dst_name: str) -> None:
+    """Move ``src_name`` (in ``src_dir_fd``) to ``dst_name`` (in ``dst_dir_fd``) unless the
+    target exists, in one step; a link moves as a link. Raises ``FileExistsError`` (EEXIST)
+    if it exists and any other ``OSError`` the move meets (ENOENT: no source).
+
+    ``renameat2(…, RENAME_NOREPLACE)`` where the kernel and file system have it (Linux ≥ 3.15
+    on ext4, xfs, btrfs, tmpfs…). Elsewhere (ENOSYS, EINVAL) a hard link, which fails on an
+    existing target, then an unlink of the source; and for what cannot be hard-linked (a
+    folder, a file system without links) a check and rename under a process-wide lock.
+    """
+    if _RENAMEAT2 is not None:
+        if _RENAMEAT2(src_dir_fd, os.fsencode(src_name), dst_dir_fd, os.fsencode(dst_name), _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), src_name, None, dst_name)
+    st = os.stat(src_name, dir_fd=src_dir_fd, follow_symlinks=False)
+    if not stat.S_ISDIR(st.st_mode):
+        try:
+            os.link(src_name, dst_name, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
+                raise
+        else:
+            os.unlink(src_name, dir_fd=src_dir_fd)
+            return
+    with _NOREPLACE_FALLBACK_LOCK:
+        if _lstat_at(dst_dir_fd, dst_name) is not None:
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst_name)
+        os.rename(src_name, dst_name, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+
+
 def rename(src: Located, dst: Located) -> None:
-    """Move ``src``'s final name (a link moves as a link) to ``dst``; 409 if ``dst`` exists,
-    404 if ``src`` is missing, 400 for the root or a folder moved into itself."""
+    """Move ``src``'s final name (a link moves as a link) to ``dst``; never replaces
+    anything: 409 if ``dst`` exists (also when another request takes the name at the same
+    instant), 404 if ``src`` is missing, 400 for the root or a folder moved into itself."""
     if src.is_root or dst.is_root:
         raise PathError("refusing to move the root folder")
     with opened_parent(src) as sfd, opened_parent(dst) as dfd:
         if _lstat_at(sfd, src.name) is None:
             raise PathError(f"{src.rel!r} does not exist", 404)
-        if _lstat_at(dfd, dst.name) is not None:
-            raise PathError(f"{dst.rel!r} already exists", 409)
         try:
-            os.rename(src.name, dst.name, src_dir_fd=sfd, dst_dir_fd=dfd)
+            rename_noreplace(sfd, src.name, dfd, dst.name)
+        except FileNotFoundError:
+            raise PathError(f"{src.rel!r} does not exist", 404) from None
         except OSError as exc:
             _raise_os(exc, dst)
+        _fsync_quietly(dfd)
+
+
+def _fsync_quietly(dir_fd: int) -> None:
+    """fsync a directory so a rename in it survives power loss (best effort)."""
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass

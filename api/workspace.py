@@ -32,10 +32,16 @@ also 404 for a session of another profile):
 - ``POST /api/file/delete {session_id, path, recursive?}`` → ``{ok, path, kind}``; a symlink
   is removed itself; a non-empty folder needs ``recursive: true`` (409 otherwise).
 - ``POST /api/file/rename {session_id, path, new_path}`` → ``{ok, path: new_path}``; 409
-  if ``new_path`` exists.
+  if ``new_path`` exists. Never replaces a file: of two renames onto one free name at the
+  same instant exactly one succeeds, the other gets 409 (the same holds for ``create``
+  and for an upload without ``overwrite``).
 - ``POST /api/upload`` multipart: ``session_id``, optional ``path`` (a folder), optional
-  ``overwrite=1``, the file in part ``file`` → ``{ok, path, size, mtime}``. The file name
-  obeys the same rules (``../x``, ``/tmp/x``, ``a\\b`` → 400). Larger than
+  ``overwrite=1``, the file in part ``file`` → ``{ok, path, size, mtime}``. The file is
+  stored in the folder ``path`` under the last component of the name the client sent
+  (:func:`api.safepath.upload_name`): ``../../x``, ``/tmp/x`` and ``C:\\dir\\x`` all
+  become ``x`` in that folder, never a path of their own; a name with nothing usable left
+  (empty, only dots, a control character such as NUL or a newline) → 400. ``path`` in the
+  response says where it went. Larger than
   ``--max-upload-bytes`` (default 20 MiB) → 413 JSON before the body is parsed; parts over
   500 KB are spooled to temp files by werkzeug, so memory stays bounded; the file appears
   atomically or not at all; 409 if it exists and ``overwrite`` is not set.
@@ -318,7 +324,7 @@ def upload():
     part = request.files.get("file")
     if part is None:
         raise ApiError("missing file part 'file'")
-    name = safepath.check_name(part.filename or "", "file name")
+    name = safepath.upload_name(part.filename or "", "file name")
     loc = _locate(sid, folder).child(name)
     part.stream.seek(0, os.SEEK_END)
     size = part.stream.tell()
