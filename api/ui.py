@@ -4,6 +4,9 @@
   CSRF token (``flask.g.csrf_token``, set by the auth module; empty when auth is off),
   HTML-escaped. The page reads it from ``<meta name="csrf-token">`` and sends it back
   in ``X-CSRF-Token`` on every POST. ``Cache-Control: no-store`` (the token is per login).
+  ``__MAX_MESSAGE_BYTES__`` becomes the server's ``max_message_bytes`` (an integer,
+  UTF-8 bytes; ``<meta name="max-message-bytes">``), so the composer can say before
+  sending that a message is over the limit.
 - ``GET /favicon.ico`` → ``webui/favicon.svg`` (for browsers that ask before reading the page).
 - ``GET /static/<path>`` → a file under ``webui/`` with one of :data:`STATIC_SUFFIXES`;
   404 (JSON) for anything else, including paths that leave ``webui/``. Served with
@@ -15,7 +18,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from flask import Blueprint, Response, g, send_from_directory
+from flask import Blueprint, Response, current_app, g, send_from_directory
 
 import webui
 
@@ -24,15 +27,19 @@ from .httputil import ApiError
 WEBUI_DIR = Path(webui.__file__).resolve().parent
 STATIC_SUFFIXES = (".css", ".js", ".svg", ".png", ".ico", ".webmanifest", ".woff2")
 CSRF_PLACEHOLDER = "__CSRF_TOKEN__"
+LIMIT_PLACEHOLDER = "__MAX_MESSAGE_BYTES__"
 ui_bp = Blueprint("ui", __name__)
 
 
 @ui_bp.get("/")
 def index():
-    """The single-page app, with the CSRF token filled into its meta tag."""
+    """The single-page app, with the CSRF token and the message size limit filled into
+    its meta tags."""
     page = (WEBUI_DIR / "index.html").read_text(encoding="utf-8")
     token = html.escape(str(g.get("csrf_token", "") or ""), quote=True)
-    resp = Response(page.replace(CSRF_PLACEHOLDER, token), mimetype="text/html")
+    limit = str(int(current_app.extensions["hermes"].config.max_message_bytes))
+    page = page.replace(CSRF_PLACEHOLDER, token).replace(LIMIT_PLACEHOLDER, limit)
+    resp = Response(page, mimetype="text/html")
     resp.headers["Cache-Control"] = "no-store"
     return resp
 

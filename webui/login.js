@@ -1,10 +1,29 @@
-// Login page: POST /api/auth/login {password}; on success go to the app at "/".
+// Login page: POST /api/auth/login {password}; on success go back to the page the user
+// was on (?next=, see nextPage) or to the app at "/".
 // Answers (DESIGN §7): 200 ok, 401 wrong password, 429 too many attempts (Retry-After s).
 
 const form = document.getElementById("login-form");
 const input = document.getElementById("login-password");
 const button = document.getElementById("login-submit");
 const errorBox = document.getElementById("login-error");
+
+/**
+ * Where to go after logging in: the ``next`` query parameter when it is a path on this
+ * server ("/", "/?s=abc"), else "/". Absolute URLs, scheme-relative "//host" and
+ * "/\\host" forms, other schemes and control characters are refused, so a link to
+ * /login can never send the user to another site.
+ */
+export function nextPage(search = window.location.search) {
+  const next = new URLSearchParams(search).get("next");
+  if (!next || !next.startsWith("/") || next.startsWith("//") || /[\\\u0000-\u001f\u007f]/.test(next)) return "/";
+  try {
+    const url = new URL(next, window.location.origin);
+    if (url.origin !== window.location.origin) return "/";
+    return url.pathname.startsWith("/login") ? "/" : url.pathname + url.search + url.hash;
+  } catch (_) {
+    return "/";
+  }
+}
 
 function showError(message) {
   errorBox.textContent = message;
@@ -24,7 +43,7 @@ async function alreadyIn() {
     const resp = await fetch("/api/auth/status", { credentials: "same-origin", cache: "no-store" });
     if (!resp.ok) return;
     const status = await resp.json();
-    if (!status.auth_enabled || status.logged_in) window.location.replace("/");
+    if (!status.auth_enabled || status.logged_in) window.location.replace(nextPage());
   } catch (_) { /* stay on the page; submitting will report the problem */ }
 }
 
@@ -46,7 +65,7 @@ async function submit(event) {
       body: JSON.stringify({ password }),
     });
     if (resp.ok) {
-      window.location.replace("/");
+      window.location.replace(nextPage());
       return;
     }
     if (resp.status === 401) {

@@ -170,8 +170,10 @@ function wire() {
     },
     setStreaming: (on) => { composer.setStreaming(on); app.classList.toggle("is-streaming", on); },
     setBanner: (on) => { $("#banner").hidden = !on; },
+    onTooLarge: (text, detail) => composer.showTooLarge(text, detail),
   });
   composer = initComposer({ onSend: (text) => chat.send(text), onStop: () => chat.stop() });
+  document.addEventListener("hermes:session", (e) => composer.setSession(e.detail.sessionId));
   panel = initWorkspacePanel({ sessionId: () => chat.sessionId });
   initSettings();
   initProfiles({

@@ -6,6 +6,7 @@
 
 import { api, post } from "./api.js";
 import { $, announce, h, toast } from "./dom.js";
+import { messageLimit, tooLargeSentence, utf8Bytes } from "./limits.js";
 import { handleCopyClick, renderTexts } from "./markdown.js";
 import { openDialog } from "./menu.js";
 import { AssistantView, isMarkdown, messageElement, openEditor, textOf, userElement } from "./messages.js";
@@ -18,7 +19,7 @@ const STICK_PX = 80;         // "at the bottom" tolerance for following a stream
 /**
  * Chat controller. ``hooks``: {onTitle(title|null), onCreated(sid), onListChanged(),
  * onMissing(sid), setStreaming(bool), setBanner(bool), onForked(sid), offerText(text),
- * onTurnEnded()}.
+ * onTurnEnded(), onTooLarge(text, serverMessage)} (the last: a send refused with 413).
  */
 export class Chat {
   constructor(hooks) {
@@ -96,16 +97,13 @@ export class Chat {
     this.empty.hidden = true;
   }
 
-  /** Elements for ``messages`` starting at absolute index ``offset`` (markdown rendered in one batch). */
+  /** Elements for ``messages`` starting at absolute index ``offset``. Markdown is rendered
+   * in as few requests as fit; a reply that is too large or fails to render is shown as
+   * plain text on its own (see markdown.js renderTexts), the others still render. */
   async buildNodes(messages, offset) {
     const md = messages.map((m, i) => [m, i]).filter(([m]) => isMarkdown(m) && textOf(m.content));
-    let html = [];
-    try {
-      html = await renderTexts(md.map(([m]) => textOf(m.content)));
-    } catch {
-      html = []; // shown as plain text rather than not at all
-    }
-    const byIndex = new Map(md.map(([, i], k) => [i, html[k] ?? null]));
+    const html = await renderTexts(md.map(([m]) => textOf(m.content)));
+    const byIndex = new Map(md.map(([, i], k) => [i, html[k]]));
     return messages.map((m, i) => messageElement(m, offset + i, byIndex.get(i) ?? null));
   }
 
@@ -187,7 +185,9 @@ export class Chat {
       if (err.status === 409) {
         toast(`${err.message}. The chat was reloaded; your text is still in the box.`);
         await this.open(sid);
-      } else {
+      } else if (err.status === 413) {
+        this.hooks.onTooLarge(text, err.message);
+      } else if (err.status !== 401) { // 401: the page is on its way to /login; the draft is kept
         toast(`Not sent: ${err.message}`);
       }
       return false;
@@ -361,6 +361,8 @@ export class Chat {
       if (err.status === 409) {
         toast(`Could not ${what}: ${err.message.replace(/;? ?reload it\.?$/, "")}. The chat was reloaded, so you see it as it is now.`, 7000);
         if (sid === this.sessionId) await this.open(sid);
+      } else if (err.status === 413) {
+        toast(`Could not ${what}. ${tooLargeSentence(utf8Bytes(body.content || ""), messageLimit())}`, 9000);
       } else {
         toast(`Could not ${what}: ${err.message}`);
       }

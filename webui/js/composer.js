@@ -1,23 +1,38 @@
 // The message box: Enter sends, Shift+Enter is a newline, it grows with its text, and it
 // is disabled while a message is being sent. While a reply streams the Send button
 // becomes Stop (the box stays editable so the next message can be drafted).
+//
+// Size: a message over the server's limit (limits.js) is not sent; a note under the box
+// says how large it is and what to do, before the user presses Send. A 413 from the
+// server shows the same kind of sentence, with the server's own words behind "Details".
+// Drafts: the text is kept per chat in localStorage (drafts.js), so a reload or an
+// expired login never loses it; it comes back when the chat is opened again.
 
-import { $ } from "./dom.js";
+import { $, h } from "./dom.js";
+import { clearDraft, draftKey, loadDraft, saveDraft } from "./drafts.js";
+import { messageLimit, overLimit, tooLargeSentence } from "./limits.js";
 
 const MAX_HEIGHT_RATIO = 0.4; // of the viewport; the box scrolls beyond that
+const SAVE_DELAY_MS = 300;
 
 /**
  * Wire the composer. ``onSend(text)`` returns a promise of true when the message was
  * accepted (the box is then cleared) and false otherwise (the text stays). ``onStop()``
- * is called by the Stop button. Returns {setStreaming, focus, setText, isEmpty}.
+ * is called by the Stop button. Returns {setStreaming, focus, setText, isEmpty,
+ * setSession, showTooLarge}.
  */
 export function initComposer({ onSend, onStop }) {
   const form = $("#composer");
   const input = $("#composer-input");
   const send = $("#send-btn");
   const stop = $("#stop-btn");
+  const note = $("#composer-note");
+  const limit = messageLimit();
   let streaming = false;
   let busy = false;
+  let tooLarge = 0;     // the text's size in bytes when it is over the limit
+  let key = draftKey(null);
+  let saveTimer = null;
 
   const grow = () => {
     input.style.height = "auto";
@@ -25,15 +40,40 @@ export function initComposer({ onSend, onStop }) {
     input.style.height = `${Math.min(input.scrollHeight, max)}px`;
   };
   const refresh = () => {
-    send.disabled = busy || streaming || !input.value.trim();
+    send.disabled = busy || streaming || !input.value.trim() || tooLarge > 0;
     send.hidden = streaming;
     stop.hidden = !streaming;
     input.disabled = busy;
   };
+  const showNote = (sentence, details = "") => {
+    note.replaceChildren(h("span", {}, sentence),
+      details ? h("details", { class: "note-details" }, h("summary", {}, "Details"), h("div", {}, details)) : null);
+    note.hidden = false;
+  };
+  const hideNote = () => { note.hidden = true; note.replaceChildren(); };
+  // ``typed``: the user changed the text, so an earlier refusal no longer applies.
+  const checkSize = (typed = false) => {
+    const size = overLimit(input.value, limit);
+    if (size && size !== tooLarge) showNote(tooLargeSentence(size, limit));
+    else if (!size && (tooLarge || typed)) hideNote();
+    tooLarge = size;
+  };
+  const saveNow = () => {
+    clearTimeout(saveTimer);
+    saveTimer = null;
+    saveDraft(key, input.value);
+  };
+  const saveSoon = () => {
+    clearTimeout(saveTimer);
+    saveTimer = setTimeout(saveNow, SAVE_DELAY_MS);
+  };
+  const changed = (typed = false) => { checkSize(typed); grow(); refresh(); };
 
   async function submit() {
     const text = input.value;
-    if (busy || streaming || !text.trim()) return;
+    if (busy || streaming || !text.trim() || tooLarge) return;
+    saveNow(); // if the send meets an expired login, the text is waiting after it
+    const sentFrom = key;
     busy = true;
     refresh();
     let accepted = false;
@@ -41,15 +81,18 @@ export function initComposer({ onSend, onStop }) {
       accepted = await onSend(text);
     } finally {
       busy = false;
-      if (accepted && input.value === text) input.value = "";
-      grow();
-      refresh();
+      if (accepted) {
+        clearDraft(sentFrom);
+        clearDraft(key);
+        if (input.value === text) input.value = "";
+      }
+      changed();
       input.focus();
     }
   }
 
   form.addEventListener("submit", (e) => { e.preventDefault(); submit(); });
-  input.addEventListener("input", () => { grow(); refresh(); });
+  input.addEventListener("input", () => { changed(true); saveSoon(); });
   input.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
       e.preventDefault();
@@ -58,7 +101,9 @@ export function initComposer({ onSend, onStop }) {
   });
   stop.addEventListener("click", () => onStop());
   window.addEventListener("resize", grow);
-  refresh();
+  window.addEventListener("pagehide", () => { if (saveTimer) saveNow(); });
+  input.value = loadDraft(key);
+  changed();
 
   return {
     setStreaming(on) {
@@ -70,11 +115,33 @@ export function initComposer({ onSend, onStop }) {
     focus() { input.focus(); },
     setText(text) {
       input.value = text;
-      grow();
-      refresh();
+      changed(true);
+      saveSoon();
       input.focus();
       input.setSelectionRange(text.length, text.length);
     },
     isEmpty: () => !input.value.trim(),
+    /** The open chat is now ``sid`` (null: a new chat): keep the box's text as the previous
+     * chat's draft and show this one's. While a message is being sent (its chat was just
+     * created), the text belongs to the new chat and stays. */
+    setSession(sid) {
+      const next = draftKey(sid);
+      if (next === key) return;
+      if (busy) {
+        clearDraft(key);
+        key = next;
+        saveNow();
+        return;
+      }
+      saveNow();
+      key = next;
+      input.value = loadDraft(key);
+      changed(true);
+    },
+    /** Say that the server refused the message as too large (413); ``detail`` is its answer. */
+    showTooLarge(text, detail) {
+      const size = overLimit(text, 1) || null;
+      showNote(`Not sent. ${tooLargeSentence(size, limit)} Your text is still in the box.`, detail);
+    },
   };
 }

@@ -5,28 +5,215 @@
 import { post } from "./api.js";
 import { copyText, h, icon } from "./dom.js";
 
-const MAX_BATCH_CHARS = 600_000; // stay well under the server's 2 MiB body limit
-const MAX_BATCH_ITEMS = 200;
+// Size limits on the page. Rendering is per message: a failed or oversized text only
+// affects itself (it is shown as plain text), never the other replies of the page.
+const MAX_BATCH_CHARS = 400_000; // texts per /api/render request, well under the body limit
+const MAX_BATCH_ITEMS = 100;
+/** A reply longer than this (UTF-16 units) is shown as plain text with a "Show as markdown" action. */
+export const LARGE_CHARS = 200_000;
+/** A streaming reply is re-rendered progressively only while it is shorter than this. */
+export const LIVE_RENDER_MAX = 100_000;
+/** "Show as markdown" renders a large text in pieces of about this many characters. */
+export const PIECE_CHARS = 50_000;
+const PLAIN_BLOCK_CHARS = 8_000; // plain text is laid out in blocks of about this size
 
-/** Rendered HTML for each of ``texts`` (same order), in as few requests as fit the limits. */
-export async function renderTexts(texts) {
-  const out = [];
+/**
+ * Rendered HTML for each of ``texts`` (same order); ``null`` for a text that could not be
+ * rendered (longer than ``maxChars``, or the server refused or failed on it), which the
+ * caller shows as plain text. Texts go in as few requests as fit the limits; when a
+ * batch fails, its texts are retried one by one so a single bad text costs only itself.
+ * Never rejects (a 401 still sends the page to /login, in api.js).
+ */
+export async function renderTexts(texts, { maxChars = LARGE_CHARS } = {}) {
+  const out = new Array(texts.length).fill(null);
   let batch = [];
   let size = 0;
   const flush = async () => {
     if (!batch.length) return;
-    const { html } = await post("/api/render", { texts: batch });
-    out.push(...html);
+    const items = batch;
     batch = [];
     size = 0;
+    try {
+      const { html } = await post("/api/render", { texts: items.map((i) => texts[i]) });
+      items.forEach((i, k) => { out[i] = typeof html?.[k] === "string" ? html[k] : null; });
+    } catch (err) {
+      if (items.length === 1 || err.status === 0 || err.status === 401) return; // down: no point retrying each
+      for (const i of items) {
+        try {
+          const { html } = await post("/api/render", { text: texts[i] });
+          out[i] = typeof html === "string" ? html : null;
+        } catch { out[i] = null; }
+      }
+    }
   };
-  for (const text of texts) {
+  for (let i = 0; i < texts.length; i++) {
+    const text = texts[i];
+    if (typeof text !== "string" || text.length > maxChars) continue;
     if (batch.length && (size + text.length > MAX_BATCH_CHARS || batch.length >= MAX_BATCH_ITEMS)) await flush();
-    batch.push(text);
+    batch.push(i);
     size += text.length;
   }
   await flush();
   return out;
+}
+
+// ------------------------------------------------------------ plain text, in blocks
+
+/**
+ * Plain text (``white-space: pre-wrap``) appended in blocks of about
+ * PLAIN_BLOCK_CHARS, cut at a newline (or, on a very long line, a space), so appending
+ * lays out one small block and off-screen blocks are skipped (``content-visibility``).
+ * ``append`` costs O(appended text).
+ */
+export class PlainText {
+  constructor(el) {
+    this.el = el;
+    this.block = null;
+    this.blockLen = 0;
+  }
+
+  append(text) {
+    let at = 0;
+    while (at < text.length) {
+      if (!this.block) this.newBlock();
+      let cut = -1;
+      if (this.blockLen >= PLAIN_BLOCK_CHARS) {
+        cut = text.indexOf("\n", at);
+        if (cut < 0 && this.blockLen >= 4 * PLAIN_BLOCK_CHARS) cut = text.indexOf(" ", at);
+      } else {
+        const room = PLAIN_BLOCK_CHARS - this.blockLen;
+        if (text.length - at > room) {
+          cut = text.indexOf("\n", at + room);
+          if (cut < 0 || cut - at > 4 * PLAIN_BLOCK_CHARS) {
+            const space = text.indexOf(" ", at + 4 * PLAIN_BLOCK_CHARS - this.blockLen);
+            if (space >= 0 && (cut < 0 || space < cut)) cut = space;
+          }
+        }
+      }
+      const end = cut < 0 ? text.length : cut;
+      if (end > at) {
+        this.block.append(document.createTextNode(text.slice(at, end)));
+        this.blockLen += end - at;
+      }
+      if (cut < 0) break;
+      this.block = null; // the newline (or space) becomes the break between blocks
+      at = cut + 1;
+      if (at === text.length) this.newBlock(); // a trailing newline starts an empty line
+    }
+  }
+
+  newBlock() {
+    this.block = h("div", { class: "plain-block" });
+    this.blockLen = 0;
+    this.el.append(this.block);
+  }
+}
+
+/** An element showing ``text`` as plain text (blocks for long texts). */
+export function plainTextElement(text, cls = "plain-text") {
+  const el = h("div", { class: cls });
+  if (text.length <= PLAIN_BLOCK_CHARS) el.textContent = text;
+  else new PlainText(el).append(text);
+  return el;
+}
+
+/**
+ * Show markdown ``text`` in ``el`` as plain text with a note and a "Show as markdown"
+ * button. ``reason``: "large" (too long to render at once) or "failed" (the server
+ * could not render it).
+ */
+export function showPlain(el, text, reason = "large") {
+  el.classList.add("md-plain");
+  const note = reason === "large"
+    ? `Long reply (${formatChars(text.length)}) shown as plain text.`
+    : "This reply could not be formatted and is shown as plain text.";
+  const button = h("button", { type: "button", class: "btn show-md" }, "Show as markdown");
+  const bar = h("div", { class: "plain-bar", role: "note" }, h("span", { class: "plain-note" }, note), button);
+  button.addEventListener("click", () => renderInPieces(el, text, bar));
+  el.replaceChildren(bar, plainTextElement(text));
+}
+
+/** "1.2 MB"-style size of ``n`` characters (the unit users know; one character ≈ one byte). */
+export function formatChars(n) {
+  if (n >= 1_000_000) return `${(n / 1_000_000).toFixed(1)} million characters`;
+  if (n >= 1_000) return `${Math.round(n / 1_000).toLocaleString()} thousand characters`;
+  return `${n} characters`;
+}
+
+/**
+ * Render ``text`` into ``el`` as markdown in pieces (see :func:`splitMarkdown`), a few
+ * pieces per request, appending each as it arrives so the page stays responsive. A
+ * piece the server cannot render is shown plain. ``bar`` shows the progress.
+ */
+export async function renderInPieces(el, text, bar) {
+  const pieces = splitMarkdown(text);
+  const note = bar.querySelector(".plain-note");
+  bar.querySelector(".show-md")?.remove();
+  const out = h("div", { class: "md-pieces" });
+  let done = 0;
+  for (let i = 0; i < pieces.length; i += 8) {
+    note.textContent = `Formatting… ${Math.round((100 * done) / pieces.length)}%`;
+    const group = pieces.slice(i, i + 8);
+    const html = await renderTexts(group, { maxChars: Infinity });
+    group.forEach((piece, k) => {
+      const part = h("div", { class: "md-piece" });
+      if (html[k] !== null) setRendered(part, html[k]);
+      else part.append(plainTextElement(piece));
+      out.append(part);
+    });
+    done += group.length;
+  }
+  el.classList.remove("md-plain");
+  el.replaceChildren(out);
+}
+
+const FENCE = /^ {0,3}(`{3,}|~{3,})(.*)$/;
+
+/**
+ * Cut markdown ``text`` into pieces of about ``target`` characters that render on their
+ * own as the whole would: cuts fall on blank lines outside code blocks; a code block
+ * longer than 2 × ``target`` is cut too, its fence closed at the end of one piece and
+ * reopened (same info string) at the start of the next; a line longer than 2 × ``target``
+ * is cut between characters (never inside a surrogate pair). Joined without the added
+ * fences, the pieces are ``text``.
+ */
+export function splitMarkdown(text, target = PIECE_CHARS) {
+  const pieces = [];
+  let pieceStart = 0;
+  let prefix = "";
+  let fence = null;     // {char, len, opener} while inside a fenced code block
+  let lineStart = true; // whether ``at`` is at the start of a line
+  let at = 0;
+  while (at < text.length) {
+    const nl = text.indexOf("\n", at);
+    let end = nl < 0 ? text.length : nl + 1;
+    if (end - at > 2 * target) {
+      end = at + 2 * target;
+      const c = text.charCodeAt(end - 1);
+      if (c >= 0xd800 && c <= 0xdbff) end -= 1;
+    }
+    const line = text.slice(at, end);
+    if (lineStart) {
+      const m = FENCE.exec(line.replace(/\r?\n$/, ""));
+      if (fence) {
+        if (m && m[1][0] === fence.char && m[1].length >= fence.len && !m[2].trim()) fence = null;
+      } else if (m && !(m[1][0] === "`" && m[2].includes("`"))) {
+        fence = { char: m[1][0], len: m[1].length, opener: line.replace(/\r?\n$/, "") };
+      }
+    }
+    lineStart = end === text.length || text[end - 1] === "\n";
+    at = end;
+    const size = at - pieceStart;
+    const blank = lineStart && !line.trim();
+    if (at < text.length && size >= target && ((!fence && blank) || size >= 2 * target)) {
+      const close = fence ? `${lineStart ? "" : "\n"}${fence.char.repeat(fence.len)}\n` : "";
+      pieces.push(prefix + text.slice(pieceStart, at) + close);
+      prefix = fence ? `${fence.opener}\n` : "";
+      pieceStart = at;
+    }
+  }
+  if (pieceStart < text.length || !pieces.length) pieces.push(prefix + text.slice(pieceStart));
+  return pieces;
 }
 
 /** Put server-rendered ``html`` into ``el`` and decorate it (copy buttons). */
@@ -71,30 +258,60 @@ export async function handleCopyClick(event) {
  * Progressive rendering of a streaming reply into ``el``: the text received so far is
  * re-rendered on the server at most every few hundred ms; whatever arrived since the
  * last render is shown as plain text (the "tail") so nothing waits on a round trip.
+ * Streamed text reaches the page once per animation frame, whatever the token rate.
+ * Past LIVE_RENDER_MAX characters the reply is no longer re-rendered: the rest streams
+ * in as plain text blocks (O(new text) per frame) until the end, when ``finish``
+ * renders it once (or, past LARGE_CHARS, shows it plain with "Show as markdown").
  */
 export class LiveMarkdown {
   constructor(el) {
     this.el = el;
     this.text = "";
     this.renderedLength = 0;
+    this.pending = "";     // received, not yet in the DOM
+    this.frame = null;
     this.timer = null;
     this.inflight = null;
     this.closed = false;
+    this.plain = null;     // PlainText sink once past LIVE_RENDER_MAX
     this.interval = 200;
     this.tail = h("span", { class: "tail" });
     el.append(this.tail);
   }
 
-  /** Add streamed ``text`` (shown at once as plain text, rendered shortly after). */
+  /** Add streamed ``text`` (shown at the next frame as plain text, rendered shortly after). */
   append(text) {
     if (!text || this.closed) return;
     this.text += text;
-    this.tail.textContent = this.text.slice(this.renderedLength);
-    this.schedule();
+    this.pending += text;
+    if (!this.plain && this.text.length > LIVE_RENDER_MAX && !this.inflight) this.freeze();
+    if (this.frame === null) this.frame = requestAnimationFrame(() => this.flush());
+    if (!this.plain) this.schedule();
+  }
+
+  // Put the text received since the last frame into the DOM.
+  flush() {
+    this.frame = null;
+    if (!this.pending || this.closed) return;
+    if (this.plain) this.plain.append(this.pending);
+    else this.tail.append(document.createTextNode(this.pending));
+    this.pending = "";
+  }
+
+  // Stop re-rendering: everything after the last render streams in as plain blocks.
+  freeze() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.tail.remove();
+    const box = h("div", { class: "tail tail-plain" });
+    this.el.append(box);
+    this.plain = new PlainText(box);
+    this.plain.append(this.text.slice(this.renderedLength));
+    this.pending = "";
   }
 
   schedule() {
-    if (this.timer || this.inflight || this.closed) return;
+    if (this.timer || this.inflight || this.closed || this.plain) return;
     this.timer = setTimeout(() => { this.timer = null; this.inflight = this.renderNow(); }, this.interval);
   }
 
@@ -111,9 +328,11 @@ export class LiveMarkdown {
       this.interval = Math.min(1500, Math.max(200, 3 * (performance.now() - started)));
     } catch {
       this.interval = 1500; // keep streaming as plain text; try again later
+      if (!this.closed && !this.tail.isConnected) this.placeTail();
     } finally {
       this.inflight = null;
-      if (!this.closed && this.text.length > this.renderedLength) this.schedule();
+      if (!this.closed && this.text.length > LIVE_RENDER_MAX) this.freeze();
+      else if (!this.closed && this.text.length > this.renderedLength) this.schedule();
     }
   }
 
@@ -121,6 +340,7 @@ export class LiveMarkdown {
   placeTail() {
     const rest = this.text.slice(this.renderedLength);
     this.tail.textContent = rest;
+    this.pending = "";
     const last = this.el.lastElementChild;
     const inline = last && /^(P|LI|H[1-6])$/.test(last.tagName) && !rest.includes("\n");
     (inline ? last : this.el).append(this.tail);
@@ -131,8 +351,11 @@ export class LiveMarkdown {
     this.closed = true;
     clearTimeout(this.timer);
     this.timer = null;
+    if (this.frame !== null) cancelAnimationFrame(this.frame);
+    this.frame = null;
     if (this.inflight) await this.inflight.catch(() => {});
-    const upToDate = finalText === this.text && this.renderedLength === finalText.length && this.renderedLength > 0;
+    const upToDate = !this.plain && finalText === this.text && this.renderedLength === finalText.length
+      && this.renderedLength > 0;
     this.text = finalText;
     if (!finalText) {
       this.el.replaceChildren();
@@ -142,11 +365,12 @@ export class LiveMarkdown {
       this.tail.remove();
       return;
     }
-    try {
-      const { html } = await post("/api/render", { text: finalText });
-      setRendered(this.el, html);
-    } catch {
-      this.el.replaceChildren(h("p", { class: "tail" }, finalText));
+    if (finalText.length > LARGE_CHARS) {
+      showPlain(this.el, finalText, "large");
+      return;
     }
+    const [html] = await renderTexts([finalText]);
+    if (html !== null) setRendered(this.el, html);
+    else showPlain(this.el, finalText, "failed");
   }
 }

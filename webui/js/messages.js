@@ -8,14 +8,15 @@
 // marks it .is-last). The buttons say what they do in data-action; chat.js handles them.
 
 import { formatTime, h, icon } from "./dom.js";
-import { LiveMarkdown, setRendered } from "./markdown.js";
+import { LARGE_CHARS, LiveMarkdown, plainTextElement, setRendered, showPlain } from "./markdown.js";
 
 const STATUS_LABELS = { interrupted: "Interrupted", cancelled: "Stopped", error: "Error", partial: "Partial" };
 
 /** Whether ``msg``'s content is rendered as markdown (assistant replies are). */
 export const isMarkdown = (msg) => msg.role === "assistant";
 
-/** A saved message as an <article>; ``html`` is its server-rendered content (assistant). */
+/** A saved message as an <article>; ``html`` is its server-rendered content (assistant),
+ * or null when it was not rendered (too large, or the render failed): shown as plain text. */
 export function messageElement(msg, index, html = null) {
   if (msg.role === "user") return userElement(msg, index);
   if (msg.role === "assistant") return assistantElement(msg, index, html);
@@ -43,7 +44,7 @@ function timeEl(seconds) {
 export function userElement(msg, index) {
   const el = h("article", { class: "msg msg-user", "aria-label": "You", dataset: { index: index ?? "", role: "user" } },
     h("div", { class: "msg-wrap" },
-      h("div", { class: "msg-body" }, textOf(msg.content)),
+      h("div", { class: "msg-body" }, plainTextElement(textOf(msg.content), "msg-text")),
       h("div", { class: "msg-meta" }, actionBar("user", true), statusBadge(msg.status), timeEl(msg.timestamp))));
   if (msg.status) el.dataset.status = msg.status;
   el.rawText = textOf(msg.content);
@@ -87,7 +88,7 @@ export function assistantElement(msg, index, html) {
   const content = textOf(msg.content);
   const md = h("div", { class: "md" });
   if (html !== null) setRendered(md, html);
-  else md.textContent = content;
+  else if (content) showPlain(md, content, content.length > LARGE_CHARS ? "large" : "failed");
   if (content) body.append(md);
   if (msg.error || msg.status === "error") body.append(errorCard(msg.error || "The reply failed.", null));
   body.append(h("div", { class: "msg-meta" }, statusBadge(msg.status), timeEl(msg.timestamp), actionBar("assistant", Boolean(content))));
