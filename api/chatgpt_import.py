@@ -13,6 +13,11 @@ Two formats are understood (:func:`parse_import` tells them apart):
   and every other branch is ignored. System, visually hidden and empty messages and tool
   messages are skipped. Each conversation becomes one session.
 
+Titles are cleaned as the store cleans them (:func:`api.models.clean_title`: one line,
+at most 200 characters, lone surrogates replaced); other metadata strings (model, ids)
+longer than :data:`META_STRING_MAX_BYTES` are left out, so no import can make a
+session's metadata part large. Message text is kept whole.
+
 Nothing here touches the disk: the caller writes the sessions only once the whole
 document has been parsed, so a malformed file imports nothing. Never imports Flask.
 """
@@ -20,10 +25,11 @@ from __future__ import annotations
 
 import time
 
-from .models import clean_json, clean_title
+from .models import clean_json, clean_text, clean_title
 
 EXPORT_VERSION = 1
 IMPORTED_TITLE = "Imported chat"
+META_STRING_MAX_BYTES = 400   # as api.models: metadata strings stay small (DESIGN §3 invariant 8)
 _ROLES = ("user", "assistant", "system", "tool")
 _KEPT_META = ("title", "manual_title", "created_at", "updated_at", "model", "workspace", "pinned", "archived",
               "imported_from", "source_id")
@@ -82,12 +88,18 @@ def own_session(obj, where: str) -> dict:
         if not _is_number(meta.get(key)):
             meta.pop(key, None)
     for key in ("model", "workspace", "imported_from", "source_id"):
-        if not isinstance(meta.get(key), str):
+        if not _short_string(meta.get(key)):
             meta.pop(key, None)
     for key in ("pinned", "archived", "manual_title"):
         meta[key] = meta.get(key) is True
     meta["title"] = clean_title(meta.get("title") or "") or IMPORTED_TITLE
     return {"meta": meta, "messages": messages, "skipped": 0}
+
+
+def _short_string(value) -> bool:
+    """Whether ``value`` is a string that may go into a session's metadata (at most
+    :data:`META_STRING_MAX_BYTES` UTF-8 bytes; longer ones are left out of the import)."""
+    return isinstance(value, str) and len(value.encode("utf-8", "replace")) <= META_STRING_MAX_BYTES
 
 
 def _is_number(value) -> bool:
@@ -125,11 +137,11 @@ def _chatgpt_meta(conv: dict, messages: list) -> dict:
     meta = {"title": title or IMPORTED_TITLE, "manual_title": bool(title), "created_at": float(created),
             "updated_at": float(max(updated, created)), "pinned": False, "archived": False,
             "imported_from": "chatgpt"}
-    if isinstance(conv.get("default_model_slug"), str):
-        meta["model"] = conv["default_model_slug"]
+    if _short_string(conv.get("default_model_slug")):
+        meta["model"] = clean_text(conv["default_model_slug"])
     source = conv.get("conversation_id") or conv.get("id")
-    if isinstance(source, str):
-        meta["source_id"] = source
+    if _short_string(source):
+        meta["source_id"] = clean_text(source)
     return meta
 
 
@@ -184,8 +196,8 @@ def _chatgpt_message(raw: dict, fallback_ts: float) -> dict | None:
     msg = {"role": role, "content": text, "timestamp": float(ts) if _is_number(ts) else fallback_ts}
     if role == "assistant":
         msg["status"] = "complete"
-        if isinstance(meta.get("model_slug"), str):
-            msg["model"] = meta["model_slug"]
+        if _short_string(meta.get("model_slug")):
+            msg["model"] = clean_text(meta["model_slug"])
     return msg
 
 

@@ -23,6 +23,8 @@ for it; only if that is not enough (a first build of a large index) does it answ
 what is indexed, with ``partial: true``. Sessions gone from the sidebar index never
 appear in results.
 
+A message is indexed by :func:`indexed_text`: its text, reasoning and tool results.
+
 Matching: every word of the query must occur in the title, or in one message (words are
 runs of letters and digits; case and diacritics are folded). Results: sessions whose
 title matches, most recently updated first; then sessions with a message containing the
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import logging
 import os
 import re
@@ -47,7 +50,7 @@ from pathlib import Path
 from .models import SessionError, SessionNotFound, SessionStore
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4           # 4: tool results and reasoning are indexed too
 DB_NAME = "search.sqlite"
 INLINE_BUDGET = 25          # sessions a query re-indexes itself before deferring to the thread
 INLINE_WAIT = 0.1           # seconds a query waits for a busy catch-up before answering partial
@@ -58,6 +61,8 @@ TRIM_AFTER_CHARS = 16_000_000  # a catch-up that read this much text hands freed
 QUIET_NS = 2_000_000_000    # see SearchIndex._current
 MAX_TERMS = 16
 SNIPPET_CHARS = 160
+QUICK_SCAN_CHARS = 20_000   # texts longer than this look for a hit with Query.first_hit's quick path
+QUICK_CANDIDATES = 50
 _TOKEN = re.compile(r"[^\W_]+")
 _CACHE_LOCK = threading.Lock()
 _TOKENIZE = "tokenize = 'unicode61 remove_diacritics 2'"
@@ -86,6 +91,22 @@ def message_text(message: dict) -> str:
     return ""
 
 
+def indexed_text(message: dict) -> str:
+    """What search finds a message by: its text (:func:`message_text`), then its
+    reasoning, then each tool call's result (a string, or JSON), one per line block.
+    Whole, whatever the size (a 1 MiB message, a 16 MiB tool result)."""
+    parts = [message_text(message)]
+    if isinstance(message.get("reasoning"), str):
+        parts.append(message["reasoning"])
+    for call in message.get("tool_calls") or []:
+        result = call.get("result") if isinstance(call, dict) else None
+        if isinstance(result, str):
+            parts.append(result)
+        elif result is not None:
+            parts.append(json.dumps(result, ensure_ascii=False))
+    return "\n\n".join(p for p in parts if p)
+
+
 # ---------------------------------------------------------------- query text
 
 
@@ -109,6 +130,8 @@ class Query:
         self.exact = " ".join(f'"{w}"' for w in words)
         self.prefix = self.exact + "*" if words and len(words[-1]) >= 2 else None
         self._folded = [_fold(w) for w in words]
+        # Finds where a hit may be without folding every word of a long text (see first_hit).
+        self._quick = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE) if words else None
 
     def hits(self, text: str, start: int = 0, end: int | None = None):
         """``(start, end)`` of each word of ``text[start:end]`` that the query matches."""
@@ -118,10 +141,33 @@ class Query:
             if word in whole or (self.prefix and word.startswith(last)):
                 yield m.start(), m.end()
 
+    def first_hit(self, text: str) -> tuple[int, int] | None:
+        """The first of :meth:`hits` in ``text``, or (rarely) a later one.
+
+        Folding every word of a 1 MiB message takes a few hundred ms, so the words are
+        first looked for as they were typed (ignoring case); each place found is checked
+        with :meth:`hits` from the start of its word. Only when that finds nothing (the
+        text differs by diacritics or another folding) is the whole text scanned.
+        """
+        if self._quick is not None and len(text) > QUICK_SCAN_CHARS:
+            for n, m in enumerate(self._quick.finditer(text)):
+                if n >= QUICK_CANDIDATES:
+                    break
+                lo = m.start()
+                while lo > 0 and m.start() - lo < 64 and _TOKEN.match(text, lo - 1, lo):
+                    lo -= 1
+                if lo > 0 and _TOKEN.match(text, lo - 1, lo):
+                    continue                  # inside a word longer than we look back
+                hit = next(self.hits(text, lo, min(len(text), m.end() + 64)), None)
+                if hit is not None and hit[1] < min(len(text), m.end() + 64):
+                    return hit
+        return next(self.hits(text), None)
+
     def snippet(self, text: str) -> tuple[str, list[list[int]]]:
         """About :data:`SNIPPET_CHARS` characters of ``text`` around its first hit, on one
-        line, with ``…`` where it was cut; and the ``[start, end)`` of each hit in it."""
-        first = next(self.hits(text), None)
+        line, with ``…`` where it was cut; and the ``[start, end)`` of each hit in it.
+        Costs milliseconds even for a 1 MiB message (:meth:`first_hit`)."""
+        first = self.first_hit(text)
         at = first[0] if first else 0
         lo = max(0, at - SNIPPET_CHARS // 3)
         if lo:
@@ -307,7 +353,7 @@ class SearchIndex:
         except (SessionError, OSError) as exc:
             log.info("search: not indexing %s: %s", sid, exc)
             return sid, None, [], None, 0
-        texts = [(i, message_text(m)) for i, m in enumerate(session.messages)]
+        texts = [(i, indexed_text(m)) for i, m in enumerate(session.messages)]
         return sid, key, [(i, t) for i, t in texts if t.strip()], session.meta.get("intentional_shrink_at"), 0
 
     def _read_tail(self, sid: str, old_count: int, count: int) -> tuple | None:
@@ -319,13 +365,13 @@ class SearchIndex:
             return None
         if offset != old_count - 1 or not window or meta.get("intentional_shrink_at") != self._shrinks.get(sid):
             return None
-        first = message_text(window[0])
+        first = indexed_text(window[0])
         with self._db_lock:
             row = self._conn.execute("SELECT digest FROM docs WHERE session_id=? AND message_index=?",
                                      (sid, offset)).fetchone()
         if (row[0] if row else None) != (_digest(first) if first.strip() else None):
             return None                       # rewritten in place: read it all
-        texts = [(offset + i, message_text(m)) for i, m in enumerate(window)]
+        texts = [(offset + i, indexed_text(m)) for i, m in enumerate(window)]
         return [(i, t) for i, t in texts if t.strip()], meta.get("intentional_shrink_at"), offset
 
     def _write(self, work) -> None:

@@ -15,9 +15,11 @@ and the files already written are removed if a later write fails.
 """
 from __future__ import annotations
 
+import html
 import io
 import json
 import logging
+import re
 import time
 import zipfile
 from contextlib import contextmanager
@@ -34,11 +36,13 @@ from .models import (
     PRIVATE_KEYS,
     Session,
     SessionStore,
+    clean_json,
+    clean_text,
     clean_title,
     new_session_id,
     validate_session_id,
 )
-from .routes import MAX_MESSAGE_CHARS, _clear_stale_stream_state, _store
+from .routes import _clear_stale_stream_state, _store
 from .search import message_text
 from .streams import _get_session_agent_lock
 from .turns import ensure_idle, start_turn
@@ -75,6 +79,15 @@ def _locked_session(session_id: str, expected: int | None):
         session = store.load(session_id)
         ensure_idle(session, expected)
         yield session
+
+
+def _check_message_size(text: str) -> None:
+    """ApiError 413 when ``text`` is over ``--max-message-bytes`` UTF-8 bytes."""
+    limit = _state().config.max_message_bytes
+    size = len(clean_text(text).encode("utf-8"))
+    if size > limit:
+        raise ApiError(f"the message is {size:,} bytes, over this server's limit of {limit:,} bytes "
+                       "(--max-message-bytes): shorten it or send it in parts", 413)
 
 
 def _last_user_index(messages: list[dict]) -> int | None:
@@ -129,7 +142,7 @@ def edit():
     Replaces user message ``message_index`` (0-based) with ``content``: that message and
     everything after it are dropped and a new turn runs with ``content``. 400 if the
     index is out of range, not a user message, or ``content`` is empty; 413 if
-    ``content`` is over 1,000,000 characters; 404/409 as for retry.
+    ``content`` is over ``--max-message-bytes`` UTF-8 bytes; 404/409 as for retry.
     """
     body = json_body()
     sid, expected = _target(body)
@@ -138,8 +151,7 @@ def edit():
     model = field(body, "model", str, required=False)
     if not content.strip():
         raise ApiError("content must not be empty")
-    if len(content) > MAX_MESSAGE_CHARS:
-        raise ApiError(f"content is longer than {MAX_MESSAGE_CHARS} characters", 413)
+    _check_message_size(content)
     with _locked_session(sid, expected) as session:
         if not 0 <= index < len(session.messages):
             raise ApiError(f"message_index {index} is out of range (the session has "
@@ -227,7 +239,9 @@ def create_sessions(store: SessionStore, items: list[dict], *, keep_times: bool)
                     "updated_at": now, "model": None, "workspace": None, "pinned": False, "archived": False}
             meta.update({k: v for k, v in item["meta"].items()
                          if keep_times or k not in ("created_at", "updated_at")})
-            meta.update(dict.fromkeys(_STREAM_KEYS), session_id=sid, message_count=len(item["messages"]))
+            for key in _STREAM_KEYS:
+                meta.pop(key, None)
+            meta.update(active_stream_id=None, session_id=sid, message_count=len(item["messages"]))
             session = Session(store, meta, list(item["messages"]))
             with _get_session_agent_lock(sid):
                 session.save(touch=False)
@@ -248,9 +262,11 @@ def export():
     """Download one session: query ``session_id``, ``format=json`` (default) or ``md``.
 
     ``json``: ``{"hermes_webui_export": 1, "exported_at", "session": {…metadata,
-    "messages": [...]}}``, which ``/api/session/import`` reads back. ``md``: a readable
-    transcript. Sent with ``Content-Disposition: attachment``. Only saved messages are
-    exported (not a reply still streaming). 400 bad id or format; 404 unknown; 500 unreadable.
+    "messages": [...]}}``, UTF-8, every message whole (lone surrogates, which a
+    hand-edited file may hold, become U+FFFD), which ``/api/session/import`` reads back
+    unchanged. ``md``: a readable transcript (:func:`render_markdown`). Sent with
+    ``Content-Disposition: attachment``. Only saved messages are exported (not a reply
+    still streaming). 400 bad id or format; 404 unknown; 500 unreadable.
     """
     sid = validate_session_id(arg_str("session_id"))
     fmt = request.args.get("format") or "json"
@@ -262,11 +278,11 @@ def export():
     meta = {k: v for k, v in session.meta.items() if k not in PRIVATE_KEYS and k not in _STREAM_KEYS}
     if fmt == "json":
         doc = {"hermes_webui_export": EXPORT_VERSION, "exported_at": time.time(),
-               "session": dict(meta, messages=session.messages)}
+               "session": clean_json(dict(meta, messages=session.messages))}
         body, mimetype = json.dumps(doc, ensure_ascii=False, indent=1), "application/json"
     else:
-        body, mimetype = render_markdown(meta, session.messages), "text/markdown"
-    resp = Response(body.encode("utf-8", "replace"), mimetype=mimetype)
+        body, mimetype = clean_text(render_markdown(meta, session.messages)), "text/markdown"
+    resp = Response(body.encode("utf-8"), mimetype=mimetype)
     resp.headers["Content-Disposition"] = _attachment(meta.get("title") or sid, fmt)
     return resp
 
@@ -284,9 +300,71 @@ def _when(ts) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+MD_TOOL_TEXT_MAX = 100_000   # characters of one tool result / arguments kept in a Markdown export
+_FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+_BACKTICKS = re.compile(r"`+")
+
+
+def close_open_fences(text: str) -> str:
+    """``text`` with a closing fence appended when it ends inside a fenced code block
+    (CommonMark: an opening run of 3+ backticks or tildes, closed by a run of the same
+    character at least as long with nothing after it), so the next part of a document
+    is not swallowed by a reply that was cut mid-block."""
+    fence: tuple[str, int] | None = None
+    for line in text.splitlines():
+        m = _FENCE_LINE.match(line)
+        if not m:
+            continue
+        run, rest = m.group(1), m.group(2)
+        if fence is None:
+            if not (run[0] == "`" and "`" in rest):
+                fence = (run[0], len(run))
+        elif run[0] == fence[0] and len(run) >= fence[1] and not rest.strip():
+            fence = None
+    if fence is None:
+        return text
+    return text + ("" if text.endswith("\n") else "\n") + fence[0] * fence[1]
+
+
+def code_block(text: str, info: str = "") -> list[str]:
+    """``text`` as a fenced code block whose fence (backticks) is longer than any run of
+    backticks inside it, so no content can close it early."""
+    longest = max((len(m.group()) for m in _BACKTICKS.finditer(text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + info, text.rstrip("\n"), fence]
+
+
+def _clip(text: str, what: str) -> str:
+    if len(text) <= MD_TOOL_TEXT_MAX:
+        return text
+    return (text[:MD_TOOL_TEXT_MAX] + f"\n… ({len(text) - MD_TOOL_TEXT_MAX:,} more characters of this {what}"
+            " are in the JSON export)")
+
+
+def _tool_lines(call: dict) -> list[str]:
+    name = str(call.get("name") or (call.get("function") or {}).get("name") or "tool")
+    args = call.get("args", (call.get("function") or {}).get("arguments"))
+    args_text = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False, indent=1)
+    state = "failed" if call.get("is_error") else ("done" if "result" in call else "not finished")
+    summary = f"Tool <code>{html.escape(' '.join(name.split())[:200])}</code> · {state}"
+    lines = [f"<details><summary>{summary}</summary>", "", "Arguments:", ""]
+    lines += code_block(_clip(args_text, "tool call's arguments"), "json" if not isinstance(args, str) else "")
+    if "result" in call:
+        result = call["result"]
+        result_text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, indent=1)
+        lines += ["", "Result:", ""] + code_block(_clip(result_text, "tool result"))
+    return lines + ["", "</details>", ""]
+
+
 def render_markdown(meta: dict, messages: list[dict]) -> str:
-    """A session as a Markdown transcript: a heading per message, reasoning folded in
-    ``<details>``, tool calls listed with their results."""
+    """A session as a Markdown transcript (CommonMark with HTML ``<details>``).
+
+    A heading per message; its text as written (a fence left open by a reply that was
+    cut off is closed, so it cannot swallow what follows); reasoning whole, folded in
+    ``<details>``; each tool call folded in ``<details>`` with its arguments and result
+    in code blocks fenced longer than any backtick run inside them, each cut at
+    :data:`MD_TOOL_TEXT_MAX` characters with a note (the JSON export keeps everything).
+    """
     lines = [f"# {meta.get('title') or DEFAULT_TITLE}", ""]
     facts = [f"Created {_when(meta.get('created_at'))}" if meta.get("created_at") else "",
              f"model {meta['model']}" if meta.get("model") else "", f"{len(messages)} messages"]
@@ -301,15 +379,12 @@ def render_markdown(meta: dict, messages: list[dict]) -> str:
             heading += f" ({status})"
         lines += [heading, ""]
         if msg.get("reasoning"):
-            lines += ["<details><summary>Reasoning</summary>", "", str(msg["reasoning"]), "", "</details>", ""]
+            reasoning = close_open_fences(str(msg["reasoning"]))
+            lines += ["<details><summary>Reasoning</summary>", "", reasoning, "", "</details>", ""]
         for call in msg.get("tool_calls") or []:
             if isinstance(call, dict):
-                name = call.get("name") or (call.get("function") or {}).get("name") or "tool"
-                args = json.dumps(call.get("args", (call.get("function") or {}).get("arguments")), ensure_ascii=False)
-                lines += [f"- Tool `{name}` {args}" + (f" → {str(call['result'])[:500]}" if "result" in call else "")]
-        if msg.get("tool_calls"):
-            lines.append("")
-        lines += [message_text(msg), ""]
+                lines += _tool_lines(call)
+        lines += [close_open_fences(message_text(msg)), ""]
     return "\n".join(lines)
 
 
@@ -321,19 +396,43 @@ def import_sessions():
     """Import our JSON export or a ChatGPT ``conversations.json`` (or the export's .zip).
 
     Input: multipart with the file in the part named ``file``, or the document as the
-    request body. Up to 50 MiB (413 beyond). Output: ``{sessions: [compact], imported: n,
-    skipped_messages: n}``; every conversation becomes a new session with a fresh id.
-    400 with the reason (and nothing written) for a file that is not UTF-8 JSON in a
-    known format or has a malformed conversation.
+    request body. Up to 50 MiB (413 beyond, also inside a .zip). Output: ``{sessions:
+    [compact], imported: n, skipped_messages: n}``; every conversation becomes a new
+    session with a fresh id. 400 with the reason (and nothing written) for a file that is
+    not UTF-8 JSON in a known format or has a malformed conversation; 413 (nothing
+    written) when a user message is over ``--max-message-bytes`` or a tool result,
+    tool arguments or reasoning over ``--max-tool-result-bytes`` (DESIGN §3 limits).
     """
     doc = _decode(_upload_bytes())
     try:
         items = parse_import(doc)
     except ImportFormatError as exc:
         raise ApiError(f"cannot import this file: {exc}") from None
+    _check_import_limits(items)
     sessions = create_sessions(_store(), items, keep_times=True)
     return jsonify(sessions=[s.compact() for s in sessions], imported=len(sessions),
                    skipped_messages=sum(item.get("skipped", 0) for item in items))
+
+
+def _utf8_size(value) -> int:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return len(text.encode("utf-8", "replace"))
+
+
+def _check_import_limits(items: list[dict]) -> None:
+    """ApiError 413 naming the first message of ``items`` that is over a limit."""
+    config = _state().config
+    for n, item in enumerate(items, 1):
+        for i, msg in enumerate(item["messages"]):
+            where = f"conversation {n} ({item['meta'].get('title') or DEFAULT_TITLE!r}), message {i + 1}"
+            if msg.get("role") == "user" and _utf8_size(message_text(msg)) > config.max_message_bytes:
+                raise ApiError(f"cannot import this file: {where} is over this server's limit of "
+                               f"{config.max_message_bytes:,} bytes for one message", 413)
+            blocks = [msg.get("reasoning")] + [v for call in (msg.get("tool_calls") or []) if isinstance(call, dict)
+                                               for v in (call.get("result"), call.get("args"))]
+            if any(b is not None and _utf8_size(b) > config.max_tool_result_bytes for b in blocks):
+                raise ApiError(f"cannot import this file: {where} has a tool result or reasoning over this "
+                               f"server's limit of {config.max_tool_result_bytes:,} bytes", 413)
 
 
 @bp.url_value_preprocessor

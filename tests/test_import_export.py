@@ -23,7 +23,13 @@ def all_sessions(server) -> dict[str, dict]:
 
 
 def upload(server, data: bytes, name: str = "conversations.json"):
-    return server.post(IMPORT, files={"file": (name, data, "application/json")})
+    """POST ``data`` as the page does: multipart, with the page's Origin (a browser always
+    sends one; without it a form-encodable request is refused as cross-site)."""
+    return server.post(IMPORT, files={"file": (name, data, "application/json")}, headers=same_origin(server))
+
+
+def same_origin(server) -> dict:
+    return {"Origin": server.url("")}
 
 
 def node(nid, parent, children, role=None, text=None, *, t=None, hidden=False, ctype="text", **content):
@@ -215,16 +221,16 @@ def test_malformed_conversation_error_names_it(live_server):
 
 
 def test_import_needs_a_file_part(live_server):
-    r = live_server.post(IMPORT, files={"other": ("x.json", b"{}")})
+    r = live_server.post(IMPORT, files={"other": ("x.json", b"{}")}, headers=same_origin(live_server))
     assert r.status_code == 400 and "'file'" in r.json()["error"]
 
 
 def test_import_takes_files_above_the_default_body_limit_and_refuses_oversized(live_server):
     s = live_server
-    big_text = "lorem ipsum " * 300_000                     # ~3.6 MB: over the app's 2 MiB default
-    r = upload(s, json.dumps([simple_conversation("Big one", big_text, "short reply")]).encode())
+    big_text = "lorem ipsum " * 300_000                     # a 3.6 MB reply: over the default body limit
+    r = upload(s, json.dumps([simple_conversation("Big one", "short question", big_text)]).encode())
     assert r.status_code == 200, r.text
-    assert s.session(r.json()["sessions"][0]["session_id"])["messages"][0]["content"] == big_text
+    assert s.session(r.json()["sessions"][0]["session_id"])["messages"][1]["content"] == big_text
 
     before = set(all_sessions(s))
     too_big = b" " * (50 * 1024 * 1024) + json.dumps([simple_conversation("x", "a")]).encode()

@@ -90,7 +90,7 @@ def test_edit_refuses_bad_targets_and_changes_nothing(live_server):
              ({"message_index": 0, "content": "   "}, 400),      # empty
              ({"message_index": "0", "content": "x"}, 400),      # wrong type
              ({"message_index": 0}, 400),                        # missing content
-             ({"message_index": 0, "content": "x" * 1_000_001}, 413)]
+             ({"message_index": 0, "content": "x" * (1024 * 1024 + 1)}, 413)]  # --max-message-bytes
     for extra, status in cases:
         r = s.post("/api/session/edit", dict(session_id=sid, **extra))
         assert r.status_code == status, (extra, r.text)
