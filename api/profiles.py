@@ -23,8 +23,13 @@ Endpoints (blueprint ``profiles``):
   ``<state>/profiles/<name>`` with its sessions, skills, memory and workspace (hermes-agent's
   own profile folder is left alone). 400 for ``default``, 404 unknown, 409 while one of
   its sessions has a live stream. A browser whose cookie named it falls back to ``default``.
+  Atomic with respect to turns: the check for live streams and the removal happen while
+  every session lock of the profile is held, so a chat start either wins (the delete
+  answers 409) or finds the profile gone (404); no agent is ever left running on a
+  deleted profile.
 
-Names: ``^[a-z0-9][a-z0-9_-]{0,63}$`` (hermes-agent's rule), ``default`` reserved.
+Names: ``[a-z0-9][a-z0-9_-]{0,63}`` matched in full (hermes-agent's rule; ``"evil\n"`` is
+refused), ``default`` reserved.
 """
 from __future__ import annotations
 
@@ -32,15 +37,17 @@ import atexit
 import logging
 import os
 import re
+import secrets
 import shutil
 import threading
+from contextlib import ExitStack
 from pathlib import Path
 
 from flask import Blueprint, Flask, current_app, has_request_context, jsonify, request
 
 from . import streams
 from .httputil import ApiError, field, json_body
-from .models import SessionStore
+from .models import SessionStore, session_id_of_file
 from .session_recovery import recover_all_sessions_on_startup
 
 log = logging.getLogger(__name__)
@@ -49,13 +56,14 @@ profiles_bp = Blueprint("profiles", __name__)
 DEFAULT = "default"
 COOKIE = "hermes_profile"
 COOKIE_MAX_AGE = 365 * 24 * 3600
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # always .fullmatch: "$" matches before a final "\n"
+TRASH_PREFIX = ".deleting-"  # a profile folder being removed; never a valid name
 MAX_PROFILES = 100
 
 
 def validate_profile_name(name) -> str:
     """``name`` if it is a valid profile name; ApiError 400 otherwise."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise ApiError("profile names are 1-64 characters: lowercase letters, digits, '-' and '_', "
                        "starting with a letter or digit")
     return name
@@ -74,7 +82,9 @@ class ProfileRegistry:
         self.config = config
         self.base = Path(config.state_dir) / "profiles"
         self._stores: dict[str, SessionStore] = {DEFAULT: default_store}
+        self._deleting: set[str] = set()
         self._lock = threading.Lock()
+        self._sweep_trash()
 
     def directory(self, name: str) -> Path:
         """``<state>`` for the default profile, ``<state>/profiles/<name>`` otherwise."""
@@ -82,14 +92,14 @@ class ProfileRegistry:
 
     def exists(self, name: str) -> bool:
         """True for ``default`` and for a valid name with a folder under ``<state>/profiles``."""
-        return name == DEFAULT or (isinstance(name, str) and bool(NAME_RE.match(name))
-                                   and (self.base / name).is_dir())
+        return name == DEFAULT or (isinstance(name, str) and bool(NAME_RE.fullmatch(name))
+                                   and name not in self._deleting and (self.base / name).is_dir())
 
     def names(self) -> list[str]:
         """``default`` first, then the others sorted."""
         try:
             found = sorted(e.name for e in os.scandir(self.base)
-                           if NAME_RE.match(e.name) and e.name != DEFAULT and e.is_dir(follow_symlinks=False))
+                           if NAME_RE.fullmatch(e.name) and e.name != DEFAULT and e.is_dir(follow_symlinks=False))
         except FileNotFoundError:
             found = []
         return [DEFAULT] + found
@@ -97,6 +107,8 @@ class ProfileRegistry:
     def store(self, name: str) -> SessionStore:
         """The profile's SessionStore, created (after its self-heal) on first use."""
         with self._lock:
+            if name in self._deleting:
+                raise ApiError(f"profile {name!r} is being deleted", 404)
             store = self._stores.get(name)
             if store is None:
                 directory = self.directory(name)
@@ -121,21 +133,75 @@ class ProfileRegistry:
                 raise ApiError(f"profile {name!r} already exists", 409) from None
 
     def delete(self, name: str) -> None:
-        """Close its store and remove its folder; ApiError 400 default, 404 unknown, 409 streaming."""
+        """Remove the profile's folder; ApiError 400 default, 404 unknown, 409 streaming.
+
+        1. Under the registry lock: mark it deleting, so no request reaches its store again.
+        2. Take the lock of every session in its folder (re-listing until no new one
+           appears), then check for live streams (409, and nothing changes) and move the
+           folder aside to ``profiles/.deleting-<name>-<random>`` (one rename).
+        3. With the locks released, remove that folder; litter of a crash at that point is
+           swept at the next start.
+        """
         validate_profile_name(name)
         if name == DEFAULT:
             raise ApiError("the default profile cannot be deleted")
         with self._lock:
             if not self.exists(name):
                 raise ApiError(f"no profile {name!r}", 404)
+            self._deleting.add(name)
             store = self._stores.get(name)
-            if store is not None:
-                for sid in store.index.with_active_stream():
-                    if streams.is_alive((store.index.get(sid) or {}).get("active_stream_id")):
-                        raise ApiError(f"profile {name!r} has a reply in progress; stop it first", 409)
-                store.close()
-                del self._stores[name]
-            shutil.rmtree(self.base / name)
+        folder = self.base / name
+        trash = self.base / f"{TRASH_PREFIX}{name}-{secrets.token_hex(4)}"
+        closed = False
+        try:
+            with ExitStack() as held:
+                sids = self._lock_sessions(folder / "sessions", held)
+                with streams.STREAMS_LOCK:
+                    live = [ch for ch in streams.STREAMS.values() if ch.session_id in sids]
+                if live:
+                    raise ApiError(f"profile {name!r} has a reply in progress; stop it first", 409)
+                if store is not None:
+                    closed = True
+                    store.close()
+                os.rename(folder, trash)
+        except BaseException:
+            with self._lock:
+                self._deleting.discard(name)
+                if closed:  # the next request opens it afresh
+                    self._stores.pop(name, None)
+            raise
+        with self._lock:
+            self._stores.pop(name, None)
+            self._deleting.discard(name)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    @staticmethod
+    def _lock_sessions(sessions: Path, held: ExitStack) -> set[str]:
+        """Acquire (into ``held``) the lock of every session file in ``sessions``, listing
+        again until a pass finds no new one (a request already past the registry may
+        still be creating one); returns their ids."""
+        locked: set[str] = set()
+        while True:
+            try:
+                found = {sid for e in os.scandir(sessions) if (sid := session_id_of_file(e.name))}
+            except FileNotFoundError:
+                found = set()
+            new = sorted(found - locked)
+            if not new:
+                return locked
+            for sid in new:
+                held.enter_context(streams._get_session_agent_lock(sid))
+                locked.add(sid)
+
+    def _sweep_trash(self) -> None:
+        """Finish deletions a crash interrupted (``profiles/.deleting-*``)."""
+        try:
+            leftovers = [e.path for e in os.scandir(self.base)
+                         if e.name.startswith(TRASH_PREFIX) and e.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            return
+        for path in leftovers:
+            shutil.rmtree(path, ignore_errors=True)
 
     def close_all(self) -> None:
         """Flush the indexes of the non-default stores (the server closes the default one)."""

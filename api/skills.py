@@ -6,8 +6,14 @@ skills dir is the profile's (:func:`api.profiles.skills_dir`): ``<state>/skills`
 default, ``$HERMES_HOME/skills`` with ``--agent hermes``, so skills edited here are the
 agent's. A ``SKILL.md`` starts with front matter holding at least ``name`` (equal to the
 folder name) and ``description`` (≤ 1,024 characters), followed by a non-empty body;
-names and categories match ``^[a-z0-9][a-z0-9._-]{0,63}$``; a file is ≤ 100,000
-characters. These are hermes-agent's own rules, so whatever is saved here the agent loads.
+names and categories match ``[a-z0-9][a-z0-9._-]{0,63}`` in full (``"x\n"`` is refused);
+a file is ≤ 100,000 characters. These are hermes-agent's own rules, so whatever is saved
+here the agent loads.
+
+Front matter is read with bounded cost: at most :data:`FRONT_MATTER_MAX_CHARS` characters
+and :data:`FRONT_MATTER_MAX_DEPTH` levels of nesting, and YAML aliases (``*name``) are
+refused rather than expanded (a few hundred bytes of nested aliases expand to many MB: the
+"billion laughs"). Such a file is listed under ``errors`` and refused by save (400).
 
 Endpoints (blueprint ``skills``):
 
@@ -32,6 +38,7 @@ import os
 import re
 
 import yaml
+from yaml.composer import ComposerError
 from flask import Blueprint, Flask, jsonify, request
 
 from . import safepath
@@ -42,33 +49,60 @@ from .safepath import PathError
 skills_bp = Blueprint("skills", __name__)
 
 SKILL_FILE = "SKILL.md"
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # always .fullmatch: "$" matches before a final "\n"
 DEFAULT_CATEGORY = "general"
 DESCRIPTION_MAX = 1024
 CONTENT_MAX_CHARS = 100_000
 READ_MAX_BYTES = 1024 * 1024
 SNIPPET_CHARS = 120
 _CLOSE_RE = re.compile(r"\n---[ \t]*(?:\r?\n|$)")
+FRONT_MATTER_MAX_CHARS = 64 * 1024
+FRONT_MATTER_MAX_DEPTH = 32
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses aliases and nesting deeper than
+    :data:`FRONT_MATTER_MAX_DEPTH` while composing, before anything is expanded."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise ComposerError(None, None, "YAML aliases (*name) are not allowed in front matter",
+                                              self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            if self._depth > FRONT_MATTER_MAX_DEPTH:
+                raise ComposerError(None, None, f"nested deeper than {FRONT_MATTER_MAX_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def validate_skill_name(value, what: str = "name") -> str:
     """``value`` if it is a valid skill or category name; ApiError 400 otherwise."""
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise ApiError(f"invalid skill {what} {str(value)[:80]!r}: use 1-64 lowercase letters, digits, "
                        "'.', '-' or '_', starting with a letter or digit")
     return value
 
 
 def parse_skill(text: str) -> tuple[dict, str]:
-    """``(front_matter, body)`` of a SKILL.md; ValueError with a reason if malformed."""
+    """``(front_matter, body)`` of a SKILL.md; ValueError with a reason if malformed, too
+    large, too deeply nested, or using YAML aliases (see the module docstring)."""
     text = text.lstrip("\ufeff")
     if not text.startswith("---"):
         raise ValueError("SKILL.md must start with YAML front matter between '---' lines")
     end = _CLOSE_RE.search(text, 3)
     if end is None:
         raise ValueError("the front matter is not closed by a '---' line")
+    if end.start() - 3 > FRONT_MATTER_MAX_CHARS:
+        raise ValueError(f"the front matter is longer than {FRONT_MATTER_MAX_CHARS} characters")
     try:
-        front = yaml.safe_load(text[3:end.start()])
+        front = yaml.load(text[3:end.start()], Loader=_BoundedLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         raise ValueError(f"the front matter is not valid YAML: {exc}") from None
     if not isinstance(front, dict):
@@ -113,13 +147,13 @@ def _scan(root: str) -> tuple[list[dict], list[dict]]:
                       "mtime": mtime, "front": front, "body": body})
 
     for top in sorted(os.scandir(root), key=lambda e: e.name):
-        if top.name.startswith(".") or not top.is_dir() or not NAME_RE.match(top.name):
+        if top.name.startswith(".") or not top.is_dir() or not NAME_RE.fullmatch(top.name):
             continue
         if os.path.lexists(os.path.join(top.path, SKILL_FILE)):
             add(None, top.name)
             continue
         for sub in sorted(os.scandir(top.path), key=lambda e: e.name):
-            if NAME_RE.match(sub.name) and sub.is_dir() and os.path.lexists(os.path.join(sub.path, SKILL_FILE)):
+            if NAME_RE.fullmatch(sub.name) and sub.is_dir() and os.path.lexists(os.path.join(sub.path, SKILL_FILE)):
                 add(top.name, sub.name)
     found.sort(key=lambda s: (s["category"] or "", s["name"]))
     return found, errors

@@ -1,6 +1,8 @@
 """Profiles over HTTP (issue 7): isolation of sessions, skills, memory and workspace."""
 from __future__ import annotations
 
+import threading
+
 import requests
 
 from .helpers import fake_script, stream_events, tokens_of
@@ -131,3 +133,70 @@ def test_profile_sessions_survive_a_restart(make_server):
     server.start()
     assert get(server, jar, "/api/session", session_id=sid).json()["session"]["title"] == "kept"
     assert get(server, jar, "/api/profiles").json()["active"] == "keep"
+
+
+def test_profile_delete_racing_a_chat_start_never_leaves_a_turn_running(tmp_path, monkeypatch):
+    """Forced interleaving, in-process: a chat start that already holds the profile's
+    store is let go right after the delete has made its "no live stream" check. Either the
+    delete refuses (409, nothing removed) or the chat start finds no session (404); never
+    both succeeding with an agent running on a deleted profile."""
+    from api import create_app, profiles, streams, turns
+    from api.config import Config
+
+    app = create_app(Config(state_dir=tmp_path / "state", agent="fake"))
+    client = app.test_client()
+    assert client.post("/api/profile/create", json={"name": "race"}).status_code == 200
+    client.post("/api/profile/switch", json={"name": "race"})
+    sid = client.post("/api/session/new", json={}).get_json()["session"]["session_id"]
+    folder = tmp_path / "state" / "profiles" / "race"
+    assert (folder / "sessions" / f"{sid}.json").is_file()
+
+    chat_ready, chat_go = threading.Event(), threading.Event()
+    results: dict = {}
+    real_start, real_rename, real_rmtree = turns.start_turn, profiles.os.rename, profiles.shutil.rmtree
+
+    def paused_start(*args, **kw):  # runs after the route has taken the profile's store
+        chat_ready.set()
+        chat_go.wait(10)
+        return real_start(*args, **kw)
+
+    def chat():
+        r = client.post("/api/chat/start", json={"session_id": sid, "message": fake_script(hang=True)})
+        results["chat"] = (r.status_code, r.get_json())
+
+    chat_thread = threading.Thread(target=chat)
+
+    def removing(real):
+        def hooked(path, *rest, **kw):
+            if threading.current_thread() is delete_thread and not chat_go.is_set():
+                chat_go.set()  # the delete has checked for live streams: let the chat start go on
+                if not streams._get_session_agent_lock(sid)._is_owned():
+                    chat_thread.join(10)  # nothing stops it: let it finish before the removal
+            return real(path, *rest, **kw)
+        return hooked
+
+    def delete():
+        results["delete"] = client.post("/api/profile/delete", json={"name": "race"}).status_code
+
+    delete_thread = threading.Thread(target=delete)
+    monkeypatch.setattr(turns, "start_turn", paused_start)
+    monkeypatch.setattr(profiles.os, "rename", removing(real_rename))
+    monkeypatch.setattr(profiles.shutil, "rmtree", removing(real_rmtree))
+    chat_thread.start()
+    assert chat_ready.wait(10)
+    delete_thread.start()
+    delete_thread.join(30)
+    chat_go.set()
+    chat_thread.join(30)
+    with streams.STREAMS_LOCK:
+        live = [ch.stream_id for ch in streams.STREAMS.values() if ch.session_id == sid]
+    try:
+        if results["delete"] == 200:
+            assert results["chat"][0] == 404, results
+            assert live == [] and not folder.exists()
+        else:
+            assert results["delete"] == 409 and results["chat"][0] == 200, results
+            assert (folder / "sessions" / f"{sid}.json").is_file()
+    finally:
+        for stream_id in live:
+            turns.cancel_turn(stream_id)
