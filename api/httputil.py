@@ -16,6 +16,11 @@ from .turns import TurnConflict
 
 log = logging.getLogger(__name__)
 
+# A JSON body nested deeper than this (arrays and objects) is refused with 400: no request
+# of ours needs more than a handful of levels, and the recursive walks after parsing
+# (clean_json, jsonify) would otherwise meet Python's recursion limit (a 500 and a traceback).
+MAX_JSON_DEPTH = 64
+
 
 class ApiError(Exception):
     """Raise from a route to answer ``{"error": message}`` with ``status``."""
@@ -24,6 +29,9 @@ class ApiError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+_TOO_DEEP = object()
 
 
 def error_response(message: str, status: int):
@@ -45,15 +53,48 @@ def register_error_handlers(app: Flask) -> None:
             return error_response("request body too large", 413)
         return error_response(e.description or e.name, e.code or 500)
 
+    @app.errorhandler(RecursionError)
+    def _too_deep(e: RecursionError):
+        # Backstop for input nested past the interpreter's limit anywhere: one log line, no traceback.
+        log.warning("refused %s %r: input nested too deeply", request.method, request.path)
+        return error_response("the request is nested too deeply", 400)
+
     @app.errorhandler(OSError)
     def _disk(e: OSError):
         log.error("I/O error while handling %s %s: %s", request.method, request.path, e)
         return error_response(f"the server could not write to disk: {e.strerror or e}", 500)
 
 
+def json_depth_exceeds(value, limit: int) -> bool:
+    """True if ``value`` (parsed JSON) nests arrays/objects more than ``limit`` levels
+    deep (a scalar is level 0, ``[]`` level 1). Iterative: safe at any depth."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        if depth + 1 > limit:
+            return True
+        stack.extend((child, depth + 1) for child in item)
+    return False
+
+
 def json_body() -> dict:
-    """The request's JSON object body with lone surrogates replaced; ApiError 400 otherwise."""
-    data = request.get_json(silent=True, force=True)
+    """The request's JSON object body with lone surrogates replaced.
+
+    ApiError 400 when the body is missing, not JSON, not an object, or nested deeper
+    than :data:`MAX_JSON_DEPTH` levels (logged in one line).
+    """
+    try:
+        data = request.get_json(silent=True, force=True)
+    except RecursionError:  # deeper than the parser's own limit (~1,000 levels)
+        data = _TOO_DEEP
+    if data is _TOO_DEEP or (data is not None and json_depth_exceeds(data, MAX_JSON_DEPTH)):
+        log.warning("refused %s %r: JSON body nested deeper than %d levels", request.method, request.path,
+                    MAX_JSON_DEPTH)
+        raise ApiError(f"request body is nested deeper than {MAX_JSON_DEPTH} levels")
     if data is None:
         if request.content_length == 0 or not request.get_data(cache=True):
             raise ApiError("request body must be a JSON object")

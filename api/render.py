@@ -8,10 +8,20 @@ only an allow-list of tags, attributes, classes and URL schemes (http, https, ma
 
 Endpoints (blueprint ``render``):
 
-- ``POST /api/render`` ``{text: str}`` → ``{html: str}``, or ``{texts: [str]}`` →
-  ``{html: [str]}`` (one round trip for a page of messages; at most
+- ``POST /api/render`` ``{text: str}`` → ``{html: str, plain: bool}``, or ``{texts: [str]}``
+  → ``{html: [str], plain: [bool]}`` (one round trip for a page of messages; at most
   :data:`MAX_BATCH` texts). 400 on a missing or mistyped field; 413 when the body is
   larger than the server's ``max_body_bytes``.
+
+What one request may cost is bounded. A text is rendered as markdown only when it is at
+most :data:`MAX_RENDER_CHARS` characters, its tables hold at most :data:`MAX_TABLE_CELLS`
+cells, it holds at most :data:`MAX_OPEN_BRACKETS` ``[`` and
+:data:`MAX_EMPHASIS_DELIMITERS` of ``*``, ``_``, ``~`` (links and emphasis are what cost
+most per character: ~10 µs per ``[``), and the request has not yet spent
+:data:`RENDER_BUDGET_SECONDS` rendering; otherwise its HTML is the escaped text in
+``<pre class="plain-text">`` and its ``plain`` flag is true, so the page can offer to show
+it in pieces. Block nesting (quotes, lists) beyond :data:`MAX_NESTING` levels is rendered
+flat by markdown-it itself.
 - ``GET /api/render/highlight.css`` → the Pygments colours for ``.hl`` code blocks,
   light by default and dark under ``prefers-color-scheme: dark``.
 """
@@ -19,7 +29,9 @@ from __future__ import annotations
 
 import functools
 import html
+import re
 import threading
+import time
 
 import nh3
 from flask import Blueprint, Flask, Response, jsonify
@@ -35,6 +47,13 @@ from .httputil import ApiError, json_body
 render_bp = Blueprint("render", __name__)
 
 MAX_BATCH = 500
+# Bounds on what rendering one text may cost (see the module docstring).
+MAX_RENDER_CHARS = 200_000
+MAX_TABLE_CELLS = 5_000
+MAX_OPEN_BRACKETS = 5_000
+MAX_EMPHASIS_DELIMITERS = 20_000
+MAX_NESTING = 20
+RENDER_BUDGET_SECONDS = 1.0
 # Code longer than this is shown plain: highlighting cost grows with size, reading does not.
 MAX_HIGHLIGHT_CHARS = 100_000
 # Texts shorter than this are cached (a saved message is rendered again on every open).
@@ -117,7 +136,8 @@ def _align_to_class(state) -> None:
 
 
 def _build_parser() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False,
+                                   "maxNesting": MAX_NESTING})
     md.enable(["table", "strikethrough"])
     md.core.ruler.push("align_to_class", _align_to_class)
     md.add_render_rule("fence", _fence)
@@ -141,11 +161,72 @@ def render_markdown(text: str) -> str:
 
     Safe to insert with ``innerHTML``: no scripts, event handlers, inline styles,
     iframes, images or ``javascript:`` URLs survive. Links open in a
-    new tab with ``rel="noopener noreferrer nofollow"``.
+    new tab with ``rel="noopener noreferrer nofollow"``. Unbounded: callers that take
+    untrusted input use :func:`render_bounded`.
     """
     if len(text) <= CACHE_TEXT_CHARS:
         return _render_cached(text)
     return _CLEANER.clean(_MD.render(text))
+
+
+# A table's delimiter row once quote markers and indentation are stripped: "| --- | :-: |".
+_DELIMITER_ROW = re.compile(r"\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*")
+_QUOTE_INDENT = " \t>"
+
+
+def table_cells(text: str) -> int:
+    """An upper bound on the cells markdown-it would make of ``text``'s tables: for each
+    delimiter row, its columns times its lines up to the next blank line (markdown-it pads
+    every row to the header's width, which is how 1.5 KB becomes 64,000 empty cells).
+    Stops counting past :data:`MAX_TABLE_CELLS`."""
+    lines = text.split("\n")
+    total, i = 0, 0
+    while i < len(lines) and total <= MAX_TABLE_CELLS:
+        row = lines[i].lstrip(_QUOTE_INDENT)
+        i += 1
+        if "|" not in row or "-" not in row or not _DELIMITER_ROW.fullmatch(row):
+            continue
+        columns = len(re.findall(r"-+", row))
+        rows = 1  # the header
+        while i < len(lines) and lines[i].strip(_QUOTE_INDENT):
+            rows += 1
+            i += 1
+        total += columns * rows
+    return total
+
+
+def too_costly(text: str) -> str | None:
+    """Why rendering ``text`` as markdown would cost too much, or None (see the docstring)."""
+    if len(text) > MAX_RENDER_CHARS:
+        return f"longer than {MAX_RENDER_CHARS} characters"
+    if text.count("[") > MAX_OPEN_BRACKETS:
+        return f"more than {MAX_OPEN_BRACKETS} '['"
+    if text.count("*") + text.count("_") + text.count("~") > MAX_EMPHASIS_DELIMITERS:
+        return f"more than {MAX_EMPHASIS_DELIMITERS} emphasis delimiters"
+    if "|" in text and "-" in text and table_cells(text) > MAX_TABLE_CELLS:
+        return f"tables with more than {MAX_TABLE_CELLS} cells"
+    return None
+
+
+def plain_html(text: str) -> str:
+    """``text`` escaped, as one ``<pre class="plain-text">`` block (safe for innerHTML)."""
+    return f'<pre class="plain-text">{html.escape(text, quote=False)}</pre>'
+
+
+def render_bounded(texts: list[str], budget_seconds: float = RENDER_BUDGET_SECONDS) -> tuple[list[str], list[bool]]:
+    """``(html, plain)`` for each text: markdown when :func:`too_costly` finds nothing and
+    less than ``budget_seconds`` of rendering have been spent on the earlier texts,
+    else :func:`plain_html` with ``plain`` true."""
+    out, plain = [], []
+    deadline = time.monotonic() + budget_seconds
+    for text in texts:
+        if too_costly(text) is None and time.monotonic() < deadline:
+            out.append(render_markdown(text))
+            plain.append(False)
+        else:
+            out.append(plain_html(text))
+            plain.append(True)
+    return out, plain
 
 
 @functools.lru_cache(maxsize=1)
@@ -164,7 +245,8 @@ def highlight_css() -> str:
 
 @render_bp.post("/api/render")
 def render_endpoint():
-    """``{text}`` → ``{html}`` or ``{texts: [..]}`` → ``{html: [..]}``; 400 on bad input."""
+    """``{text}`` → ``{html, plain}`` or ``{texts: [..]}`` → ``{html: [..], plain: [..]}``;
+    400 on bad input; costly texts come back as plain text (see the module docstring)."""
     body = json_body()
     if "texts" in body:
         texts = body["texts"]
@@ -172,11 +254,13 @@ def render_endpoint():
             raise ApiError("field 'texts' must be a list of strings")
         if len(texts) > MAX_BATCH:
             raise ApiError(f"at most {MAX_BATCH} texts per request")
-        return jsonify(html=[render_markdown(t) for t in texts])
+        out, plain = render_bounded(texts)
+        return jsonify(html=out, plain=plain)
     text = body.get("text")
     if not isinstance(text, str):
         raise ApiError("field 'text' must be a string" if "text" in body else "missing field 'text'")
-    return jsonify(html=render_markdown(text))
+    out, plain = render_bounded([text])
+    return jsonify(html=out[0], plain=plain[0])
 
 
 @render_bp.get("/api/render/highlight.css")
