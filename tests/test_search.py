@@ -177,3 +177,24 @@ def test_files_changed_while_stopped_are_caught_up_in_the_background(make_server
     assert {r["session_id"] for r in found["results"]} == {f"bulk{i:03d}" for i in range(60)}
     assert set(hits(s, "kingfisher")) == {kept}
     s.stop()
+
+
+def test_a_1_mib_message_and_a_550_kb_tool_result_are_indexed_whole(live_server):
+    s = live_server
+    filler = "lorem ipsum 中文 עברית 😀 dolor sit amet "
+    half = filler * (512 * 1024 // len(filler.encode()))
+    message = half + " middleword " + half + " lastword"                   # ~1 MiB
+    result = (filler * (275_000 // len(filler.encode()))) + " toolmiddle " + filler * 7000
+    now = time.time()
+    messages = [{"role": "user", "content": message, "timestamp": now},
+                {"role": "assistant", "content": "done", "timestamp": now, "reasoning": "pondering thoughtword",
+                 "tool_calls": [{"id": "1", "name": "read", "args": {}, "result": result, "is_error": False}]}]
+    doc = {"session_id": "huge_one", "title": "Huge", "created_at": now, "updated_at": now,
+           "message_count": 2, "messages": messages}
+    (s.sessions_dir / "huge_one.json").write_text(json.dumps(doc))
+    for word, index in (("middleword", 0), ("lastword", 0), ("toolmiddle", 1), ("thoughtword", 1)):
+        found = wait_until(lambda w=word: hits(s, w).get("huge_one"), message=f"{word} found")
+        assert found["message_index"] == index
+        assert word in found["snippet"] and len(found["snippet"]) < 400
+        [(a, b)] = {tuple(r) for r in found["match_ranges"]}
+        assert found["snippet"][a:b] == word

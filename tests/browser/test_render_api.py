@@ -89,11 +89,13 @@ def test_highlight_stylesheet_covers_light_and_dark(live_server):
     assert ".hl .k {" in r.text and "@media (prefers-color-scheme: dark)" in r.text
 
 
-def test_page_has_csrf_meta_and_no_inline_script(live_server):
+def test_page_has_csrf_and_limit_meta_and_no_inline_script(live_server):
     r = live_server.get("/")
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
     tags = parse(r.text)
-    assert ("meta", {"name": "csrf-token", "content": ""}) in tags  # auth off: an empty token
+    [token] = [a["content"] for t, a in tags if t == "meta" and a.get("name") == "csrf-token"]
+    assert token and "__" not in token                              # auth off: the server's page token
+    assert ("meta", {"name": "max-message-bytes", "content": str(1024 * 1024)}) in tags  # --max-message-bytes
     scripts = [attrs for tag, attrs in tags if tag == "script"]
     assert scripts and all(a.get("src", "").startswith("/static/") for a in scripts)
     assert not any(name.startswith("on") or name == "style" for _, attrs in tags for name in attrs)

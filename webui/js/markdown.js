@@ -155,17 +155,20 @@ export async function renderInPieces(el, text, bar) {
     note.textContent = `Formatting… ${Math.round((100 * done) / pieces.length)}%`;
     const group = pieces.slice(i, i + 8);
     const html = await renderTexts(group, { maxChars: Infinity });
-    group.forEach((piece, k) => {
+    for (let k = 0; k < group.length; k++) {
       const part = h("div", { class: "md-piece" });
       if (html[k] !== null) setRendered(part, html[k]);
-      else part.append(plainTextElement(piece));
+      else part.append(plainTextElement(group[k]));
       out.append(part);
-    });
+      await nextTask(); // one piece per task: the page keeps answering input meanwhile
+    }
     done += group.length;
   }
   el.classList.remove("md-plain");
   el.replaceChildren(out);
 }
+
+const nextTask = () => new Promise((resolve) => { setTimeout(resolve, 0); });
 
 const FENCE = /^ {0,3}(`{3,}|~{3,})(.*)$/;
 
