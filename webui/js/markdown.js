@@ -18,33 +18,40 @@ export const PIECE_CHARS = 50_000;
 const PLAIN_BLOCK_CHARS = 8_000; // plain text is laid out in blocks of about this size
 
 /**
- * Rendered HTML for each of ``texts`` (same order); ``null`` for a text that could not be
- * rendered (longer than ``maxChars``, or the server refused or failed on it), which the
+ * Rendered HTML for each of ``texts`` (same order); ``null`` for a text that was not
+ * rendered as markdown (longer than ``maxChars``; the server answered it as plain text
+ * because it would cost too much, see api/render.py; or the request failed), which the
  * caller shows as plain text. Texts go in as few requests as fit the limits; when a
- * batch fails, its texts are retried one by one so a single bad text costs only itself.
+ * batch fails, or the server's time budget ran out part-way through it, the texts
+ * concerned are retried one by one, so a single bad text costs only itself.
  * Never rejects (a 401 still sends the page to /login, in api.js).
  */
 export async function renderTexts(texts, { maxChars = LARGE_CHARS } = {}) {
   const out = new Array(texts.length).fill(null);
   let batch = [];
   let size = 0;
+  const one = async (i) => {
+    try {
+      const { html, plain } = await post("/api/render", { text: texts[i] });
+      out[i] = typeof html === "string" && !plain ? html : null;
+    } catch { out[i] = null; }
+  };
   const flush = async () => {
     if (!batch.length) return;
     const items = batch;
     batch = [];
     size = 0;
+    let again = [];
     try {
-      const { html } = await post("/api/render", { texts: items.map((i) => texts[i]) });
-      items.forEach((i, k) => { out[i] = typeof html?.[k] === "string" ? html[k] : null; });
+      const { html, plain } = await post("/api/render", { texts: items.map((i) => texts[i]) });
+      items.forEach((i, k) => {
+        if (typeof html?.[k] === "string" && !plain?.[k]) out[i] = html[k];
+        else again.push(i);
+      });
     } catch (err) {
-      if (items.length === 1 || err.status === 0 || err.status === 401) return; // down: no point retrying each
-      for (const i of items) {
-        try {
-          const { html } = await post("/api/render", { text: texts[i] });
-          out[i] = typeof html === "string" ? html : null;
-        } catch { out[i] = null; }
-      }
+      again = err.status === 0 || err.status === 401 ? [] : items; // down: no point retrying each
     }
+    if (items.length > 1) for (const i of again) await one(i);
   };
   for (let i = 0; i < texts.length; i++) {
     const text = texts[i];
@@ -126,7 +133,7 @@ export function showPlain(el, text, reason = "large") {
   el.classList.add("md-plain");
   const note = reason === "large"
     ? `Long reply (${formatChars(text.length)}) shown as plain text.`
-    : "This reply could not be formatted and is shown as plain text.";
+    : "This reply is shown as plain text: it could not be formatted at once.";
   const button = h("button", { type: "button", class: "btn show-md" }, "Show as markdown");
   const bar = h("div", { class: "plain-bar", role: "note" }, h("span", { class: "plain-note" }, note), button);
   button.addEventListener("click", () => renderInPieces(el, text, bar));
@@ -276,7 +283,8 @@ export class LiveMarkdown {
     this.timer = null;
     this.inflight = null;
     this.closed = false;
-    this.plain = null;     // PlainText sink once past LIVE_RENDER_MAX
+    this.plain = null;     // PlainText sink once past LIVE_RENDER_MAX (or too costly to render)
+    this.costly = false;
     this.interval = 200;
     this.tail = h("span", { class: "tail" });
     el.append(this.tail);
@@ -322,8 +330,12 @@ export class LiveMarkdown {
     const snapshot = this.text;
     const started = performance.now();
     try {
-      const { html } = await post("/api/render", { text: snapshot });
+      const { html, plain } = await post("/api/render", { text: snapshot });
       if (this.closed) return;
+      if (plain) { // too costly to render (api/render.py): stream the rest as plain text
+        this.costly = true;
+        return;
+      }
       setRendered(this.el, html);
       this.renderedLength = snapshot.length;
       this.placeTail();
@@ -334,7 +346,7 @@ export class LiveMarkdown {
       if (!this.closed && !this.tail.isConnected) this.placeTail();
     } finally {
       this.inflight = null;
-      if (!this.closed && this.text.length > LIVE_RENDER_MAX) this.freeze();
+      if (!this.closed && (this.text.length > LIVE_RENDER_MAX || this.costly)) this.freeze();
       else if (!this.closed && this.text.length > this.renderedLength) this.schedule();
     }
   }
