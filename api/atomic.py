@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import threading
 from pathlib import Path
@@ -106,6 +107,27 @@ def atomic_write_bytes(path: Path, data: "bytes | list[bytes | FileRange]", *, m
 def atomic_write_text(path: Path, text: str, **kw) -> None:
     """:func:`atomic_write_bytes` for UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"), **kw)
+
+
+_TEMP_NAME = re.compile(r".+\.tmp\.\d+\.\d+\.[0-9a-f]{8}")  # what temp_name makes
+
+
+def sweep_temp_files_tree(root: Path) -> list[str]:
+    """:func:`sweep_temp_files` in ``root`` and every folder below it (symlinks are not
+    followed); returns the removed files' paths relative to ``root``. Only names that
+    :func:`temp_name` makes are touched, so a user's own ``notes.tmp.txt`` is safe."""
+    removed = []
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            if _TEMP_NAME.fullmatch(name):
+                path = os.path.join(folder, name)
+                try:
+                    if not os.path.islink(path):
+                        os.unlink(path)
+                        removed.append(os.path.relpath(path, root))
+                except OSError:
+                    pass
+    return removed
 
 
 def sweep_temp_files(directory: Path) -> list[str]:

@@ -31,25 +31,37 @@ import time
 from pathlib import Path
 
 from .atomic import FileRange, atomic_write_bytes
+from .journal import PendingTurn, journal_path, read_journal, remove_journal
 from .session_index import SessionIndex, stat_key
 from .streams import _get_session_agent_lock
 
-SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # always used with fullmatch
 RESERVED_IDS = {"_index"}
 TITLE_MAX = 200
+# Any other metadata string (model, workspace, …): longer values are refused with 400,
+# so the metadata part of a file stays small (DESIGN §3 invariant 8).
+META_STRING_MAX_BYTES = 400
 DEFAULT_TITLE = "New chat"
 # Keys written first, in this order; unknown keys follow, then "messages".
 METADATA_KEYS = (
     "session_id", "title", "manual_title", "created_at", "updated_at", "model", "workspace",
-    "pinned", "archived", "message_count", "active_stream_id", "pending_user_message",
-    "pending_started_at", "pending_assistant_message", "intentional_shrink_at",
+    "pinned", "archived", "message_count", "active_stream_id", "generation",
+    "intentional_shrink_generation",
 )
-# What a finished turn writes back over the stream fields.
-CLEARED_STREAM_FIELDS = {"active_stream_id": None, "pending_user_message": None, "pending_started_at": None,
-                         "pending_assistant_message": None}
-# Kept in the file but not in the sidebar index / compact form.
-PRIVATE_KEYS = ("pending_assistant_message", "intentional_shrink_at")
-_HEAD_CHUNK = 16 * 1024
+# Written by earlier versions (and by the upstream system): a running turn's content in
+# the metadata. Still read when settling an interrupted turn; never written any more.
+LEGACY_PENDING_KEYS = ("pending_user_message", "pending_started_at", "pending_assistant_message")
+# What a finished turn writes back over the stream fields (a legacy key set to None is removed).
+CLEARED_STREAM_FIELDS = {"active_stream_id": None, **{k: None for k in LEGACY_PENDING_KEYS}}
+# Kept in the file but not shown by the API.
+PRIVATE_KEYS = ("generation", "intentional_shrink_generation", "intentional_shrink_at") + LEGACY_PENDING_KEYS
+_HEAD_CHUNK = 16 * 1024  # read_header's first read; it grows ×4 until the header is whole
+# The sidebar's fields: all that the index keeps and the list returns, with their types.
+SIDEBAR_FIELDS = {
+    "session_id": str, "title": str, "manual_title": bool, "created_at": float, "updated_at": float,
+    "model": str, "workspace": str, "pinned": bool, "archived": bool, "message_count": int,
+    "active_stream_id": str,
+}
 
 
 class SessionError(Exception):
@@ -117,8 +129,58 @@ def clean_title(title: str) -> str:
 
 
 def public_metadata(meta: dict) -> dict:
-    """``meta`` without the private keys: what the index and the API show."""
+    """``meta`` without the private keys: what ``GET /api/session`` shows."""
     return {k: v for k, v in meta.items() if k not in PRIVATE_KEYS}
+
+
+def check_meta_string(name: str, value: str | None) -> str | None:
+    """``value`` if it may be stored as metadata ``name``; ValueError when it is longer
+    than :data:`META_STRING_MAX_BYTES` UTF-8 bytes (the route answers 400)."""
+    if value is not None and len(clean_text(value).encode("utf-8")) > META_STRING_MAX_BYTES:
+        raise ValueError(f"{name} is longer than {META_STRING_MAX_BYTES} bytes")
+    return value
+
+
+def _coerce(typ, value):
+    """``value`` as ``typ`` for a sidebar row, or None if it cannot be (a hand-edited
+    or foreign file with ``"updated_at": "2024-05-01"`` must not break the list)."""
+    if value is None:
+        return None
+    if typ is bool:
+        return value if isinstance(value, bool) else None
+    if typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                try:
+                    from datetime import datetime
+                    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+                except ValueError:
+                    return None
+        return None
+    if typ is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    if isinstance(value, str):
+        return clean_title(value) if len(value) > TITLE_MAX else clean_text(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def sidebar_row(meta: dict) -> dict:
+    """The sidebar's fields of ``meta`` (:data:`SIDEBAR_FIELDS`), each coerced to its
+    type or None, so every row is small and sortable whatever the file holds."""
+    row = {k: _coerce(t, meta.get(k)) for k, t in SIDEBAR_FIELDS.items()}
+    row["title"] = row["title"] or DEFAULT_TITLE
+    row["pinned"] = bool(row["pinned"])
+    row["archived"] = bool(row["archived"])
+    row["manual_title"] = bool(row["manual_title"])
+    row["updated_at"] = row["updated_at"] if row["updated_at"] is not None else row["created_at"] or 0.0
+    row["message_count"] = row["message_count"] or 0
+    return row
 
 
 def _ordered(meta: dict) -> dict:
@@ -157,49 +219,55 @@ class _Incomplete(Exception):
 def parse_header(text: str, complete: bool) -> tuple[dict, int]:
     """Parse the metadata keys of a session object up to its ``"messages"`` key.
 
-    Returns ``(metadata, index of the "messages" key in text)``. Raises
-    :class:`_Incomplete` if ``text`` is a prefix that ends too early (only when
-    ``complete`` is False) and ``ValueError`` if it is not a session object.
+    ``text`` is the file's start (all of it when ``complete``). Returns ``(metadata,
+    index of the "messages" key in text)``. When ``complete`` is False any failure means
+    the cut came too early — a string, number, literal or escape may be cut at the read
+    boundary — and raises :class:`_Incomplete` ("read more"); only a parse of the whole
+    file decides that it is not a session object (``ValueError``).
     """
+    try:
+        return _parse_header(text)
+    except ValueError:
+        if not complete:
+            raise _Incomplete() from None
+        raise
+
+
+def _parse_header(text: str) -> tuple[dict, int]:
     def ws(i):
         return _WS.match(text, i).end()
 
-    def fail(msg, i):
-        if not complete and i >= len(text) - 1:
-            raise _Incomplete()
-        raise ValueError(msg)
-
     pos = ws(0)
     if text[pos:pos + 1] != "{":
-        fail("not a JSON object", pos)
+        raise ValueError("not a JSON object")
     pos += 1
     meta: dict = {}
     while True:
         pos = ws(pos)
         ch = text[pos:pos + 1]
         if ch != '"':
-            fail("no \"messages\" list" if ch == "}" else "malformed JSON", pos)
+            raise ValueError("no \"messages\" list" if ch == "}" else f"malformed JSON at character {pos}")
         key_at = pos
         try:
             key, pos = json.decoder.scanstring(text, pos + 1)
             pos = ws(pos)
             if text[pos:pos + 1] != ":":
-                fail("malformed JSON", pos)
+                raise ValueError(f"malformed JSON at character {pos}")
             pos = ws(pos + 1)
             if key == "messages":
                 if text[pos:pos + 1] != "[":
-                    fail("\"messages\" is not a list", pos)
+                    raise ValueError("\"messages\" is not a list")
                 return meta, key_at
             value, pos = _DECODER.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            fail(f"malformed JSON: {exc.msg}", exc.pos)
+            raise ValueError(f"malformed JSON: {exc.msg} at character {exc.pos}") from None
         meta[key] = value
         pos = ws(pos)
         ch = text[pos:pos + 1]
         if ch == ",":
             pos += 1
         else:
-            fail("no \"messages\" list" if ch == "}" else "malformed JSON", pos)
+            raise ValueError("no \"messages\" list" if ch == "}" else f"malformed JSON at character {pos}")
 
 
 def _fast_header(text: str) -> tuple[dict, int] | None:
@@ -243,6 +311,11 @@ def read_header(buf, size: int) -> tuple[dict, int]:
             n *= 4
             continue
         return meta, len(text[:key_at].encode("utf-8"))
+
+
+def _generation(meta: dict) -> int:
+    g = meta.get("generation")
+    return g if isinstance(g, int) and not isinstance(g, bool) and g >= 0 else 0
 
 
 def _check_shape(meta: dict, session_id: str) -> None:
@@ -304,42 +377,25 @@ class Session:
                 f"refusing to save metadata-only session {self.meta.get('session_id')!r}: "
                 "reload it in full first (it would drop every message)")
         sid = self.meta.get("session_id")
-        if not isinstance(sid, str) or not SESSION_ID_RE.match(sid) or sid in RESERVED_IDS:
+        if not isinstance(sid, str) or not SESSION_ID_RE.fullmatch(sid) or sid in RESERVED_IDS:
             raise RuntimeError(f"refusing to save a session with an unsafe id {str(sid)[:80]!r}")
         self._store._write(self, touch=touch, intentional_shrink=intentional_shrink)
 
-    # -- turn bookkeeping (DESIGN §4); callers hold the session lock -------------
-
-    def _clear_stream_fields(self) -> None:
-        self.meta.update(CLEARED_STREAM_FIELDS)
-        self.meta.pop("pending_assistant_message", None)
-
-    def pending_user(self) -> dict:
-        """The pending user message of a running turn, as a message dict."""
-        return {"role": "user", "content": self.meta.get("pending_user_message") or "",
-                "timestamp": self.meta.get("pending_started_at") or time.time()}
-
-    def settle_interrupted_turn(self) -> bool:
-        """Turn a dead stream's leftovers into messages, both marked ``interrupted``.
-
-        The pending user message becomes a real message; the last checkpointed partial
-        reply (if any) follows it. Returns False if no stream was recorded.
-        """
-        if not self.meta.get("active_stream_id"):
-            return False
-        if self.meta.get("pending_user_message") is not None:
-            self.messages.append(dict(self.pending_user(), status="interrupted"))
-        partial = self.meta.get("pending_assistant_message")
-        if isinstance(partial, dict):
-            self.messages.append(dict(partial, status="interrupted"))
-        self._clear_stream_fields()
-        return True
-
     def compact(self) -> dict:
-        """Metadata without messages or private keys, with ``message_count``."""
-        out = public_metadata(self.meta)
-        out["message_count"] = self.message_count
-        return out
+        """The sidebar row (:func:`sidebar_row`): what the index keeps and the list shows."""
+        row = sidebar_row(self.meta)
+        row["message_count"] = self.message_count
+        return row
+
+
+def legacy_pending_user(meta: dict) -> dict | None:
+    """The pending user message an earlier version kept in the metadata, as a message."""
+    text = meta.get("pending_user_message")
+    if text is None:
+        return None
+    started = meta.get("pending_started_at")
+    return {"role": "user", "content": text if isinstance(text, str) else json.dumps(text),
+            "timestamp": started if isinstance(started, (int, float)) else time.time()}
 
 
 def _new_meta(session_id: str, title: str, model, workspace) -> dict:
@@ -348,7 +404,6 @@ def _new_meta(session_id: str, title: str, model, workspace) -> dict:
         "session_id": session_id, "title": title or DEFAULT_TITLE, "manual_title": bool(title),
         "created_at": now, "updated_at": now, "model": model, "workspace": workspace,
         "pinned": False, "archived": False, "message_count": 0, "active_stream_id": None,
-        "pending_user_message": None, "pending_started_at": None,
     }
 
 
@@ -367,6 +422,10 @@ class SessionStore:
 
     def backup_path(self, session_id: str) -> Path:
         return self.dir / f"{validate_session_id(session_id)}.json.bak"
+
+    def journal_path(self, session_id: str) -> Path:
+        """The running turn's journal (:mod:`api.journal`)."""
+        return journal_path(self.dir, validate_session_id(session_id))
 
     def _open(self, session_id: str):
         path = self.path(session_id)
@@ -475,7 +534,13 @@ class SessionStore:
     # -- writing ------------------------------------------------------------
 
     def create(self, title: str = "", model=None, workspace=None) -> Session:
-        """Create and save a new, empty session with a fresh id."""
+        """Create and save a new, empty session with a fresh id.
+
+        Raises ValueError if ``model`` or ``workspace`` is longer than
+        :data:`META_STRING_MAX_BYTES` (nothing is written).
+        """
+        check_meta_string("model", model)
+        check_meta_string("workspace", workspace)
         sid = new_session_id()
         while self.path(sid).exists():
             sid = new_session_id()
@@ -492,16 +557,17 @@ class SessionStore:
         sid = session.session_id
         path = self.path(sid)
         try:  # SessionUnreadable propagates: a corrupt file is never overwritten
-            on_disk = self.load_metadata_only(sid).message_count
+            on_disk = self.load_metadata_only(sid)
         except SessionNotFound:
             on_disk = None
-        if on_disk is not None and len(session.messages) < on_disk:
+        meta = {k: v for k, v in session.meta.items() if v is not None or k not in LEGACY_PENDING_KEYS}
+        if on_disk is not None and len(session.messages) < on_disk.message_count:
             atomic_write_bytes(self.backup_path(sid), path.read_bytes())
-            if intentional_shrink:
-                session.meta["intentional_shrink_at"] = time.time()
-        meta = dict(session.meta)
+            if intentional_shrink:  # invariant 9: names the backup by its own generation, no clock
+                meta["intentional_shrink_generation"] = _generation(on_disk.meta)
         if touch:
             meta["updated_at"] = time.time()
+        meta["generation"] = _generation(on_disk.meta if on_disk is not None else meta) + 1
         meta["message_count"] = len(session.messages)
         atomic_write_bytes(path, encode_session(meta, session.messages))
         session.meta = meta
@@ -543,8 +609,12 @@ class SessionStore:
                     return session.meta
                 total = len(session.messages)
             meta.update(changes)
+            for k, v in changes.items():
+                if v is None and k in LEGACY_PENDING_KEYS:
+                    meta.pop(k, None)
             if touch:
                 meta["updated_at"] = time.time()
+            meta["generation"] = _generation(meta) + 1
             ordered = _ordered(meta)
             if new_messages:
                 ordered["message_count"] = total + len(new_messages)
@@ -555,8 +625,54 @@ class SessionStore:
                 parts = [FileRange(f.fileno(), key_at, size - key_at)]
             head = _dumps(ordered)[:-1].encode("utf-8")
             atomic_write_bytes(path, [head + (b",\n" if ordered else b"\n")] + parts)
-        self.index.update(session_id, public_metadata(ordered), stat_key(path))
+        self.index.update(session_id, sidebar_row(ordered), stat_key(path))
         return ordered
+
+    # -- running turns (DESIGN §4; the journal is api.journal) ----------------------
+
+    def pending_turn(self, session_id: str, stream_id: str | None, *, head_only: bool = False) -> PendingTurn | None:
+        """The journal of ``stream_id``'s turn, or None if there is none for that stream.
+
+        ``head_only``: just the user message (cheap). A session written by an earlier
+        version keeps its pending message in the metadata: callers fall back to
+        :func:`legacy_pending_user`.
+        """
+        if not stream_id:
+            return None
+        pending = read_journal(self.journal_path(session_id), head_only=head_only)
+        return pending if pending is not None and pending.stream_id == stream_id else None
+
+    def settle_turn(self, session_id: str, stream_id: str, unsaved: dict | None = None) -> bool:
+        """Turn a dead stream's leftovers into messages and free the session (caller
+        holds the session lock and knows ``stream_id`` is not running).
+
+        The user message becomes a real message and the partial reply follows it, both
+        marked ``interrupted``; ``unsaved`` (a finished reply whose own save failed)
+        replaces the partial reply and keeps its status, and then the user message is
+        not marked. Content comes from the journal, or from the metadata of a file
+        written by an earlier version. Appended in one atomic write without touching
+        ``updated_at``; then the journal is removed. Returns False if the file no longer
+        names ``stream_id``. Raises like :meth:`append_messages` (the file and the
+        journal are then unchanged).
+        """
+        meta = self.load_metadata_only(session_id).meta
+        if meta.get("active_stream_id") != stream_id:
+            return False
+        pending = self.pending_turn(session_id, stream_id)
+        if pending is not None:
+            user, reply = dict(pending.user), pending.reply("interrupted")
+        else:
+            user = legacy_pending_user(meta)
+            partial = meta.get("pending_assistant_message")
+            reply = dict(partial, status="interrupted") if isinstance(partial, dict) else None
+        if unsaved is not None:
+            reply = unsaved
+        if user is not None and (reply is None or reply.get("status") in ("interrupted", "cancelled", "error")):
+            user["status"] = "interrupted"
+        messages = [m for m in (user, reply) if m is not None]
+        self.append_messages(session_id, messages, CLEARED_STREAM_FIELDS, touch=False)
+        remove_journal(self.journal_path(session_id))
+        return True
 
     def delete(self, session_id: str) -> bool:
         """Remove the file, its backup and its index entry (caller holds the lock).
@@ -570,7 +686,7 @@ class SessionStore:
         found = False
         # The backup goes first: a crash in between leaves the session, never a lone
         # backup that start-up self-heal could mistake for lost messages.
-        for p in (self.backup_path(session_id), self.path(session_id)):
+        for p in (self.backup_path(session_id), self.journal_path(session_id), self.path(session_id)):
             try:
                 p.unlink()
                 found = True

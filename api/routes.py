@@ -13,7 +13,8 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 
 from . import streams, turns
 from .httputil import ApiError, arg_bool, arg_int, arg_str, field, json_body
-from .models import Session, SessionError, clean_title, public_metadata, validate_session_id
+from .models import (Session, SessionError, clean_text, clean_title, legacy_pending_user, public_metadata,
+                     validate_session_id)
 from .profiles import current_store
 from .streams import _get_session_agent_lock
 
@@ -64,7 +65,7 @@ def _clear_stale_stream_state(session: Session) -> bool:
         _stale_hook("reloaded", sid)
     with _get_session_agent_lock(sid):                                    # (3)
         try:
-            fresh = store.load(sid)
+            fresh = store.load_metadata_only(sid)
         except (SessionError, OSError) as exc:
             log.warning("stale stream on %s left in place: re-read failed: %s", sid, exc)
             return False
@@ -73,21 +74,31 @@ def _clear_stale_stream_state(session: Session) -> bool:
         active = fresh.active_stream_id
         cleared = bool(active) and not streams.is_alive(active)
         if cleared:                                                       # (4)
-            unsaved = streams.take_unsaved_reply(sid, active)  # a reply whose own save failed
-            if unsaved is not None:
-                fresh.meta["pending_assistant_message"] = unsaved
-            fresh.settle_interrupted_turn()
-            try:
-                fresh.save(touch=False)
-            except OSError as exc:  # e.g. a full disk: the flag stays, the file is intact
+            try:  # a reply whose own save failed (full disk) is written instead of its checkpoint
+                store.settle_turn(sid, active, streams.take_unsaved_reply(sid, active))
+            except (SessionError, OSError) as exc:  # e.g. a full disk: the flag stays, the file is intact
                 log.warning("could not settle interrupted stream of %s yet: %s", sid, exc)
                 return False
             streams.drop_unsaved_reply(sid)
             log.info("settled interrupted stream %s of session %s", active, sid)
+            fresh = store.load_metadata_only(sid) if session._loaded_metadata_only else store.load(sid)
     session.meta = dict(fresh.meta)
-    if not session._loaded_metadata_only:
+    if not session._loaded_metadata_only and not fresh._loaded_metadata_only:
         session.messages = fresh.messages
     return cleared
+
+
+def pending_fields(store, meta: dict) -> dict:
+    """``{pending_user_message, pending_started_at}`` of the session's running turn (both
+    None when there is none): from its journal, or from the metadata of a file that an
+    earlier version wrote. The page uses them to show the user's message while it streams."""
+    stream_id = meta.get("active_stream_id")
+    pending = store.pending_turn(meta["session_id"], stream_id, head_only=True)
+    if pending is not None:
+        return {"pending_user_message": pending.user.get("content"), "pending_started_at": pending.started_at}
+    legacy = legacy_pending_user(meta) if stream_id else None
+    return {"pending_user_message": legacy["content"] if legacy else None,
+            "pending_started_at": legacy["timestamp"] if legacy else None}
 
 
 def _load_settled(session_id: str) -> Session:
@@ -148,11 +159,18 @@ def search_sessions():
 
 @sessions_bp.post("/api/session/new")
 def new_session():
-    """Body ``{title?, model?, workspace?}`` → ``{session: full}`` (saved at once)."""
+    """Body ``{title?, model?, workspace?}`` → ``{session: full}`` (saved at once).
+
+    The title is cleaned to one line of at most 200 characters; ``model`` and
+    ``workspace`` longer than 400 UTF-8 bytes → 400, nothing stored.
+    """
     body = json_body()
-    session = _store().create(title=field(body, "title", str, required=False, default=""),
-                              model=field(body, "model", str, required=False),
-                              workspace=field(body, "workspace", str, required=False))
+    try:
+        session = _store().create(title=field(body, "title", str, required=False, default=""),
+                                  model=field(body, "model", str, required=False),
+                                  workspace=field(body, "workspace", str, required=False))
+    except ValueError as exc:
+        raise ApiError(str(exc)) from None
     return jsonify(session=dict(public_metadata(session.meta), messages=[], messages_offset=0, message_count=0))
 
 
@@ -168,16 +186,20 @@ def get_session():
     want_messages = arg_bool("messages", True)
     limit = arg_int("msg_limit", None, minimum=1)
     before = arg_int("msg_before", None, minimum=0)
+    store = _store()
     stub = _load_settled(sid)
     if not want_messages:
-        return jsonify(session=stub.compact())
+        return jsonify(session=dict(public_metadata(stub.meta), message_count=stub.message_count,
+                                    **pending_fields(store, stub.meta)))
     if limit is None and before is None:  # the whole transcript: pass the stored bytes through
-        meta, array = _store().read_all_raw(sid)
-        head = json.dumps(dict(public_metadata(meta), messages_offset=0), ensure_ascii=False)[:-1]
+        meta, array = store.read_all_raw(sid)
+        head = json.dumps(dict(public_metadata(meta), messages_offset=0, **pending_fields(store, meta)),
+                          ensure_ascii=False)[:-1]
         return Response(b'{"session": ' + head.encode("utf-8") + b', "messages": ' + array + b"}}",
                         mimetype="application/json")
-    meta, window, offset = _store().read_window(sid, limit, before)
+    meta, window, offset = store.read_window(sid, limit, before)
     out = public_metadata(meta)
+    out.update(pending_fields(store, meta))
     out.update(messages=window, messages_offset=offset, message_count=meta.get("message_count", len(window)))
     return jsonify(session=out)
 
@@ -189,7 +211,7 @@ def session_status():
     meta = _load_settled(sid).meta
     active = meta.get("active_stream_id")
     return jsonify(session_id=sid, active_stream_id=active, streaming=streams.is_alive(active),
-                   pending_user_message=meta.get("pending_user_message"),
+                   pending_user_message=pending_fields(_store(), meta)["pending_user_message"],
                    message_count=meta.get("message_count", 0))
 
 
@@ -227,16 +249,25 @@ def archive_session():
 
 @sessions_bp.post("/api/session/delete")
 def delete_session():
-    """``{session_id}`` → ``{ok: true}``. Cancels a running stream first; 404 if unknown."""
+    """``{session_id}`` → ``{ok: true}``; 404 if unknown.
+
+    Under one session lock: a running stream is cancelled, then the file, its backup,
+    its journal and its index row go, and a reply kept in memory for it is dropped; a
+    chat start from another tab waits for the lock and then finds no session.
+    """
     body = json_body()
     sid = validate_session_id(field(body, "session_id", str))
     store = _store()
-    stub = store.load_metadata_only(sid) if store.path(sid).exists() else None
-    if stub is not None and streams.is_alive(stub.active_stream_id):
-        turns.cancel_turn(stub.active_stream_id)
     with _get_session_agent_lock(sid):
+        try:
+            stub = store.load_metadata_only(sid)
+        except SessionError:  # unreadable or missing: delete what is there
+            stub = None
+        if stub is not None and streams.is_alive(stub.active_stream_id):
+            turns.cancel_turn(stub.active_stream_id)
         if not store.delete(sid):
             raise ApiError(f"no session {sid!r}", 404)
+        streams.drop_unsaved_reply(sid)
     return jsonify(ok=True)
 
 
@@ -247,22 +278,44 @@ def delete_session():
 def chat_start():
     """``{session_id, message, model?, expected_message_count?}`` → ``{stream_id, session_id}``.
 
-    409 if a live stream owns the session or ``expected_message_count`` is stale.
+    ``message``: 1 byte to ``--max-message-bytes`` (default 1 MiB) of UTF-8; larger → 413
+    and nothing stored. ``model`` over 400 bytes → 400. 409 if a live stream owns the
+    session or ``expected_message_count`` is stale. The message is on disk when this
+    answers.
     """
     body = json_body()
     sid = validate_session_id(field(body, "session_id", str))
-    message = field(body, "message", str)
-    if not message.strip():
-        raise ApiError("message must not be empty")
-    if len(message) > MAX_MESSAGE_CHARS:
-        raise ApiError(f"message is longer than {MAX_MESSAGE_CHARS} characters", 413)
+    message = check_message(field(body, "message", str))
     expected = field(body, "expected_message_count", int, required=False)
     model = field(body, "model", str, required=False)
     _load_settled(sid)
-    st = _state()
-    stream_id = turns.start_turn(_store(), st.backend, sid, message, expected_message_count=expected,
-                                 checkpoint_seconds=st.config.checkpoint_seconds, model=model)
+    stream_id = start_turn_here(sid, message, expected_message_count=expected, model=model)
     return jsonify(stream_id=stream_id, session_id=sid)
+
+
+def check_message(message: str) -> str:
+    """A user message as it will be stored: lone surrogates replaced, not empty (400),
+    at most ``max_message_bytes`` UTF-8 bytes (413 with the limit in the sentence)."""
+    message = clean_text(message)
+    if not message.strip():
+        raise ApiError("message must not be empty")
+    limit = _state().config.max_message_bytes
+    size = len(message.encode("utf-8"))
+    if size > limit:
+        raise ApiError(f"the message is {size:,} bytes, over this server's limit of {limit:,} bytes "
+                       "(--max-message-bytes): attach it as a file or send it in parts", 413)
+    return message
+
+
+def start_turn_here(session_id: str, message: str, **kw) -> str:
+    """:func:`api.turns.start_turn` with this server's store, backend and limits."""
+    st = _state()
+    try:
+        return turns.start_turn(_store(), st.backend, session_id, message,
+                                checkpoint_seconds=st.config.checkpoint_seconds,
+                                max_tool_result_bytes=st.config.max_tool_result_bytes, **kw)
+    except ValueError as exc:
+        raise ApiError(str(exc)) from None
 
 
 def _sse(channel: streams.StreamChannel, after_seq: int, heartbeat: float):

@@ -22,7 +22,8 @@ import os
 import sys
 from pathlib import Path
 
-from .atomic import atomic_write_bytes, sweep_temp_files
+from .atomic import atomic_write_bytes, sweep_temp_files_tree
+from .journal import SUFFIX as JOURNAL_SUFFIX, read_journal, remove_journal
 from .models import SESSION_ID_RE, read_header
 
 log = logging.getLogger(__name__)
@@ -40,25 +41,61 @@ def _count(path: Path) -> tuple[int, dict]:
     return len(messages), meta
 
 
+def session_dirs(state_dir: Path) -> list[Path]:
+    """Every profile's ``sessions`` folder: ``<state>/sessions`` and
+    ``<state>/profiles/<name>/sessions``."""
+    state_dir = Path(state_dir)
+    dirs = [state_dir / "sessions"]
+    profiles = state_dir / "profiles"
+    if profiles.is_dir():
+        dirs += sorted(p / "sessions" for p in profiles.iterdir() if not p.name.startswith("."))
+    return [d for d in dirs if d.is_dir()]
+
+
+def _shrink_was_intentional(live_meta: dict, bak_meta: dict) -> bool:
+    """Invariant 9: the files' own records decide, never this host's clock against a
+    filesystem timestamp. The live file names the generation of the file its deliberate
+    shrink backed up; a file written by an earlier version carries the time of that
+    shrink, compared with the backup's own ``updated_at`` (both from this app's clock)."""
+    marker = live_meta.get("intentional_shrink_generation")
+    if isinstance(marker, int) and not isinstance(marker, bool):
+        gen = bak_meta.get("generation")
+        return marker == (gen if isinstance(gen, int) and not isinstance(gen, bool) else 0)
+    legacy, saved = live_meta.get("intentional_shrink_at"), bak_meta.get("updated_at")
+    return (isinstance(legacy, (int, float)) and isinstance(saved, (int, float))
+            and not isinstance(legacy, bool) and legacy >= saved)
+
+
 def recover_all_sessions_on_startup(state_dir: Path, *, dry_run: bool = False) -> dict:
-    """Restore sessions that lost messages; returns a report.
+    """Restore sessions that lost messages, in every profile; returns a report.
 
     Report: ``{"restored": [{session_id, from, to}], "kept_intentional": [sid],
-    "skipped": [{file, reason}], "temp_files_removed": [name], "backups_checked": n}``.
-    With ``dry_run`` nothing is written or removed (``restored`` lists what would be).
+    "skipped": [{file, reason}], "temp_files_removed": [path relative to the state dir],
+    "journals_removed": [name], "backups_checked": n}``. Temp files of crashed writers
+    are swept from the whole state dir (settings, skills, memory, workspace too); turn
+    journals left behind by a crash after their turn was saved are removed. With
+    ``dry_run`` nothing is written or removed (``restored`` lists what would be).
     """
-    sessions_dir = Path(state_dir) / "sessions"
     report = {"restored": [], "kept_intentional": [], "skipped": [], "temp_files_removed": [],
-              "backups_checked": 0}
-    if not sessions_dir.is_dir():
+              "journals_removed": [], "backups_checked": 0}
+    if not Path(state_dir).is_dir():
         return report
     if not dry_run:
-        report["temp_files_removed"] = sweep_temp_files(sessions_dir)
+        report["temp_files_removed"] = sweep_temp_files_tree(Path(state_dir))
+    for sessions_dir in session_dirs(state_dir):
+        _recover_dir(sessions_dir, report, dry_run)
+    return report
+
+
+def _recover_dir(sessions_dir: Path, report: dict, dry_run: bool) -> None:
     for entry in sorted(os.scandir(sessions_dir), key=lambda e: e.name):
+        if entry.name.endswith(JOURNAL_SUFFIX):
+            _check_journal(sessions_dir, entry, report, dry_run)
+            continue
         if not entry.name.endswith(".json.bak"):
             continue
         sid = entry.name[: -len(".json.bak")]
-        if not SESSION_ID_RE.match(sid):
+        if not SESSION_ID_RE.fullmatch(sid):
             report["skipped"].append({"file": entry.name, "reason": "not a session backup name"})
             continue
         report["backups_checked"] += 1
@@ -67,7 +104,7 @@ def recover_all_sessions_on_startup(state_dir: Path, *, dry_run: bool = False) -
             report["skipped"].append({"file": entry.name, "reason": "session was deleted; backup left alone"})
             continue
         try:
-            bak_count, _ = _count(bak)
+            bak_count, bak_meta = _count(bak)
             live_count, live_meta = _count(live)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("self-heal: skipping %s: unreadable (%s)", sid, exc)
@@ -75,8 +112,7 @@ def recover_all_sessions_on_startup(state_dir: Path, *, dry_run: bool = False) -
             continue
         if bak_count <= live_count:
             continue
-        marker = live_meta.get("intentional_shrink_at")
-        if isinstance(marker, (int, float)) and marker >= bak.stat().st_mtime:
+        if _shrink_was_intentional(live_meta, bak_meta):
             report["kept_intentional"].append(sid)
             continue
         report["restored"].append({"session_id": sid, "from": live_count, "to": bak_count})
@@ -84,14 +120,30 @@ def recover_all_sessions_on_startup(state_dir: Path, *, dry_run: bool = False) -
             atomic_write_bytes(live, bak.read_bytes())
             log.warning("self-heal: restored session %s from its backup (%d → %d messages)",
                         sid, live_count, bak_count)
-    return report
+
+
+def _check_journal(sessions_dir: Path, entry, report: dict, dry_run: bool) -> None:
+    """Remove a turn journal whose session is gone or no longer names its stream."""
+    sid = entry.name[: -len(JOURNAL_SUFFIX)]
+    pending = read_journal(Path(entry.path), head_only=True)
+    try:
+        raw = (sessions_dir / f"{sid}.json").read_bytes()
+        active = read_header(raw, len(raw))[0].get("active_stream_id")
+    except FileNotFoundError:
+        active = None
+    except (OSError, ValueError):
+        return  # an unreadable session: leave everything of it alone
+    if pending is not None and active == pending.stream_id:
+        return  # a turn the crash interrupted: the first reader settles it
+    report["journals_removed"].append(entry.name)
+    if not dry_run:
+        remove_journal(Path(entry.path))
 
 
 def audit_unreadable(state_dir: Path) -> list[dict]:
     """``[{file, error}]`` for every session file that cannot be read (reads only)."""
     out = []
-    sessions_dir = Path(state_dir) / "sessions"
-    for path in sorted(sessions_dir.glob("*.json")) if sessions_dir.is_dir() else []:
+    for path in sorted(p for d in session_dirs(state_dir) for p in d.glob("*.json")):
         if path.name == "_index.json":
             continue
         try:

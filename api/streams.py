@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import weakref
 
 STREAMS: dict[str, "StreamChannel"] = {}
 FINISHED: dict[str, "StreamChannel"] = {}
@@ -25,17 +26,27 @@ retention_seconds = 300.0
 # older checkpoint; guarded by STREAMS_LOCK. Memory only: a crash falls back to the
 # checkpoint on disk.
 UNSAVED_REPLIES: dict[str, tuple[str, dict]] = {}
-_SESSION_LOCKS: dict[str, threading.RLock] = {}
+# Weak values: a lock lives while someone holds or waits on it, so the table does not
+# grow with every id a client makes up (two callers at once still share one lock).
+_SESSION_LOCKS: "weakref.WeakValueDictionary[str, threading.RLock]" = weakref.WeakValueDictionary()
 _SESSION_LOCKS_GUARD = threading.Lock()
 
 
-def _get_session_agent_lock(session_id: str) -> threading.RLock:
-    """The lock every mutation of ``session_id`` holds (re-entrant, one per session)."""
+def session_lock(session_id: str) -> threading.RLock:
+    """The lock every mutation of ``session_id`` holds (re-entrant, one per session).
+
+    Keep the returned object while using it (``with session_lock(sid): …``): the table
+    forgets a lock nobody references.
+    """
     with _SESSION_LOCKS_GUARD:
         lock = _SESSION_LOCKS.get(session_id)
         if lock is None:
-            lock = _SESSION_LOCKS[session_id] = threading.RLock()
+            lock = threading.RLock()
+            _SESSION_LOCKS[session_id] = lock
         return lock
+
+
+_get_session_agent_lock = session_lock  # the name DESIGN §4 and older callers use
 
 
 class StreamChannel:

@@ -2,21 +2,23 @@
 
 A turn's life on disk:
 
-1. :func:`start_turn`, under the session lock: the file gets ``active_stream_id``,
-   ``pending_user_message`` and ``pending_started_at``; the channel is registered in
-   ``STREAMS`` *before* the lock is released, so whoever takes the lock next sees a
-   live stream.
+1. :func:`start_turn`, under the session lock: the journal ``<sid>.turn.jsonl``
+   (:mod:`api.journal`) is written with the user message, then the session file gets
+   ``active_stream_id``; the channel is registered in ``STREAMS`` *before* the lock is
+   released, so whoever takes the lock next sees a live stream.
 2. The worker thread runs the backend; every event goes to the channel and into the
-   partial reply, which is checkpointed to ``pending_assistant_message`` at least every
-   ``checkpoint_seconds`` and after each tool completes (metadata-only splice: cheap,
-   and it cannot touch the messages).
+   partial reply. A timer appends what is new to the journal every
+   ``checkpoint_seconds`` (and each tool completion at once), whatever the backend
+   does: text the user has been sent is on disk within that time even while the
+   backend is silent. A checkpoint costs O(new text): the session file is not touched.
 3. :meth:`Turn.finish` (worker at the end, or :func:`cancel_turn`), under the session
    lock, re-reads the file and writes back only if ``active_stream_id`` is still this
-   stream: the user message and the reply become messages, the stream fields clear.
-   The first finisher wins; a cancelled worker's late result is dropped.
+   stream: the user message and the reply are appended, the stream field clears, the
+   journal is removed. The first finisher wins; a cancelled worker's result is dropped.
 
 If the process dies in between, the file still names the stream; the next reader's
-``_clear_stale_stream_state`` settles it (:meth:`api.models.Session.settle_interrupted_turn`).
+``_clear_stale_stream_state`` settles it from the journal
+(:meth:`api.models.SessionStore.settle_turn`).
 """
 from __future__ import annotations
 
@@ -24,70 +26,125 @@ import logging
 import secrets
 import threading
 import time
+import unicodedata
 
 from . import streams
 from .agents.base import AgentBackend, BackendError
+from .journal import JournalWriter, remove_journal
 from .models import (CLEARED_STREAM_FIELDS, DEFAULT_TITLE, SessionError, SessionNotFound, SessionStore,
-                     clean_title, public_metadata)
+                     check_meta_string, clean_text, public_metadata)
 from .streams import StreamChannel, _get_session_agent_lock
 
 log = logging.getLogger(__name__)
 AUTO_TITLE_CHARS = 60
+DEFAULT_MAX_TOOL_RESULT_BYTES = 16 * 1024 * 1024
 
 
 class TurnConflict(Exception):
     """The session cannot take a new turn now (a live stream owns it, or a stale revision)."""
 
 
+def _cut_whole(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` code points without leaving a combining mark,
+    joiner or variation selector dangling at the end (so no half of an emoji or accent)."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    while cut and (unicodedata.combining(cut[-1]) or cut[-1] in "\u200d\ufe0f\ufe0e"
+                   or 0x1F3FB <= ord(cut[-1]) <= 0x1F3FF or 0xE0020 <= ord(cut[-1]) <= 0xE007F):
+        cut = cut[:-1]
+    if cut and cut[-1] == "\u200d":
+        cut = cut[:-1]
+    # an emoji followed by a modifier/joiner that we cut: drop the base too
+    if len(cut) < limit and cut and ord(cut[-1]) > 0xFFFF:
+        cut = cut[:-1]
+    return cut
+
+
 def auto_title(text: str) -> str:
-    """A sidebar title from the first user message: its first line, at most 60 characters."""
-    title = clean_title(text)
+    """A sidebar title from the first user message: its first non-empty line, white
+    space folded, at most 60 characters (whole characters, with "…" when cut)."""
+    line = next((ln for ln in clean_text(text).splitlines() if ln.strip()), "")
+    title = " ".join(line.split())
     if len(title) > AUTO_TITLE_CHARS:
-        title = title[:AUTO_TITLE_CHARS - 1].rstrip() + "…"
+        title = _cut_whole(title, AUTO_TITLE_CHARS - 1).rstrip() + "…"
     return title or DEFAULT_TITLE
 
 
+def _cap_text(value, limit: int):
+    """A tool result or reasoning text cut to ``limit`` UTF-8 bytes, with a note."""
+    if not isinstance(value, str) or len(value) * 4 <= limit:
+        return value
+    raw = value.encode("utf-8", "surrogatepass")
+    if len(raw) <= limit:
+        return value
+    kept = raw[:limit].decode("utf-8", "ignore")
+    return kept + f"\n[… {len(raw) - len(kept.encode('utf-8', 'surrogatepass')):,} more bytes not kept]"
+
+
 class Turn:
-    """One running turn: the backend call, its channel and its partial reply."""
+    """One running turn: the backend call, its channel, its partial reply and journal."""
 
     def __init__(self, store: SessionStore, backend: AgentBackend, channel: StreamChannel,
-                 user_text: str, checkpoint_seconds: float):
+                 user: dict, journal: JournalWriter, checkpoint_seconds: float,
+                 max_tool_result_bytes: int = DEFAULT_MAX_TOOL_RESULT_BYTES):
         self.store = store
         self.backend = backend
         self.channel = channel
         self.session_id = channel.session_id
         self.stream_id = channel.stream_id
-        self.user_text = user_text
+        self.user = user
+        self.user_text = user["content"]
         self.checkpoint_seconds = checkpoint_seconds
-        self._lock = threading.Lock()
+        self.max_tool_result_bytes = max_tool_result_bytes
+        self._lock = threading.Lock()        # the reply's state
+        self._journal_lock = threading.Lock()  # the journal's fd: appends and close
+        self._journal = journal
         self._content: list[str] = []
         self._reasoning: list[str] = []
+        self._reasoning_bytes = 0
         self._tools: dict[str, dict] = {}
+        self._saved_content = self._saved_reasoning = 0  # pieces already in the journal
+        self._dirty_tools: set[str] = set()
         self._finished = False
-        self._last_checkpoint = time.monotonic()
-        self._dirty = False
+        self._stop = threading.Event()
+        self.checkpoints = 0
 
     # -- events from the backend (worker thread) ------------------------------
 
     def emit(self, event: str, data: dict) -> None:
-        """The ``emit`` callback handed to the backend. Ignored once the turn is finished."""
+        """The ``emit`` callback handed to the backend. Ignored once the turn is finished.
+
+        Tool results and reasoning are kept whole up to ``max_tool_result_bytes`` (16 MiB
+        by default); past it they are cut with a note, in the stream and on disk alike.
+        """
         with self._lock:
             if self._finished:
                 return
             if event == "token":
                 self._content.append(str(data.get("text", "")))
             elif event == "reasoning":
-                self._reasoning.append(str(data.get("text", "")))
+                text = str(data.get("text", ""))
+                room = self.max_tool_result_bytes - self._reasoning_bytes
+                if room <= 0:
+                    return
+                text = _cap_text(text, room)
+                self._reasoning_bytes += len(text.encode("utf-8", "surrogatepass"))
+                data = dict(data, text=text)
+                self._reasoning.append(text)
             elif event == "tool":
-                self._tools[str(data.get("id"))] = {"id": data.get("id"), "name": data.get("name"),
-                                                    "args": data.get("args")}
+                key = str(data.get("id"))
+                self._tools[key] = {"id": data.get("id"), "name": data.get("name"), "args": data.get("args")}
+                self._dirty_tools.add(key)
             elif event == "tool_complete":
-                record = self._tools.setdefault(str(data.get("id")), {"id": data.get("id"), "name": data.get("name")})
+                data = dict(data, result=_cap_text(data.get("result"), self.max_tool_result_bytes))
+                key = str(data.get("id"))
+                record = self._tools.setdefault(key, {"id": data.get("id"), "name": data.get("name")})
                 record.update(result=data.get("result"), duration_ms=data.get("duration_ms"),
                               is_error=bool(data.get("is_error")))
-            self._dirty = True
+                self._dirty_tools.add(key)
             self.channel.emit(event, data)
-        if event == "tool_complete" or time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds:
+        if event == "tool_complete":
             self.checkpoint()
 
     def reply(self, status: str) -> dict:
@@ -101,29 +158,48 @@ class Turn:
             msg["model"] = self.backend.model
         return msg
 
-    def checkpoint(self) -> None:
-        """Save the partial reply into the session file if this stream still owns it."""
-        with _get_session_agent_lock(self.session_id):
+    def checkpoint(self) -> bool:
+        """Append what streamed since the last checkpoint to the journal (O(new text)).
+
+        Safe from any thread; a no-op once the turn is finished (the fd is closed then).
+        On a failed write (a full disk) the journal is cut back to its last whole
+        checkpoint and the same text is tried again next time. Returns True if it wrote.
+        """
+        with self._journal_lock:
             with self._lock:
-                if self._finished or not self._dirty:
-                    return
-                partial = self.reply("partial")
-                self._dirty = False
-            self._last_checkpoint = time.monotonic()
+                if self._finished:
+                    return False
+                records = []
+                if self._saved_content < len(self._content):
+                    records.append({"c": "".join(self._content[self._saved_content:])})
+                if self._saved_reasoning < len(self._reasoning):
+                    records.append({"r": "".join(self._reasoning[self._saved_reasoning:])})
+                records.extend({"tool": dict(self._tools[k])} for k in sorted(self._dirty_tools))
+                marks = (len(self._content), len(self._reasoning), set(self._dirty_tools))
+            if not records:
+                return False
             try:
-                meta = self.store.load_metadata_only(self.session_id).meta
-                if meta.get("active_stream_id") == self.stream_id:
-                    self.store.patch_metadata(self.session_id, {"pending_assistant_message": partial}, touch=False)
-            except (SessionError, OSError) as exc:
+                self._journal.append(records)
+            except OSError as exc:
                 log.warning("checkpoint of %s failed: %s", self.session_id, exc)
-                with self._lock:
-                    self._dirty = True  # try again at the next event
+                self._journal.rollback()
+                return False
+            with self._lock:
+                self._saved_content, self._saved_reasoning = marks[0], marks[1]
+                self._dirty_tools -= marks[2]
+            self.checkpoints += 1
+            return True
+
+    def _checkpoint_loop(self) -> None:
+        while not self._stop.wait(self.checkpoint_seconds):
+            self.checkpoint()
 
     # -- the worker -------------------------------------------------------------
 
     def run(self) -> None:
         """Worker thread body: run the backend, then finish (always) and unregister."""
         status, error, usage = "complete", None, None
+        threading.Thread(target=self._checkpoint_loop, name=f"checkpoint-{self.stream_id}", daemon=True).start()
         try:
             history = self.store.load(self.session_id).messages
             result = self.backend.run_turn(history, self.user_text, self.emit, self.channel.cancel_event)
@@ -156,24 +232,29 @@ class Turn:
                     return False
                 self._finished = True
                 reply = self.reply(status)
+            self._stop.set()
             if error:
                 reply["error"] = error["message"]
             try:
                 stub = self.store.load_metadata_only(self.session_id)
                 if stub.active_stream_id == self.stream_id:
-                    saved_meta = self.store.append_messages(self.session_id, [stub.pending_user(), reply],
+                    saved_meta = self.store.append_messages(self.session_id, [dict(self.user), reply],
                                                             CLEARED_STREAM_FIELDS)
+                    remove_journal(self.store.journal_path(self.session_id))
                 else:
                     log.info("stream %s no longer owns %s; its result is dropped", self.stream_id, self.session_id)
             except SessionNotFound:
                 log.info("session %s was deleted during stream %s", self.session_id, self.stream_id)
             except (SessionError, OSError) as exc:
                 log.error("could not save turn %s of %s: %s", self.stream_id, self.session_id, exc)
-                if isinstance(exc, OSError):  # written by the next settle, once the disk takes it
-                    streams.keep_unsaved_reply(self.session_id, self.stream_id, dict(reply, status="error"))
+                if isinstance(exc, OSError) and saved_meta is None:
+                    # Kept with its own status; written by the next settle once the disk takes it.
+                    streams.keep_unsaved_reply(self.session_id, self.stream_id, reply)
                 error = error or {"message": f"could not save the reply: {exc}", "type": "save_failed"}
                 if status == "complete":
                     status = "error"
+        with self._journal_lock:
+            self._journal.close()
         ch = self.channel
         if status == "cancelled":
             ch.emit("cancel", {"session_id": self.session_id})
@@ -201,36 +282,47 @@ def ensure_idle(session, expected_message_count: int | None = None) -> None:
 
 def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text: str, *,
                checkpoint_seconds: float = 1.0, expected_message_count: int | None = None,
-               model: str | None = None, replace_messages: list | None = None) -> str:
+               model: str | None = None, replace_messages: list | None = None,
+               max_tool_result_bytes: int = DEFAULT_MAX_TOOL_RESULT_BYTES) -> str:
     """Begin a turn and return its stream id.
 
-    ``replace_messages`` (retry, edit) replaces the transcript in the same atomic write
-    that records the pending turn, as a deliberate shrink: a crash can never leave the
-    trimmed transcript without the user's new message. ``expected_message_count`` is
-    checked against the transcript before that replacement.
-    Raises SessionNotFound / SessionUnreadable / InvalidSessionId, and TurnConflict if a
-    live stream owns the session, a stale stream could not be settled, or
-    ``expected_message_count`` does not match the file.
+    The user message is on disk (the journal) before this returns. ``replace_messages``
+    (retry, edit) replaces the transcript in the same atomic write that records the
+    running turn, as a deliberate shrink: a crash can never leave the trimmed transcript
+    without the user's new message. ``expected_message_count`` is checked against the
+    transcript before that replacement.
+    Raises SessionNotFound / SessionUnreadable / InvalidSessionId, ValueError for a
+    ``model`` over the metadata limit, OSError if the disk refuses (nothing changed), and
+    TurnConflict if a live stream owns the session, a stale stream could not be settled,
+    or ``expected_message_count`` does not match the file.
     """
+    check_meta_string("model", model)
     with _get_session_agent_lock(session_id):
         session = store.load_metadata_only(session_id)
         ensure_idle(session, expected_message_count)
         stream_id = secrets.token_hex(8)
-        changes = {"active_stream_id": stream_id, "pending_user_message": text,
-                   "pending_started_at": time.time(), "pending_assistant_message": None}
+        started = time.time()
+        user = {"role": "user", "content": text, "timestamp": started}
+        changes = {**CLEARED_STREAM_FIELDS, "active_stream_id": stream_id}  # drops legacy pending keys
         if not session.meta.get("manual_title") and (session.message_count == 0 or replace_messages == []):
             changes["title"] = auto_title(text)
         if model:
             changes["model"] = model
-        if replace_messages is None:
-            store.patch_metadata(session_id, changes)
-        else:
-            full = store.load(session_id)
-            full.messages = list(replace_messages)
-            full.meta.update(changes)
-            full.save(intentional_shrink=True)
+        journal = JournalWriter.create(store.journal_path(session_id), stream_id, user, started)
+        try:
+            if replace_messages is None:
+                store.patch_metadata(session_id, changes)
+            else:
+                full = store.load(session_id)
+                full.messages = list(replace_messages)
+                full.meta.update(changes)
+                full.save(intentional_shrink=True)
+        except BaseException:
+            journal.close()
+            remove_journal(journal.path)
+            raise
         channel = StreamChannel(stream_id, session_id)
-        turn = Turn(store, backend, channel, text, checkpoint_seconds)
+        turn = Turn(store, backend, channel, user, journal, checkpoint_seconds, max_tool_result_bytes)
         channel.turn = turn
         streams.register(channel)
     threading.Thread(target=turn.run, name=f"turn-{stream_id}", daemon=True).start()

@@ -6,6 +6,8 @@ import threading
 
 import requests
 
+from api.journal import read_journal
+
 from .helpers import fake_script, read_sse, stream_events, tokens_of, wait_until
 
 
@@ -175,8 +177,9 @@ def test_kill_mid_turn_then_restart_keeps_message_and_partial_reply(make_server)
     seen = stream_events(server, stream_id, stop_after=6)
     assert tokens_of(seen) == "t0 t1 t2 t3 t4 t5 "
     path = server.sessions_dir / f"{sid}.json"
-    wait_until(lambda: (json.loads(path.read_bytes()).get("pending_assistant_message") or {})
-               .get("content") == "t0 t1 t2 t3 t4 t5 ", message="the checkpoint")
+    journal = server.sessions_dir / f"{sid}.turn.jsonl"
+    wait_until(lambda: getattr(read_journal(journal), "content", None) == "t0 t1 t2 t3 t4 t5 ",
+               message="the checkpoint in the turn journal")
     updated_at = json.loads(path.read_bytes())["updated_at"]
     server.kill()
     server.start()
@@ -187,7 +190,7 @@ def test_kill_mid_turn_then_restart_keeps_message_and_partial_reply(make_server)
     assert user["content"].startswith('{"fake"') and user["status"] == "interrupted"
     assert partial["content"] == "t0 t1 t2 t3 t4 t5 " and partial["status"] == "interrupted"
     assert json.loads(path.read_bytes())["updated_at"] == updated_at  # cleanup does not bump updated_at
-    assert not list(server.sessions_dir.glob("*.tmp.*"))
+    assert not list(server.sessions_dir.glob("*.tmp.*")) and not journal.exists()
     events = stream_events(server, server.start_chat(sid, "continue"))
     assert tokens_of(events) == "echo: continue"
     assert len(server.session(sid)["messages"]) == 4

@@ -145,9 +145,11 @@ def test_unsafe_session_ids_touch_nothing_outside_sessions(live_server, tmp_path
 
 
 def test_bodies_over_the_cap_get_413_json(live_server):
+    """The body cap defaults to 6 × the 1 MiB message limit + 1 MiB (7 MiB)."""
     sid = live_server.new_session()
-    r = live_server.post("/api/session/rename", {"session_id": sid, "title": "x" * (3 * 1024 * 1024)})
+    r = live_server.post("/api/session/rename", {"session_id": sid, "title": "x" * (7 * 1024 * 1024 + 1)})
     assert r.status_code == 413 and "error" in r.json()
+    assert live_server.session(sid, messages=0)["title"] == "New chat"
 
 
 def test_unknown_session_is_404(live_server):

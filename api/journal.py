@@ -1,0 +1,169 @@
+"""The turn journal: a running turn's user message and partial reply, beside the session.
+
+DESIGN §3 invariant 8 keeps a session file's metadata part small, so a running turn's
+content does not live there. It lives in ``sessions/<sid>.turn.jsonl``, one JSON object
+per line:
+
+- line 1, written atomically when the turn starts (before ``/api/chat/start``
+  answers): ``{"v": 1, "stream_id", "started_at", "user": {role, content, timestamp}}``;
+- then appended as the reply streams, each batch followed by ``fdatasync``:
+  ``{"c": text}`` (reply text), ``{"r": text}`` (reasoning), ``{"tool": {id, name, …}}``
+  (a tool record, merged into the earlier one with the same id), ``{"model": id}``.
+
+A checkpoint therefore costs O(new text), whatever the transcript's size. Reading stops
+at the first line that does not parse (a write torn by a crash), so a journal always
+yields the user message and every checkpoint before the last. When the turn ends the
+user message and the reply are appended to the session file and the journal is removed;
+a journal whose ``stream_id`` is not the session's ``active_stream_id`` is a leftover
+(the process died between those two steps) and is deleted unread.
+
+Never imports Flask.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .atomic import atomic_write_bytes
+
+SUFFIX = ".turn.jsonl"
+VERSION = 1
+
+
+def journal_path(sessions_dir: Path, session_id: str) -> Path:
+    """Where ``session_id``'s journal lives (the id must already be validated)."""
+    return Path(sessions_dir) / f"{session_id}{SUFFIX}"
+
+
+def _line(obj) -> bytes:
+    try:
+        text = json.dumps(obj, ensure_ascii=False)
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: escape it rather than fail the turn
+        return (json.dumps(obj, ensure_ascii=True) + "\n").encode("utf-8")
+
+
+@dataclass
+class PendingTurn:
+    """What a journal holds: the turn's stream, its user message and the partial reply."""
+
+    stream_id: str
+    started_at: float
+    user: dict
+    content: str = ""
+    reasoning: str = ""
+    tools: dict = field(default_factory=dict)
+    model: str | None = None
+
+    def reply(self, status: str) -> dict | None:
+        """The partial reply as an assistant message, or None if nothing was streamed."""
+        if not (self.content or self.reasoning or self.tools):
+            return None
+        msg = {"role": "assistant", "content": self.content, "timestamp": time.time(), "status": status}
+        if self.reasoning:
+            msg["reasoning"] = self.reasoning
+        if self.tools:
+            msg["tool_calls"] = list(self.tools.values())
+        if self.model:
+            msg["model"] = self.model
+        return msg
+
+
+class JournalWriter:
+    """The appending side, held by a running turn (one writer per journal).
+
+    :meth:`create` writes line 1 atomically and durably; :meth:`append` adds lines and
+    ``fdatasync``s them. Not thread-safe: the turn serialises its calls.
+    """
+
+    def __init__(self, path: Path, fd: int):
+        self.path = path
+        self._fd: int | None = fd
+        self._size = os.fstat(fd).st_size  # end of the last whole append
+
+    @classmethod
+    def create(cls, path: Path, stream_id: str, user: dict, started_at: float) -> "JournalWriter":
+        """Start a journal for ``stream_id`` (replacing any leftover). Raises OSError."""
+        head = {"v": VERSION, "stream_id": stream_id, "started_at": started_at, "user": user}
+        atomic_write_bytes(path, _line(head))
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
+        return cls(path, fd)
+
+    def append(self, records: list[dict]) -> int:
+        """Append ``records`` as lines and flush them to disk; returns the bytes written.
+        Raises OSError (e.g. ENOSPC); a torn last line is ignored by :func:`read_journal`."""
+        if self._fd is None or not records:
+            return 0
+        data = b"".join(_line(r) for r in records)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+        os.fdatasync(self._fd)
+        self._size += len(data)
+        return len(data)
+
+    def rollback(self) -> None:
+        """After a failed :meth:`append`: cut off what it may have written, so the next
+        append starts on a line boundary (best effort; a reader stops at a torn line)."""
+        if self._fd is not None:
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def read_journal(path: Path, *, head_only: bool = False) -> PendingTurn | None:
+    """Parse a journal; None if it is missing or its first line is unreadable.
+
+    ``head_only`` reads just line 1 (the user message): what a status check needs.
+    """
+    try:
+        with open(path, "rb") as f:
+            first = f.readline()
+            rest = b"" if head_only else f.read()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    try:
+        head = json.loads(first.decode("utf-8"))
+        pending = PendingTurn(stream_id=str(head["stream_id"]), started_at=float(head.get("started_at") or 0),
+                              user=dict(head["user"]))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not first.endswith(b"\n"):
+        return None
+    content, reasoning = [], []
+    for raw in rest.split(b"\n")[:-1]:  # the part after the last newline is torn or empty
+        try:
+            rec = json.loads(raw.decode("utf-8"))
+        except ValueError:
+            break
+        if not isinstance(rec, dict):
+            break
+        if isinstance(rec.get("c"), str):
+            content.append(rec["c"])
+        if isinstance(rec.get("r"), str):
+            reasoning.append(rec["r"])
+        tool = rec.get("tool")
+        if isinstance(tool, dict):
+            pending.tools.setdefault(str(tool.get("id")), {}).update(tool)
+        if isinstance(rec.get("model"), str):
+            pending.model = rec["model"]
+    pending.content = "".join(content)
+    pending.reasoning = "".join(reasoning)
+    return pending
+
+
+def remove_journal(path: Path) -> None:
+    """Delete a journal (missing is fine). Raises OSError for other failures."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
