@@ -64,6 +64,17 @@ class Watch:
     cancelled: bool = False
 
 
+_PIECES = ("ERROR at line 42: \"quoted\" \\ path\n", "中文日本語한국어 ", "שלום مرحبا ", "😀👩‍👩‍👧 ", "\t{json: [1, 2]}\n")
+
+
+def big_text(rng: random.Random, lo: int, hi: int) -> str:
+    """About ``lo`` to ``hi`` UTF-8 bytes of log-like text in several scripts."""
+    size = rng.randint(lo, hi)
+    pattern = "".join(rng.choice(_PIECES) for _ in range(12))
+    raw = (pattern * (size // len(pattern.encode()) + 1)).encode()[:size]
+    return raw.decode("utf-8", "ignore")
+
+
 def expected_reply(message: str) -> tuple[str, int]:
     """The fake backend's reply to ``message`` (DESIGN §8) and its token delay in ms."""
     try:
@@ -150,11 +161,29 @@ class Workload:
             self.figures.count("new")
 
     def _script(self, rng) -> str:
+        """A fake-backend script; about one turn in six carries 100–600 KB of content
+        (a pasted log in the message, or a tool result), as real users' turns do."""
         n, delay = rng.randint(20, 120), rng.choice(DELAYS_MS)
-        return json.dumps({"fake": {"tokens": n, "delay_ms": delay}, "nonce": self.uid()})
+        script = {"tokens": n, "delay_ms": delay}
+        doc = {"fake": script, "nonce": self.uid()}
+        roll = rng.random()
+        if roll < 0.08:
+            doc["paste"] = big_text(rng, 100_000, 400_000)
+        elif roll < 0.17:
+            script["tools"] = [{"name": "terminal", "args": {"command": "cat build.log"},
+                                "result": big_text(rng, 100_000, 600_000)}]
+        if roll < 0.17:
+            self.figures.count("large")
+        return json.dumps(doc, ensure_ascii=False)
 
     def _op_turn(self, http, rng, t: Tracked, kind: str) -> Watch | None:
-        message = self._script(rng) if kind == "stream" else f"hello {self.uid()}"
+        if kind == "stream":
+            message = self._script(rng)
+        elif rng.random() < 0.12:  # a pasted log, echoed back word by word
+            message = f"hello {self.uid()}\n" + big_text(rng, 100_000, 300_000)
+            self.figures.count("large")
+        else:
+            message = f"hello {self.uid()}"
         resp = self._request(http, "POST", "/api/chat/start", json={"session_id": t.sid, "message": message})
         if not self._accepted(resp, t, "chat/start"):
             return None
