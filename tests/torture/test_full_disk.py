@@ -153,6 +153,8 @@ def test_a_turn_on_a_full_disk_ends_with_apperror_and_its_user_message_survives(
     # the whole streamed reply is kept, not just the last checkpoint before the disk filled
     reply = s["messages"][-1]
     assert reply["role"] == "assistant" and reply["content"] == tokens_of(events), s["messages"]
+    # a reply that finished keeps its status: nothing was cut, so nothing offers "Continue"
+    assert reply["status"] == "complete" and "status" not in users[0], s["messages"]
     status = server.get("/api/session/status", params={"session_id": sid}).json()
     assert status["streaming"] is False and status["active_stream_id"] is None
     rows = {r["session_id"] for r in server.get("/api/sessions").json()["sessions"]}
