@@ -174,9 +174,12 @@ class Engine:
         except (RuntimeError, ValueError, OSError) as exc:
             shutil.rmtree(self.folder, True)
             raise ModelError(f"could not load model {path}: {exc}") from None
-        if self.server.listening_address != "unix://" + self.socket_path:     # never serve on TCP
-            raise ModelError(f"the model engine listens on {self.server.listening_address}, not on its "
-                             "private socket: refusing to use it", "backend_unavailable")
+        address = self.server.listening_address
+        if address != "unix://" + self.socket_path:                         # never serve on TCP
+            del self.server
+            shutil.rmtree(self.folder, True)
+            raise ModelError(f"the model engine listens on {address}, not on its private socket: "
+                             "refusing to use it", "backend_unavailable")
 
     def call(self, route: str, body: dict, timeout: float = 60.0) -> dict:
         """POST ``body`` to one of the engine's own routes (``/tokenize``, ``/detokenize``,
