@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import time
 
-from .models import clean_json, clean_text, clean_title
+from .models import META_STRING_MAX_BYTES, clean_json, clean_text, clean_title
 
 EXPORT_VERSION = 1
 IMPORTED_TITLE = "Imported chat"
-META_STRING_MAX_BYTES = 400   # as api.models: metadata strings stay small (DESIGN §3 invariant 8)
 _ROLES = ("user", "assistant", "system", "tool")
 _KEPT_META = ("title", "manual_title", "created_at", "updated_at", "model", "workspace", "pinned", "archived",
               "imported_from", "source_id")

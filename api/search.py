@@ -192,6 +192,14 @@ def _when(key: tuple) -> float:
     return key[0] if isinstance(key[0], (int, float)) else 0.0
 
 
+def _shrink_marker(meta: dict):
+    """What changes when a session is deliberately shrunk (undo, clear, edit): the
+    generation its last deliberate shrink backed up (or, in files of earlier versions,
+    that shrink's time). A changed marker means "read the whole session again"."""
+    marker = meta.get("intentional_shrink_generation")
+    return marker if marker is not None else meta.get("intentional_shrink_at")
+
+
 def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8).hexdigest()
 
@@ -354,7 +362,7 @@ class SearchIndex:
             log.info("search: not indexing %s: %s", sid, exc)
             return sid, None, [], None, 0
         texts = [(i, indexed_text(m)) for i, m in enumerate(session.messages)]
-        return sid, key, [(i, t) for i, t in texts if t.strip()], session.meta.get("intentional_shrink_at"), 0
+        return sid, key, [(i, t) for i, t in texts if t.strip()], _shrink_marker(session.meta), 0
 
     def _read_tail(self, sid: str, old_count: int, count: int) -> tuple | None:
         """``(texts, shrink marker, first index)`` for messages ``old_count - 1 …`` of a
@@ -363,7 +371,7 @@ class SearchIndex:
             meta, window, offset = self.store.read_window(sid, count - old_count + 1, None)
         except (SessionError, OSError):
             return None
-        if offset != old_count - 1 or not window or meta.get("intentional_shrink_at") != self._shrinks.get(sid):
+        if offset != old_count - 1 or not window or _shrink_marker(meta) != self._shrinks.get(sid):
             return None
         first = indexed_text(window[0])
         with self._db_lock:
@@ -372,7 +380,7 @@ class SearchIndex:
         if (row[0] if row else None) != (_digest(first) if first.strip() else None):
             return None                       # rewritten in place: read it all
         texts = [(offset + i, indexed_text(m)) for i, m in enumerate(window)]
-        return [(i, t) for i, t in texts if t.strip()], meta.get("intentional_shrink_at"), offset
+        return [(i, t) for i, t in texts if t.strip()], _shrink_marker(meta), offset
 
     def _write(self, work) -> None:
         with self._db_lock:

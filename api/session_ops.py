@@ -42,10 +42,10 @@ from .models import (
     new_session_id,
     validate_session_id,
 )
-from .routes import _clear_stale_stream_state, _store
+from .routes import _clear_stale_stream_state, _store, check_message, start_turn_here
 from .search import message_text
 from .streams import _get_session_agent_lock
-from .turns import ensure_idle, start_turn
+from .turns import ensure_idle
 
 log = logging.getLogger(__name__)
 bp = Blueprint("session_ops", __name__)
@@ -81,15 +81,6 @@ def _locked_session(session_id: str, expected: int | None):
         yield session
 
 
-def _check_message_size(text: str) -> None:
-    """ApiError 413 when ``text`` is over ``--max-message-bytes`` UTF-8 bytes."""
-    limit = _state().config.max_message_bytes
-    size = len(clean_text(text).encode("utf-8"))
-    if size > limit:
-        raise ApiError(f"the message is {size:,} bytes, over this server's limit of {limit:,} bytes "
-                       "(--max-message-bytes): shorten it or send it in parts", 413)
-
-
 def _last_user_index(messages: list[dict]) -> int | None:
     for i in range(len(messages) - 1, -1, -1):
         if messages[i].get("role") == "user":
@@ -102,11 +93,9 @@ def _restart_from(session: Session, keep: int, text: str, model: str | None) -> 
     (the caller holds the session lock). The trim and the pending turn are one atomic
     write (:func:`api.turns.start_turn` ``replace_messages``), so no crash can lose the
     user's text in between. Answers ``{stream_id, session_id, message_count}``."""
-    st = _state()
     sid = session.session_id
-    stream_id = start_turn(_store(), st.backend, sid, text, checkpoint_seconds=st.config.checkpoint_seconds,
-                           expected_message_count=len(session.messages), model=model,
-                           replace_messages=session.messages[:keep])
+    stream_id = start_turn_here(sid, text, expected_message_count=len(session.messages), model=model,
+                                replace_messages=session.messages[:keep])
     return jsonify(stream_id=stream_id, session_id=sid, message_count=keep)
 
 
@@ -151,7 +140,7 @@ def edit():
     model = field(body, "model", str, required=False)
     if not content.strip():
         raise ApiError("content must not be empty")
-    _check_message_size(content)
+    content = check_message(content)
     with _locked_session(sid, expected) as session:
         if not 0 <= index < len(session.messages):
             raise ApiError(f"message_index {index} is out of range (the session has "

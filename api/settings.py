@@ -64,7 +64,7 @@ def valid_hash(stored: object) -> bool:
     """True if ``stored`` is a hash string :func:`verify_password` can check."""
     if not isinstance(stored, str):
         return False
-    m = _HASH_RE.match(stored)
+    m = _HASH_RE.fullmatch(stored)
     if not m:
         return False
     n, r, p = (int(x) for x in m.groups()[:3])
@@ -187,7 +187,7 @@ def get_settings():
 def _checked_ui_changes(body: dict) -> dict:
     changes = field(body, "settings", dict, required=False, default={})
     for key in changes:
-        if not UI_KEY_RE.match(key):
+        if not UI_KEY_RE.fullmatch(key):
             raise ApiError(f"setting name {key[:80]!r} is not allowed (letters, digits, _ . -; at most 64)")
     return changes
 
