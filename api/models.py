@@ -1,23 +1,15 @@
-"""The JSON-file session model (DESIGN §2–3). Never imports Flask.
+"""The JSON-file session model and store (DESIGN §2–3). Never imports Flask.
 
-A session lives in ``sessions/<sid>.json``, written in this layout::
-
-    {"session_id":"…","title":"…",…,"message_count":3,
-    "messages":[
-    {"role":"user",…},
-    {"role":"assistant",…}
-    ]}
-
-Metadata keys come first and ``messages`` last, one message per line. Any JSON object
-with a ``messages`` list is readable (hand-edited files too); the layout only makes two
-things fast: :meth:`SessionStore.load_metadata_only` parses just the prefix before
-``"messages"``, and :meth:`SessionStore.read_window` reads the newest messages from the
-end of the file without parsing the rest.
+A session is ``sessions/<sid>.json`` in the layout of :mod:`api.codec` (metadata first,
+one message per line, ``messages`` last); a running turn's content is in its journal
+beside it (:mod:`api.journal`); ``<sid>.json.bak`` is the previous version, written only
+when a save would shrink the transcript; the sidebar index is :mod:`api.session_index`.
 
 Invariants kept here (DESIGN §3): a metadata-only object cannot be saved; every write
-is atomic (:mod:`api.atomic`); a save that shrinks the transcript first snapshots the
-on-disk file to ``<sid>.json.bak``; a corrupt file is reported, never overwritten.
-Callers that mutate a session hold its lock (:func:`api.streams._get_session_agent_lock`).
+is atomic (:mod:`api.atomic`); a shrinking save snapshots the on-disk file first, and
+a deliberate one names that backup's generation; a corrupt file is reported, never
+overwritten; the metadata part stays small. Callers that mutate a session hold its lock
+(:func:`api.streams.session_lock`).
 """
 from __future__ import annotations
 
@@ -31,6 +23,7 @@ import time
 from pathlib import Path
 
 from .atomic import FileRange, atomic_write_bytes
+from .codec import dumps_json, encode_session, ordered_metadata, read_header, tail_messages
 from .journal import PendingTurn, journal_path, read_journal, remove_journal
 from .session_index import SessionIndex, stat_key
 from .streams import _get_session_agent_lock
@@ -42,12 +35,6 @@ TITLE_MAX = 200
 # so the metadata part of a file stays small (DESIGN §3 invariant 8).
 META_STRING_MAX_BYTES = 400
 DEFAULT_TITLE = "New chat"
-# Keys written first, in this order; unknown keys follow, then "messages".
-METADATA_KEYS = (
-    "session_id", "title", "manual_title", "created_at", "updated_at", "model", "workspace",
-    "pinned", "archived", "message_count", "active_stream_id", "generation",
-    "intentional_shrink_generation",
-)
 # Written by earlier versions (and by the upstream system): a running turn's content in
 # the metadata. Still read when settling an interrupted turn; never written any more.
 LEGACY_PENDING_KEYS = ("pending_user_message", "pending_started_at", "pending_assistant_message")
@@ -55,7 +42,6 @@ LEGACY_PENDING_KEYS = ("pending_user_message", "pending_started_at", "pending_as
 CLEARED_STREAM_FIELDS = {"active_stream_id": None, **{k: None for k in LEGACY_PENDING_KEYS}}
 # Kept in the file but not shown by the API.
 PRIVATE_KEYS = ("generation", "intentional_shrink_generation", "intentional_shrink_at") + LEGACY_PENDING_KEYS
-_HEAD_CHUNK = 16 * 1024  # read_header's first read; it grows ×4 until the header is whole
 # The sidebar's fields: all that the index keeps and the list returns, with their types.
 SIDEBAR_FIELDS = {
     "session_id": str, "title": str, "manual_title": bool, "created_at": float, "updated_at": float,
@@ -181,136 +167,6 @@ def sidebar_row(meta: dict) -> dict:
     row["updated_at"] = row["updated_at"] if row["updated_at"] is not None else row["created_at"] or 0.0
     row["message_count"] = row["message_count"] or 0
     return row
-
-
-def _ordered(meta: dict) -> dict:
-    """Metadata in file order: ``METADATA_KEYS`` first, unknown keys after, never messages."""
-    ordered = {k: meta[k] for k in METADATA_KEYS if k in meta}
-    ordered.update((k, v) for k, v in meta.items() if k not in ordered and k != "messages")
-    return ordered
-
-
-def _dumps(value) -> str:
-    try:
-        text = json.dumps(value, ensure_ascii=False)
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:  # a lone surrogate slipped past clean_json: escape it
-        return json.dumps(value, ensure_ascii=True)
-
-
-def encode_session(meta: dict, messages: list) -> bytes:
-    """Serialise to the on-disk layout described in the module docstring."""
-    ordered = _ordered(meta)
-    head = _dumps(ordered)[:-1]
-    sep = "," if ordered else ""
-    body = ",\n".join(_dumps(m) for m in messages)
-    return (f'{head}{sep}\n"messages":[\n{body}\n]}}\n').encode("utf-8")
-
-
-_WS = re.compile(r"[ \t\n\r]*")
-_DECODER = json.JSONDecoder()
-
-
-class _Incomplete(Exception):
-    pass
-
-
-def parse_header(text: str, complete: bool) -> tuple[dict, int]:
-    """Parse the metadata keys of a session object up to its ``"messages"`` key.
-
-    ``text`` is the file's start (all of it when ``complete``). Returns ``(metadata,
-    index of the "messages" key in text)``. When ``complete`` is False any failure means
-    the cut came too early — a string, number, literal or escape may be cut at the read
-    boundary — and raises :class:`_Incomplete` ("read more"); only a parse of the whole
-    file decides that it is not a session object (``ValueError``).
-    """
-    try:
-        return _parse_header(text)
-    except ValueError:
-        if not complete:
-            raise _Incomplete() from None
-        raise
-
-
-def _parse_header(text: str) -> tuple[dict, int]:
-    def ws(i):
-        return _WS.match(text, i).end()
-
-    pos = ws(0)
-    if text[pos:pos + 1] != "{":
-        raise ValueError("not a JSON object")
-    pos += 1
-    meta: dict = {}
-    while True:
-        pos = ws(pos)
-        ch = text[pos:pos + 1]
-        if ch != '"':
-            raise ValueError("no \"messages\" list" if ch == "}" else f"malformed JSON at character {pos}")
-        key_at = pos
-        try:
-            key, pos = json.decoder.scanstring(text, pos + 1)
-            pos = ws(pos)
-            if text[pos:pos + 1] != ":":
-                raise ValueError(f"malformed JSON at character {pos}")
-            pos = ws(pos + 1)
-            if key == "messages":
-                if text[pos:pos + 1] != "[":
-                    raise ValueError("\"messages\" is not a list")
-                return meta, key_at
-            value, pos = _DECODER.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"malformed JSON: {exc.msg} at character {exc.pos}") from None
-        meta[key] = value
-        pos = ws(pos)
-        ch = text[pos:pos + 1]
-        if ch == ",":
-            pos += 1
-        else:
-            raise ValueError("no \"messages\" list" if ch == "}" else f"malformed JSON at character {pos}")
-
-
-def _fast_header(text: str) -> tuple[dict, int] | None:
-    """Our own layout puts ``\n"messages":[`` right after the metadata object; a raw
-    newline cannot occur inside a JSON string, so that marker is unambiguous and the
-    prefix parses with one C-speed ``json.loads``. None when the layout differs."""
-    i = text.find('\n"messages":[')
-    if i < 1 or text[i - 1] != ",":
-        return None
-    try:
-        meta = json.loads(text[:i - 1] + "}")
-    except ValueError:
-        return None
-    if not isinstance(meta, dict):
-        return None
-    return meta, len(text[:i + 1].encode("utf-8"))
-
-
-def read_header(buf, size: int) -> tuple[dict, int]:
-    """Parse the metadata prefix of a session file held in ``buf`` (bytes or mmap).
-
-    Returns ``(metadata, byte offset of the "messages" key)``; reads as little of
-    ``buf`` as it can. Raises ``ValueError`` (incl. UnicodeDecodeError) when unreadable.
-    """
-    n = _HEAD_CHUNK
-    while True:
-        complete = n >= size
-        chunk = bytes(buf[: min(n, size)])
-        try:
-            text = chunk.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            if complete or exc.start < len(chunk) - 3:
-                raise ValueError(f"invalid UTF-8 at byte {exc.start}") from None
-            text = chunk[: exc.start].decode("utf-8")
-        fast = _fast_header(text)
-        if fast is not None:
-            return fast
-        try:
-            meta, key_at = parse_header(text, complete)
-        except _Incomplete:
-            n *= 4
-            continue
-        return meta, len(text[:key_at].encode("utf-8"))
 
 
 def _generation(meta: dict) -> int:
@@ -502,7 +358,7 @@ class SessionStore:
             if limit is not None and isinstance(total, int):
                 end = total if before is None else max(0, min(before, total))
                 start = max(0, end - limit)
-                window = _tail_lines(mm, key_at, total, start, end)
+                window = tail_messages(mm, key_at, total, start, end)
                 if window is not None:
                     return meta, window, start
         session = self.load(session_id)
@@ -527,7 +383,7 @@ class SessionStore:
             messages = None
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
             session = self.load(session_id)  # not our layout: parse whole (raises if torn)
-            return session.meta, _dumps(session.messages).encode("utf-8")
+            return session.meta, dumps_json(session.messages).encode("utf-8")
         meta["message_count"] = len(messages)
         return meta, array
 
@@ -597,7 +453,7 @@ class SessionStore:
         with self.index.writing(), self._mapped(session_id) as (f, meta, key_at, mm, size):
             total = meta.get("message_count")
             # In our layout the last message line must parse; anything else is parsed whole.
-            sound = isinstance(total, int) and _tail_lines(mm, key_at, total, max(0, total - 1), total) is not None
+            sound = isinstance(total, int) and tail_messages(mm, key_at, total, max(0, total - 1), total) is not None
             close_at = mm.rfind(b"\n]}") if sound else -1
             if not sound:
                 f.seek(0)
@@ -615,15 +471,15 @@ class SessionStore:
             if touch:
                 meta["updated_at"] = time.time()
             meta["generation"] = _generation(meta) + 1
-            ordered = _ordered(meta)
+            ordered = ordered_metadata(meta)
             if new_messages:
                 ordered["message_count"] = total + len(new_messages)
-                body = ",\n".join(_dumps(m) for m in new_messages)
+                body = ",\n".join(dumps_json(m) for m in new_messages)
                 parts = [FileRange(f.fileno(), key_at, close_at - key_at),
                          (",\n" if total else "").encode() + f"{body}\n]}}\n".encode("utf-8")]
             else:
                 parts = [FileRange(f.fileno(), key_at, size - key_at)]
-            head = _dumps(ordered)[:-1].encode("utf-8")
+            head = dumps_json(ordered)[:-1].encode("utf-8")
             atomic_write_bytes(path, [head + (b",\n" if ordered else b"\n")] + parts)
         self.index.update(session_id, sidebar_row(ordered), stat_key(path))
         return ordered
@@ -703,40 +559,3 @@ class SessionStore:
 
     def close(self) -> None:
         self.index.close()
-
-
-def _tail_lines(mm, key_at: int, total: int, start: int, end: int) -> list | None:
-    """Messages ``[start, end)`` read backwards from the end of a file in our layout.
-
-    Returns None when the file is not in that layout, so the caller parses it in full.
-    """
-    open_at = mm.find(b"[", key_at)
-    if open_at < 0 or mm[open_at + 1:open_at + 2] != b"\n":
-        return None
-    close_at = mm.rfind(b"\n]}")
-    if close_at < open_at or mm[close_at + 3:].strip():
-        return None
-    if total == 0:
-        return [] if close_at == open_at + 2 else None
-    out = []
-    cur = close_at
-    for i in range(total - 1, start - 1, -1):
-        nl = mm.rfind(b"\n", open_at + 1, cur)
-        if nl < open_at + 1:
-            return None
-        if i < end:
-            line = mm[nl + 1:cur].rstrip()
-            if line.endswith(b","):
-                line = line[:-1]
-            try:
-                msg = json.loads(line.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
-                return None
-            if not isinstance(msg, dict):
-                return None
-            out.append(msg)
-        cur = nl
-    if start == 0 and cur != open_at + 1:
-        return None
-    out.reverse()
-    return out

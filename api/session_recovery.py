@@ -24,7 +24,8 @@ from pathlib import Path
 
 from .atomic import atomic_write_bytes, sweep_temp_files_tree
 from .journal import SUFFIX as JOURNAL_SUFFIX, read_journal, remove_journal
-from .models import SESSION_ID_RE, read_header
+from .codec import read_header
+from .models import SESSION_ID_RE
 
 log = logging.getLogger(__name__)
 

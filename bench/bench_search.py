@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from api.models import _new_meta, encode_session
+from api.codec import encode_session
+from api.models import _new_meta
 from bench.corpus import MB, build_corpus
 from bench.harness import BenchServer, Client, Figures, fmt_ms, summary_ms
 

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from api.models import _new_meta, encode_session  # noqa: E402
+from api.codec import encode_session  # noqa: E402
+from api.models import _new_meta  # noqa: E402
 
 MB = 1024 * 1024
 HUGE_ID = "bench-huge"

@@ -16,10 +16,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from api.models import (_HEAD_CHUNK, SessionStore, _Incomplete, encode_session, parse_header, read_header)
+from api.codec import HEAD_CHUNK, Incomplete, encode_session, parse_header, read_header
+from api.models import SessionStore
 
 # Read boundaries of read_header: 16 KiB, then ×4.
-BOUNDARIES = [_HEAD_CHUNK * 4 ** k for k in range(4)]
+BOUNDARIES = [HEAD_CHUNK * 4 ** k for k in range(4)]
 SIZES = sorted({0, 1, 2, 17, 400, 18 * 1024, 80_000, 550_000, 2_000_000}
                | {b + d for b in BOUNDARIES for d in (-2, -1, 0, 1, 2)})
 # Pieces that make escapes and multibyte sequences land on every byte position.
@@ -114,8 +115,8 @@ def test_header_parser_reads_any_valid_layout(doc, indent, ascii_only, messages_
 
 
 @given(size=st.sampled_from(SIZES[:-1]), piece=st.sampled_from(PIECES), shift=st.integers(0, 5))
-@example(size=_HEAD_CHUNK - 27, piece="\\", shift=0)
-@example(size=_HEAD_CHUNK - 24, piece="中", shift=1)
+@example(size=HEAD_CHUNK - 27, piece="\\", shift=0)
+@example(size=HEAD_CHUNK - 24, piece="中", shift=1)
 def test_a_cut_anywhere_in_the_header_means_read_more(size, piece, shift):
     """Every prefix of a valid header either parses or asks for more: never "malformed"."""
     value = (piece * (size // len(piece) + 2))[shift:shift + size]
@@ -125,7 +126,7 @@ def test_a_cut_anywhere_in_the_header_means_read_more(size, piece, shift):
     for cut in sorted(c for c in cuts if 0 <= c < len(text)):
         try:
             parse_header(text[:cut], complete=False)
-        except _Incomplete:
+        except Incomplete:
             continue
         # a prefix that parses must already hold the whole header
         assert text[:cut].rstrip().endswith('"messages": ['), cut

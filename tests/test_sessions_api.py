@@ -7,7 +7,7 @@ import os
 import pytest
 import requests
 
-from api.models import encode_session
+from api.codec import encode_session
 
 from .helpers import LiveServer, wait_until
 

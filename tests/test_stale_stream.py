@@ -12,7 +12,8 @@ import pytest
 
 from api import routes
 from api.agents.fake import FakeBackend
-from api.models import SessionStore, encode_session
+from api.codec import encode_session
+from api.models import SessionStore
 from api.streams import _get_session_agent_lock
 from api.turns import cancel_turn, start_turn
 

@@ -139,7 +139,7 @@ def write_session(sessions_dir: Path, sid: str, title: str, messages: list[dict]
     on-disk layout of :func:`api.models.encode_session`."""
     import time
 
-    from api.models import encode_session
+    from api.codec import encode_session
 
     now = time.time() if updated_at is None else updated_at
     meta = {"session_id": sid, "title": title, "manual_title": True, "created_at": now - 60, "updated_at": now,
