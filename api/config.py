@@ -67,6 +67,12 @@ class Config:
     def sessions_dir(self) -> Path:
         return self.state_dir / "sessions"
 
+    @property
+    def hermes_home_dir(self) -> Path:
+        """hermes-agent's home, resolved: ``--hermes-home``, else ``$HERMES_HOME`` (both
+        read by :func:`parse_config`), else ``~/.hermes``. The one rule every module uses."""
+        return Path(self.hermes_home or Path.home() / ".hermes").expanduser().resolve()
+
 
 # (flag, type, help). Each flag also reads HERMES_WEBUI_<NAME>.
 _FLAGS = [
