@@ -20,11 +20,10 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, g, send_from_directory
 
-import webui
-
 from .httputil import ApiError
 
-WEBUI_DIR = Path(webui.__file__).resolve().parent
+# webui/ beside api/: the checkout's folder, or hermes_webui/webui/ in an installed copy
+WEBUI_DIR = Path(__file__).resolve().parent.parent / "webui"
 STATIC_SUFFIXES = (".css", ".js", ".svg", ".png", ".ico", ".webmanifest", ".woff2")
 CSRF_PLACEHOLDER = "__CSRF_TOKEN__"
 LIMIT_PLACEHOLDER = "__MAX_MESSAGE_BYTES__"
