@@ -1,19 +1,40 @@
 """Entry point: ``hermes-webui`` (console script) or ``python server.py``.
 
-Start-up order (DESIGN §1): configuration → state-dir lock → start-up self-heal →
-``create_app()`` → waitress. SIGINT and SIGTERM stop it cleanly: the listener closes,
-the session index is flushed and the state-dir lock is released.
+Start-up order (DESIGN §1): configuration → state dir checked and locked → start-up
+self-heal → ``create_app()`` → waitress → ``--port-file`` written. SIGINT and SIGTERM stop
+it cleanly: the listener closes, the session index is flushed and the state-dir lock is
+released.
+
+Installed, this module is ``hermes_webui.server`` and the backend is ``hermes_webui.api``;
+run as ``python server.py`` from a checkout, the backend is the folder ``api/`` beside it.
+:func:`_api` imports from whichever applies, so nothing named ``api`` need be installed.
 """
 from __future__ import annotations
 
 import ctypes
+import errno
+import importlib
+import importlib.util
 import ipaddress
+import json
 import logging
 import os
 import signal
+import socket
 import sys
+import tempfile
+from pathlib import Path
 
 log = logging.getLogger("hermes_webui")
+
+# "hermes_webui.api" in an installed copy (this module is hermes_webui.server); "api" when
+# run as a script from a checkout, where server.py's folder is first on sys.path.
+_API_PACKAGE = f"{__package__}.api" if __package__ else "api"
+
+
+def _api(module: str):
+    """The backend module ``api.<module>`` under the package this server runs from."""
+    return importlib.import_module(f"{_API_PACKAGE}.{module}")
 
 
 def _is_loopback(host: str) -> bool:
@@ -38,7 +59,7 @@ def _limit_malloc_arenas() -> None:
 def _configure_logging(level: str) -> None:
     """Log to stderr, one line per record: control characters in any logged value are
     escaped (api.request_log.OneLineFormatter), so request data cannot forge a line."""
-    from api.request_log import OneLineFormatter
+    OneLineFormatter = _api("request_log").OneLineFormatter
 
     handler = logging.StreamHandler()
     handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -49,37 +70,114 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _error(message: str) -> None:
+    print(f"hermes-webui: error: {message}", file=sys.stderr)
+
+
+def _check_state_dir(state_dir: Path, describe) -> str | None:
+    """Create the state dir if needed and prove a file can be written in it. Returns None
+    when it is usable, else one sentence saying what is wrong and how to fix it."""
+    what = f"the state dir {state_dir}"
+    if state_dir.exists() and not state_dir.is_dir():
+        return (f"{what} is a file, not a folder; move the file away or choose another folder "
+                "with --state-dir")
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=state_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return describe(exc, what)
+    return None
+
+
+def _listen_error(exc: OSError, host: str, port: int) -> str:
+    """Why waitress could not listen on ``host:port``, as a sentence with the fix."""
+    where = f"cannot listen on {host}:{port}"
+    if isinstance(exc, socket.gaierror):
+        return f"{where}: {host} is not a name or address of this machine; use --host 127.0.0.1 or one of its addresses"
+    if exc.errno == errno.EADDRINUSE:
+        return (f"{where}: the port is already in use (another hermes-webui, or another program); "
+                "stop it or choose another port with --port")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (f"{where}: this user may not open that port (ports below 1024 need privileges); "
+                "choose one from 1024 up with --port, e.g. --port 8787")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (f"{where}: {host} is not an address of this machine; use --host 127.0.0.1 (this machine "
+                "only) or --host 0.0.0.0 (every network)")
+    return f"{where} ({exc.strerror or exc}); try another --host or --port"
+
+
+def _write_port_file(path: Path, host: str, port: int) -> None:
+    """Write ``{"host", "port", "pid", "url"}`` to ``path`` atomically (a temp file in the
+    same folder, then rename), so a reader never sees half of it."""
+    url_host = f"[{host}]" if ":" in host else host
+    data = json.dumps({"host": host, "port": port, "pid": os.getpid(), "url": f"http://{url_host}:{port}/"})
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(data + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _agent_warning(config) -> str | None:
+    """A start-up warning when the chosen agent's packages are missing (turns would then
+    answer with an error naming the same command)."""
+    if config.agent == "openai" and importlib.util.find_spec("openai") is None:
+        return ("--agent openai needs the openai package, which is not installed: "
+                "pip install 'hermes-webui[openai]'")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the server until SIGINT/SIGTERM. Returns the process exit code
-    (2: bad configuration, 3: state dir busy or unusable)."""
-    from api.config import parse_config
-
+    (2: bad configuration, 3: state dir busy or unusable, or the port cannot be opened).
+    ``--help`` and ``--version`` print and exit 0."""
+    config_mod = _api("config")
     try:
-        config = parse_config(sys.argv[1:] if argv is None else argv)
+        config = config_mod.parse_config(sys.argv[1:] if argv is None else argv)
     except ValueError as exc:
-        print(f"hermes-webui: error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return 2
     os.umask(0o077)  # conversations are private: every file and folder we create is the user's alone
     _limit_malloc_arenas()
     _configure_logging(config.log_level)
 
+    problem = _check_state_dir(config.state_dir, config_mod.describe_os_error)
+    if problem:
+        _error(problem)
+        return 3
+    port_file = Path(config.port_file).expanduser().absolute() if config.port_file else None
+    if port_file:
+        try:
+            port_file.unlink(missing_ok=True)    # a stale file from an earlier run must not be read as ours
+        except OSError as exc:
+            _error(config_mod.describe_os_error(exc, f"the port file {port_file}", flag="--port-file"))
+            return 2
+
     import waitress
 
-    from api import create_app
-    from api.session_recovery import recover_all_sessions_on_startup
-    from api.statelock import StateDirBusy, acquire_state_lock
-    from api.turns import interrupt_all_turns
-
-    from api.settings import SettingsUnreadable, password_is_set
+    create_app = importlib.import_module(_API_PACKAGE).create_app
+    recover_all_sessions_on_startup = _api("session_recovery").recover_all_sessions_on_startup
+    statelock = _api("statelock")
+    interrupt_all_turns = _api("turns").interrupt_all_turns
+    settings = _api("settings")
+    SettingsUnreadable = settings.SettingsUnreadable
 
     try:
-        has_password = password_is_set(config)   # fail closed: a damaged settings.json stops here
+        has_password = settings.password_is_set(config)   # fail closed: a damaged settings.json stops here
     except SettingsUnreadable as exc:
-        print(f"hermes-webui: error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return 2
     if config.require_password and not has_password:
-        print("hermes-webui: error: --require-password is set but no password was given "
-              "(--password-file, HERMES_WEBUI_PASSWORD, or one set in the UI)", file=sys.stderr)
+        _error("--require-password is set but no password was given "
+               "(--password-file, HERMES_WEBUI_PASSWORD, or one set in the UI)")
         return 2
     if config.password_on_command_line:
         log.warning("--password is visible to every user of this machine (ps, /proc); it is meant for "
@@ -89,10 +187,16 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("Listening on %s WITHOUT A PASSWORD: anyone who can reach this port can read "
                     "every conversation and talk to your agent. Set --password.", config.host)
         log.warning("!" * 72)
+    agent_warning = _agent_warning(config)
+    if agent_warning:
+        log.warning("%s", agent_warning)
     try:
-        lock = acquire_state_lock(config.state_dir)
-    except (StateDirBusy, OSError) as exc:
-        print(f"hermes-webui: error: {exc}", file=sys.stderr)
+        lock = statelock.acquire_state_lock(config.state_dir)
+    except statelock.StateDirBusy as exc:
+        _error(str(exc))
+        return 3
+    except OSError as exc:
+        _error(config_mod.describe_os_error(exc, f"the state dir {config.state_dir}"))
         return 3
     try:
         report = recover_all_sessions_on_startup(config.state_dir)
@@ -102,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             app = create_app(config)
         except SettingsUnreadable as exc:
-            print(f"hermes-webui: error: {exc}", file=sys.stderr)
+            _error(str(exc))
             return 2
         state = app.extensions["hermes"]
         try:
@@ -112,15 +216,20 @@ def main(argv: list[str] | None = None) -> int:
                                             # --trust-proxy: api.auth applies X-Forwarded-* (ProxyFix)
                                             clear_untrusted_proxy_headers=not config.trust_proxy)
         except OSError as exc:
-            print(f"hermes-webui: error: cannot listen on {config.host}:{config.port}: {exc.strerror or exc} "
-                  "(is another server using that port? try --port)", file=sys.stderr)
+            _error(_listen_error(exc, config.host, config.port))
             state.store.close()
             return 3
-        port = server.effective_port
+        port = int(server.effective_port)
         signal.signal(signal.SIGTERM, _raise_interrupt)
         print(f"hermes-webui listening on http://{config.host}:{port}/ "
               f"(agent: {state.backend.name}, state: {config.state_dir})", flush=True)
         try:
+            if port_file:
+                try:
+                    _write_port_file(port_file, config.host, port)   # the machine-readable "ready"
+                except OSError as exc:
+                    _error(config_mod.describe_os_error(exc, f"the port file {port_file}", flag="--port-file"))
+                    return 2
             server.run()
         except KeyboardInterrupt:
             pass
@@ -132,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
                 log.info("saved %d running turn(s) as interrupted", interrupted)
             server.close()
             state.store.close()
+            if port_file:
+                try:
+                    port_file.unlink(missing_ok=True)
+                except OSError:
+                    pass
             log.info("hermes-webui stopped")
     finally:
         lock.release()

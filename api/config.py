@@ -6,14 +6,17 @@ reads the command line or the environment; everything else reads :class:`Config`
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .hosts import parse_allowed_hosts, parse_trusted_proxies
+from .version import __version__
 
 ENV_PREFIX = "HERMES_WEBUI_"
 AGENTS = ("local", "hermes", "openai", "fake")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass
@@ -23,6 +26,7 @@ class Config:
     state_dir: Path = field(default_factory=lambda: Path.home() / ".hermes-webui")
     host: str = "127.0.0.1"
     port: int = 8787
+    port_file: Path | None = None  # written with {"host", "port", "pid", "url"} once listening
     threads: int = 128
     agent: str = "local"
     log_level: str = "INFO"
@@ -77,11 +81,13 @@ class Config:
 # (flag, type, help). Each flag also reads HERMES_WEBUI_<NAME>.
 _FLAGS = [
     ("host", str, "address to bind (default 127.0.0.1: this machine only)"),
-    ("port", int, "port to listen on (default 8787)"),
+    ("port", int, "port to listen on (default 8787; 0 picks a free one, see --port-file)"),
+    ("port_file", Path, "once listening, write {\"host\", \"port\", \"pid\", \"url\"} as JSON to this file "
+     "(atomically: it appears complete or not at all); with --port 0 it is how a script learns the port"),
     ("state_dir", Path, "where sessions and settings live (default ~/.hermes-webui)"),
     ("threads", int, "worker threads; each open stream holds one (default 128)"),
     ("agent", str, f"agent backend: {', '.join(AGENTS)} (default local)"),
-    ("log_level", str, "DEBUG, INFO, WARNING or ERROR (default INFO)"),
+    ("log_level", str, "DEBUG, INFO, WARNING, ERROR or CRITICAL (default INFO)"),
     ("base_url", str, "openai/hermes backend: OpenAI-compatible base URL"),
     ("api_key", str, "openai/hermes backend: API key"),
     ("model", str, "model name sent to the backend"),
@@ -130,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trust-proxy", dest="trust_proxy", action="store_true", default=None,
                         help="behind a reverse proxy: honour its X-Forwarded-For/-Proto/-Host headers "
                         "(client address for the login rate limit, Secure cookies under https)")
+    parser.add_argument("--version", action="version", version=f"hermes-webui {__version__}")
     return parser
 
 
@@ -162,6 +169,9 @@ def parse_config(argv: list[str] | None = None, env: dict[str, str] | None = Non
     cfg.state_dir = Path(cfg.state_dir).expanduser().resolve()
     if cfg.hermes_home is None and env.get("HERMES_HOME"):
         cfg.hermes_home = env["HERMES_HOME"]        # the user's Hermes home, as the Hermes CLI finds it
+    cfg.log_level = str(cfg.log_level).upper()
+    if cfg.log_level not in LOG_LEVELS:
+        raise ValueError(f"unknown log level {cfg.log_level.lower()!r}; choose one of {', '.join(LOG_LEVELS)}")
     if cfg.agent not in AGENTS:
         raise ValueError(f"unknown agent backend {cfg.agent!r}; choose one of {', '.join(AGENTS)}")
     if not (0 <= cfg.port <= 65535):
@@ -197,9 +207,45 @@ def _read_password_file(cfg: Config, from_flag: bool) -> None:
     path = Path(cfg.password_file).expanduser()
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read the password file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"the password file {path} is not UTF-8 text; write the password on its first line") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read the password file {path}: " + describe_os_error(
+            exc, "it", missing="create it with the password on its first line (chmod 600 it)",
+            flag="--password-file")) from None
     password = text.split("\n", 1)[0].rstrip("\r")
     if not password:
         raise ValueError(f"the password file {path} is empty; write the password on its first line")
     cfg.password = password
+
+
+def describe_os_error(exc: OSError, what: str, *, missing: str | None = None,
+                      flag: str = "--state-dir") -> str:
+    """One sentence saying what went wrong with ``what`` (e.g. "the state dir /x", or "it")
+    and how to fix it, instead of the bare errno text. ``missing`` is the fix for a path
+    that does not exist; ``flag`` the option that picks another path."""
+    code = exc.errno
+    if code == errno.ENOENT:
+        return f"{what} does not exist; " + (missing or f"create it, or choose another with {flag}")
+    if code in (errno.EACCES, errno.EPERM):
+        return (f"this user ({_user()}) has no permission to use {what}; fix its permissions "
+                f"(chmod u+rwX) or choose another with {flag}")
+    if code == errno.EROFS:
+        return f"{what} is on a read-only file system; choose a writable place with {flag}"
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk holding {what} (or your quota there) is full; free some space and start again"
+    if code in (errno.ENOTDIR, errno.EEXIST):
+        return f"{what}, or a folder above it, is a file, not a folder; move the file away or choose another with {flag}"
+    if code == errno.EISDIR:
+        return f"{what} is a folder, not a file; name a file with {flag}"
+    if code == errno.ENAMETOOLONG:
+        return f"the path of {what} is too long; choose a shorter one with {flag}"
+    return f"{what} cannot be used ({exc.strerror or exc}); choose another with {flag}"
+
+
+def _user() -> str:
+    try:
+        import pwd
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):
+        return str(os.geteuid())

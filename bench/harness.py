@@ -1,5 +1,5 @@
-"""Shared bench plumbing: the server subprocess, a keep-alive HTTP client, an SSE reader,
-percentiles, and the figures table.
+"""Shared bench plumbing: the server subprocess (the tests' :class:`tests.helpers.LiveServer`),
+a keep-alive HTTP client, an SSE reader, percentiles, and the figures table.
 
 Nothing here asserts speed: benches print figures next to DESIGN §9's targets and
 optionally write them as JSON (``--json``).
@@ -9,17 +9,12 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import statistics
-import subprocess
-import sys
-import threading
 import time
 import urllib.parse
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVER = ROOT / "server.py"
+from tests.helpers import LiveServer
 
 
 # ---------------------------------------------------------------- statistics
@@ -66,67 +61,41 @@ def cpu_seconds(pid: int) -> float:
 # ---------------------------------------------------------------- the server
 
 
-class BenchServer:
-    """``python server.py --agent fake --port 0 --state-dir DIR`` in a subprocess.
+class BenchServer(LiveServer):
+    """``python server.py --agent fake --port 0 --state-dir DIR``: the tests' server harness
+    (:class:`tests.helpers.LiveServer`, which waits for the server's ``--port-file``) with
+    what benches add.
 
-    :meth:`start` returns seconds from spawn to the first 200 on ``/health``. The child
-    gets a private HOME (``home``) and no ``HERMES_*`` variables; its log (stderr) goes
-    to ``<state_dir>/../server-<n>.log`` so a chatty log never blocks it.
+    :meth:`start` returns seconds from spawn to the first 200 on ``/health``
+    (``listening_s``: to the port file). The child gets a private HOME (``home``) and no
+    ``HERMES_*`` variables; its log goes to ``<state_dir>/../server-<n>.log`` so a chatty
+    log costs no memory.
     """
 
     _count = 0
 
     def __init__(self, state_dir: Path, home: Path, extra_args: tuple = ()):
-        self.state_dir = Path(state_dir)
-        self.home = Path(home)
-        self.extra_args = list(extra_args)
-        self.proc: subprocess.Popen | None = None
-        self.port: int | None = None
-        self.listening_s: float | None = None
-        self.log_path: Path | None = None
+        state_dir = Path(state_dir)
+        super().__init__(state_dir.parent, agent="fake", args=tuple(extra_args), state_dir=state_dir,
+                         home=home, heartbeat_seconds=None)
 
     def start(self, timeout: float = 120.0) -> float:
         """Spawn and wait until ``/health`` answers 200; returns seconds since spawn."""
         BenchServer._count += 1
-        self.home.mkdir(parents=True, exist_ok=True)
         self.log_path = self.state_dir.parent / f"server-{BenchServer._count}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HERMES_")}
-        env.update(HOME=str(self.home), HERMES_HOME=str(self.home / ".hermes"), PYTHONUNBUFFERED="1")
-        cmd = [sys.executable, str(SERVER), "--agent", "fake", "--port", "0",
-               "--state-dir", str(self.state_dir)] + self.extra_args
-        log = open(self.log_path, "wb")
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=log)
-        log.close()
-        deadline = t0 + timeout
-        for raw in self.proc.stdout:
-            line = raw.decode("utf-8", "replace")
-            if "listening on http://" in line:
-                self.port = int(line.split("http://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
-                self.listening_s = time.perf_counter() - t0
-                break
-            if time.perf_counter() > deadline:
-                break
-        if self.port is None:
-            self.kill()
-            raise RuntimeError(f"server did not start; log: {self.log_path.read_text(errors='replace')[-3000:]}")
-        threading.Thread(target=self._drain, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        super().start(timeout)
         while True:
             try:
                 status, _body, _dt = Client(self.port).get("/health")
                 if status == 200:
-                    return time.perf_counter() - t0
+                    return time.perf_counter() - self.spawned_at
             except OSError:
                 pass
-            if time.perf_counter() > deadline:
+            if time.monotonic() > deadline:
                 self.kill()
                 raise RuntimeError("server never answered /health")
             time.sleep(0.002)
-
-    def _drain(self) -> None:
-        proc = self.proc
-        for _ in proc.stdout:
-            pass
 
     @property
     def pid(self) -> int:
@@ -142,19 +111,7 @@ class BenchServer:
 
     def stop(self, timeout: float = 60.0) -> int:
         """SIGTERM (the index is flushed on the way out) and wait; returns the exit code."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode if self.proc else 0
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        return super().stop(timeout)
 
     def __enter__(self):
         return self

@@ -29,54 +29,98 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, message
 
 
 class LiveServer:
-    """``python server.py`` on a free port (``--port 0``) with its own state dir and HOME.
+    """``python server.py`` on a free port (``--port 0``) with its own state dir and HOME:
+    the one server harness of the tests and the benches (``bench/harness.py``).
 
-    ``url``, ``get``, ``post`` talk HTTP to it; ``stop`` sends SIGTERM, ``kill`` SIGKILL,
-    ``start`` (re)starts it on the same state dir.
+    The server says it is ready by writing ``--port-file`` (JSON ``{"host", "port", "pid",
+    "url"}``, atomically) once it listens; :meth:`start` waits for that file, never for a
+    log line. ``url``, ``get``, ``post`` talk HTTP to it; ``stop`` sends SIGTERM, ``kill``
+    SIGKILL, ``start`` (re)starts it on the same state dir. Its log (stdout and stderr) is
+    kept line by line in ``output``, or written to ``log_path`` when one is given (a
+    long benchmark's log then costs no memory).
     """
 
-    def __init__(self, tmp: Path, agent: str = "fake", args: tuple = (), env: dict | None = None):
+    def __init__(self, tmp: Path, agent: str = "fake", args: tuple = (), env: dict | None = None, *,
+                 state_dir: Path | None = None, home: Path | None = None, log_path: Path | None = None,
+                 heartbeat_seconds: float | None = 1):
         self.tmp = Path(tmp)
-        self.state_dir = self.tmp / "state"
-        self.home = self.tmp / "home"
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.state_dir = Path(state_dir) if state_dir is not None else self.tmp / "state"
+        self.home = Path(home) if home is not None else self.tmp / "home"
         self.agent = agent
         self.args = list(args)
         self.extra_env = env or {}
+        self.log_path = Path(log_path) if log_path is not None else None
+        self.heartbeat_seconds = heartbeat_seconds
+        self.port_file = self.tmp / f"{self.state_dir.name}.port.json"
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
+        self.spawned_at: float | None = None   # time.perf_counter() when the process was started
+        self.listening_s: float | None = None  # seconds from spawn to the port file
         self.output: list[str] = []
+        self._pump: threading.Thread | None = None
         self.http = requests.Session()
 
     @property
     def sessions_dir(self) -> Path:
         return self.state_dir / "sessions"
 
+    def command(self) -> list[str]:
+        cmd = [sys.executable, str(SERVER), "--port", "0", "--port-file", str(self.port_file),
+               "--state-dir", str(self.state_dir), "--agent", self.agent]
+        if self.heartbeat_seconds is not None:
+            cmd += ["--heartbeat-seconds", str(self.heartbeat_seconds)]
+        return cmd + self.args
+
     def start(self, timeout: float = 30.0) -> "LiveServer":
+        """Spawn the server and wait until it has written its port file. Raises
+        RuntimeError with the server's log if it exits or the timeout passes first."""
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.port_file.unlink(missing_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("HERMES_")}
         env.update(HOME=str(self.home), HERMES_HOME=str(self.home / ".hermes"), PYTHONUNBUFFERED="1")
         env.update(self.extra_env)
-        cmd = [sys.executable, str(SERVER), "--port", "0", "--state-dir", str(self.state_dir),
-               "--agent", self.agent, "--heartbeat-seconds", "1"] + self.args
-        self.proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
-        started = threading.Event()
-        port_box: list[int] = []
+        self.port = None
+        self.spawned_at = time.perf_counter()
+        if self.log_path is not None:
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(self.command(), cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL,
+                                             stdout=log, stderr=subprocess.STDOUT)
+            self._pump = None
+        else:
+            self.proc = subprocess.Popen(self.command(), cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+            self._pump = threading.Thread(target=self._read_output, args=(self.proc,), daemon=True)
+            self._pump.start()
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self._read_port_file()
+            if info is not None:
+                self.port = int(info["port"])
+                self.listening_s = time.perf_counter() - self.spawned_at
+                return self
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                if self._pump is not None:
+                    self._pump.join(5)   # the whole log, for the message and for the caller
+                raise RuntimeError(f"server did not start (exit code {self.proc.returncode}):\n{self.log_text()}")
+            time.sleep(0.01)
 
-        def pump(proc=self.proc):
-            for line in proc.stdout:
-                self.output.append(line)
-                if "listening on http://" in line and not port_box:
-                    port_box.append(int(line.split("http://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]))
-                    started.set()
-            started.set()
+    def _read_output(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            self.output.append(line)
 
-        threading.Thread(target=pump, daemon=True).start()
-        if not started.wait(timeout) or not port_box:
-            self.proc.kill()
-            raise RuntimeError("server did not start:\n" + "".join(self.output))
-        self.port = port_box[0]
-        return self
+    def _read_port_file(self) -> dict | None:
+        try:
+            return json.loads(self.port_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+
+    def log_text(self) -> str:
+        """Everything the server has logged so far."""
+        if self.log_path is not None:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        return "".join(self.output)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
