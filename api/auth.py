@@ -1,43 +1,36 @@
-"""Password auth, CSRF protection and security headers (DESIGN §6, §7; issue 8).
+"""Password auth and the request gate every request passes (DESIGN §6).
 
-Auth is on when a password is set: ``--password`` / ``HERMES_WEBUI_PASSWORD`` (the
-"config" source, wins) or a scrypt hash in settings.json (the "settings" source, set with
-``POST /api/settings {password}``). With auth on, every path is closed by default except
-:data:`PUBLIC_PATHS` and ``/static/…``: ``/api/*`` and ``/v1/*`` answer 401 JSON, other
-pages redirect to ``/login``. ``/health`` stays open but says only ``{status: "ok"}``.
-API clients may instead send ``Authorization: Bearer <password>`` (rate-limited like
-logins; needs no CSRF token, since browsers never attach it on their own).
+:func:`init_app` installs one ``before_request`` hook that runs, in order: the Host
+allow-list (:mod:`api.hosts`, against DNS rebinding: an unknown name answers 400 JSON
+before anything else runs), the login check, then CSRF (:mod:`api.csrf`); and one
+``after_request`` hook that adds the security headers (:mod:`api.security_headers`).
+
+Auth is on when a password is set: ``--password-file`` / ``--password`` /
+``HERMES_WEBUI_PASSWORD`` (the "config" source, wins) or a scrypt hash in settings.json
+(the "settings" source, set with ``POST /api/settings {password}``). With auth on, every
+path is closed by default except :data:`PUBLIC_PATHS` and ``/static/…``: ``/api/*`` and
+``/v1/*`` answer 401 JSON, other pages redirect to ``/login?next=<the page>``. ``/health``
+stays open but says only ``{status: "ok"}``. API clients may instead send
+``Authorization: Bearer <password>`` (rate-limited like logins; needs no CSRF token,
+since browsers never attach it on their own).
 
 A login is a signed, timestamped cookie (itsdangerous, key in ``<state>/auth_secret.key``,
 mode 0600) holding ``{id, csrf, pw}``: ``csrf`` is the login's CSRF token, ``pw`` a keyed
 fingerprint of the current password, so changing the password ends every login. Logins
 survive restarts, end after ``--login-lifetime-seconds``, and logout revokes the id in
-settings.json. Failed logins are limited (429 JSON, see below).
-
-Every request first passes the Host allow-list of :mod:`api.hosts` (DNS rebinding):
-an unknown name answers 400 JSON before anything else runs.
-
-CSRF (every method but GET/HEAD/OPTIONS/TRACE): an ``Origin`` that is not a page of this
-server (compared with the allow-list, not with the request's own Host), a foreign
-``Referer`` when Origin is absent, or ``Sec-Fetch-Site: cross-site|same-site`` is refused
-with 403 always. With auth on the request must also carry ``X-CSRF-Token`` equal to the
-login's token (``/api/auth/login`` excepted), so a request with neither Origin nor token
-is refused. With auth off a request with neither Origin nor Referer (not a modern
-browser) needs ``Content-Type: application/json`` (which a form cannot send) or the
-page's token. ``flask.g.csrf_token`` is the login's token on every request; with auth
+settings.json. ``flask.g.csrf_token`` is the login's token on every request; with auth
 off it is the server's page token (stable, derived from the signing key), so the page's
 ``<meta name="csrf-token">`` always carries one.
 
 Failed logins are limited to 5 per client and 30 in all (``--max-failed-logins-per-minute``)
-per minute. With ``--trust-proxy`` the client address comes from ``X-Forwarded-For``, but
-only on connections from ``--trusted-proxies`` and only ``--proxy-hops`` entries deep
-(:class:`TrustedProxyMiddleware`); everyone else's forwarded headers are ignored.
+per minute (429 JSON with ``Retry-After``). With ``--trust-proxy`` the client address
+comes from ``X-Forwarded-For``, but only on connections from ``--trusted-proxies`` and
+only ``--proxy-hops`` entries deep (:class:`api.hosts.TrustedProxyMiddleware`).
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import logging
 import math
 import secrets
@@ -46,44 +39,29 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Blueprint, Flask, current_app, g, jsonify, redirect, request, send_from_directory
+from flask import Blueprint, Flask, g, jsonify, redirect, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-import webui
+from urllib.parse import urlencode
 
 from .atomic import atomic_write_bytes
-from .hosts import HostPolicy, parse_allowed_hosts, parse_trusted_proxies
+from .app import auth_state
+from .csrf import check_csrf
+from .hosts import HostPolicy, TrustedProxyMiddleware, parse_allowed_hosts, parse_trusted_proxies
 from .httputil import ApiError, error_response, field, json_body
+from .security_headers import add_security_headers
 from .settings import SettingsStore, SettingsUnreadable, settings_bp, verify_password
 
 log = logging.getLogger(__name__)
 
 COOKIE_NAME = "hermes_login"
-CSRF_HEADER = "X-CSRF-Token"
 SECRET_FILE = "auth_secret.key"
 MAX_FAILURES = 5
 MAX_FAILURES_ALL_CLIENTS = 30
 FAILURE_WINDOW_SECONDS = 60.0
 MAX_REVOKED = 10_000
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 PUBLIC_PATHS = frozenset({"/login", "/health", "/favicon.ico", "/api/auth/login", "/api/auth/status"})
 PUBLIC_PREFIXES = ("/static/",)
 API_PREFIXES = ("/api/", "/v1/")
-WEBUI_DIR = Path(webui.__file__).resolve().parent
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; frame-ancestors 'none'; "
-    "base-uri 'none'; form-action 'self'"
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Cross-Origin-Opener-Policy": "same-origin",
-}
-
 auth_bp = Blueprint("auth", __name__)
 
 
@@ -299,40 +277,12 @@ class AuthState:
         return resp
 
 
-def _auth() -> AuthState:
-    return current_app.extensions["hermes_auth"]
-
-
 # ---------------------------------------------------------------- request checks
 
 
 def _host_header() -> str | None:
     """The Host the client asked for (the forwarded one behind a trusted proxy), or None."""
     return request.environ.get("HTTP_HOST")
-
-
-def origin_verdict() -> str:
-    """``"foreign"`` (an Origin that is not a page of this server, an opaque ``null``
-    Origin, a foreign Referer when Origin is absent, or ``Sec-Fetch-Site`` cross-site or
-    same-site), ``"same"`` (our own Origin or Referer, or ``Sec-Fetch-Site``
-    same-origin/none) or ``"absent"`` (none of them: not a browser, or a very old one).
-
-    "Ours" is decided by :meth:`api.hosts.HostPolicy.origin_is_ours`: the allow-list and
-    this request's port, never the request's Host alone.
-    """
-    hosts = _auth().hosts
-    origin = request.headers.get("Origin")
-    referer = request.headers.get("Referer")
-    site = (request.headers.get("Sec-Fetch-Site") or "").strip().lower()
-    if origin is not None and not hosts.origin_is_ours(origin, _host_header()):
-        return "foreign"
-    if origin is None and referer and not hosts.origin_is_ours(referer, _host_header()):
-        return "foreign"
-    if site in ("cross-site", "same-site"):
-        return "foreign"
-    if origin is not None or referer or site in ("same-origin", "none"):
-        return "same"
-    return "absent"
 
 
 def _is_public(path: str) -> bool:
@@ -377,38 +327,14 @@ def _require_login(auth: AuthState):
         if header[:7].lower() == "bearer " and header[7:].strip():
             return _check_bearer(auth, header[7:].strip())
         return error_response("login required", 401)
-    if request.method in ("GET", "HEAD"):
-        return redirect("/login", code=302)
+    if request.method in ("GET", "HEAD"):  # back to this page after logging in
+        here = request.full_path.rstrip("?")
+        return redirect("/login" if here == "/" else "/login?" + urlencode({"next": here}), code=302)
     return error_response("login required", 401)
 
 
-def _sent_token(expected: str) -> bool:
-    sent = request.headers.get(CSRF_HEADER, "")
-    return bool(sent) and bool(expected) and hmac.compare_digest(sent.encode(), expected.encode())
-
-
-def _check_csrf(auth: AuthState, verdict: str):
-    """None if a state-changing request passes the CSRF rules, else a 403 answer."""
-    if verdict == "foreign":
-        return error_response("cross-origin request refused", 403)
-    if not auth.enabled:
-        if verdict == "absent" and request.mimetype != "application/json" and not _sent_token(auth.page_token):
-            return error_response(f"refused: a state-changing request without an Origin or Referer header needs "
-                                  f"Content-Type: application/json or the page's {CSRF_HEADER} header", 403)
-        return None
-    if g.auth_bearer or request.path == "/api/auth/login":
-        return None
-    sent = request.headers.get(CSRF_HEADER, "")
-    if not sent and verdict == "absent":
-        return error_response(f"refused: a state-changing request needs an Origin header and {CSRF_HEADER}", 403)
-    login = g.auth_login
-    if login is None or not _sent_token(login.csrf):
-        return error_response(f"missing or wrong {CSRF_HEADER} header; reload the page", 403)
-    return None
-
-
 def _before_request():
-    auth = _auth()
+    auth = auth_state()
     refused_host = auth.hosts.refusal(_host_header())
     if refused_host is not None:
         return error_response(refused_host, 400)
@@ -422,30 +348,10 @@ def _before_request():
         refusal = _require_login(auth)
         if refusal is not None:
             return refusal
-    if request.method not in SAFE_METHODS:
-        return _check_csrf(auth, origin_verdict())
-    return None
-
-
-def _after_request(resp):
-    for name, value in SECURITY_HEADERS.items():
-        resp.headers.setdefault(name, value)
-    if request.path.startswith("/api/auth/") or request.path == "/api/settings":
-        resp.headers["Cache-Control"] = "no-store"
-    return resp
+    return check_csrf(auth, g.auth_login, g.auth_bearer)
 
 
 # ---------------------------------------------------------------- routes
-
-
-@auth_bp.get("/login")
-def login_page():
-    """The login page; redirects to ``/`` when no password is set or already logged in."""
-    if not _auth().enabled or g.auth_login is not None:
-        return redirect("/", code=302)
-    resp = send_from_directory(WEBUI_DIR, "login.html", max_age=0)
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
 
 
 @auth_bp.post("/api/auth/login")
@@ -456,7 +362,7 @@ def login():
     Errors: 400 bad body or no password set; 401 wrong password; 429 after 5 failures
     from this client within a minute (``Retry-After`` in seconds), even for the right one.
     """
-    auth = _auth()
+    auth = auth_state()
     password = field(json_body(), "password", str)
     if not auth.enabled:
         raise ApiError("no password is set on this server; nothing to log in to")
@@ -478,7 +384,7 @@ def login():
 def logout():
     """End this login (the cookie is cleared and its id revoked) → ``{ok: true}``."""
     if g.auth_login is not None:
-        _auth().revoke(g.auth_login)
+        auth_state().revoke(g.auth_login)
     g.csrf_token = ""
     resp = jsonify(ok=True)
     resp.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="Strict", secure=request.is_secure)
@@ -488,43 +394,11 @@ def logout():
 @auth_bp.get("/api/auth/status")
 def status():
     """``{auth_enabled: bool, logged_in: bool, csrf_token?: str}`` (the token when logged in)."""
-    auth = _auth()
+    auth = auth_state()
     out = {"auth_enabled": auth.enabled, "logged_in": g.auth_login is not None}
     if g.auth_login is not None:
         out["csrf_token"] = g.auth_login.csrf
     return jsonify(out)
-
-
-class TrustedProxyMiddleware:
-    """WSGI: apply ``X-Forwarded-For/-Proto/-Host`` (werkzeug's ProxyFix, ``hops`` deep)
-    only on connections whose peer address is in ``trusted`` (a list of networks);
-    on every other connection those headers are removed, so a client that reaches the
-    port directly cannot pick its own address, scheme or host.
-    """
-
-    FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST",
-                 "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_PREFIX", "HTTP_FORWARDED")
-
-    def __init__(self, app, trusted: list, hops: int = 1):
-        self.app = app
-        self.trusted = trusted
-        self.proxied = ProxyFix(app, x_for=hops, x_proto=hops, x_host=hops)
-
-    def _is_trusted(self, peer: str) -> bool:
-        try:
-            address = ipaddress.ip_address(peer.split("%", 1)[0])
-        except ValueError:
-            return False
-        if address.version == 6 and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        return any(address in net for net in self.trusted)
-
-    def __call__(self, environ, start_response):
-        if self._is_trusted(environ.get("REMOTE_ADDR") or ""):
-            return self.proxied(environ, start_response)
-        for key in self.FORWARDED:
-            environ.pop(key, None)
-        return self.app(environ, start_response)
 
 
 def init_app(app: Flask) -> None:
@@ -544,4 +418,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(settings_bp)
     app.before_request(_before_request)
-    app.after_request(_after_request)
+    app.after_request(add_security_headers)

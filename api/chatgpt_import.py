@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import time
 
-from .models import META_STRING_MAX_BYTES, clean_json, clean_text, clean_title
+from .codec import clean_json, clean_text
+from .models import META_STRING_MAX_BYTES, clean_title
 
 EXPORT_VERSION = 1
 IMPORTED_TITLE = "Imported chat"

@@ -32,6 +32,26 @@ METADATA_KEYS = (
 HEAD_CHUNK = 16 * 1024  # read_header's first read; it grows ×4 until the header is whole
 
 
+def clean_text(value: str) -> str:
+    """Replace lone surrogates (which JSON ``\\ud800`` escapes can produce) by U+FFFD."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def clean_json(value):
+    """:func:`clean_text` applied to every string in a JSON value (keys too)."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        return [clean_json(v) for v in value]
+    if isinstance(value, dict):
+        return {clean_text(k): clean_json(v) for k, v in value.items()}
+    return value
+
+
 def ordered_metadata(meta: dict) -> dict:
     """Metadata in file order: ``METADATA_KEYS`` first, unknown keys after, never messages."""
     ordered = {k: meta[k] for k in METADATA_KEYS if k in meta}

@@ -30,6 +30,8 @@ import socket
 import threading
 from urllib.parse import urlsplit
 
+from werkzeug.middleware.proxy_fix import ProxyFix
+
 log = logging.getLogger(__name__)
 
 WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::", "[::]"})
@@ -199,3 +201,35 @@ def parse_trusted_proxies(value: str) -> list:
             raise ValueError(f"--trusted-proxies: {entry!r} is not an IP address or network "
                              "(write e.g. 127.0.0.1,::1,10.0.0.0/8)") from None
     return out
+
+
+class TrustedProxyMiddleware:
+    """WSGI: apply ``X-Forwarded-For/-Proto/-Host`` (werkzeug's ProxyFix, ``hops`` deep)
+    only on connections whose peer address is in ``trusted`` (a list of networks);
+    on every other connection those headers are removed, so a client that reaches the
+    port directly cannot pick its own address, scheme or host.
+    """
+
+    FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST",
+                 "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_PREFIX", "HTTP_FORWARDED")
+
+    def __init__(self, app, trusted: list, hops: int = 1):
+        self.app = app
+        self.trusted = trusted
+        self.proxied = ProxyFix(app, x_for=hops, x_proto=hops, x_host=hops)
+
+    def _is_trusted(self, peer: str) -> bool:
+        try:
+            address = ipaddress.ip_address(peer.split("%", 1)[0])
+        except ValueError:
+            return False
+        if address.version == 6 and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        return any(address in net for net in self.trusted)
+
+    def __call__(self, environ, start_response):
+        if self._is_trusted(environ.get("REMOTE_ADDR") or ""):
+            return self.proxied(environ, start_response)
+        for key in self.FORWARDED:
+            environ.pop(key, None)
+        return self.app(environ, start_response)

@@ -11,8 +11,8 @@ import logging
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from .models import InvalidSessionId, SessionNotFound, SessionUnreadable, clean_json
-from .turns import TurnConflict
+from .codec import clean_json
+from .errors import ApiError, AppError  # noqa: F401 (ApiError is re-exported for the blueprints)
 
 log = logging.getLogger(__name__)
 
@@ -20,15 +20,6 @@ log = logging.getLogger(__name__)
 # of ours needs more than a handful of levels, and the recursive walks after parsing
 # (clean_json, jsonify) would otherwise meet Python's recursion limit (a 500 and a traceback).
 MAX_JSON_DEPTH = 64
-
-
-class ApiError(Exception):
-    """Raise from a route to answer ``{"error": message}`` with ``status``."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 _TOO_DEEP = object()
@@ -41,11 +32,10 @@ def error_response(message: str, status: int):
 
 
 def register_error_handlers(app: Flask) -> None:
-    app.register_error_handler(ApiError, lambda e: error_response(e.message, e.status))
-    app.register_error_handler(InvalidSessionId, lambda e: error_response(str(e), 400))
-    app.register_error_handler(SessionNotFound, lambda e: error_response(str(e), 404))
-    app.register_error_handler(SessionUnreadable, lambda e: error_response(str(e), 500))
-    app.register_error_handler(TurnConflict, lambda e: error_response(str(e), 409))
+    """Map every error the app raises onto ``{"error": message}`` and its status: the
+    app's own (:mod:`api.errors`, each carries its status), werkzeug's HTTP errors (413
+    for an oversize body), input nested too deeply (400) and disk failures (500)."""
+    app.register_error_handler(AppError, lambda e: error_response(e.message, e.status))
 
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException):

@@ -23,10 +23,11 @@ import time
 from pathlib import Path
 
 from .atomic import FileRange, atomic_write_bytes
-from .codec import dumps_json, encode_session, ordered_metadata, read_header, tail_messages
+from .errors import InvalidSessionId, SessionNotFound, SessionUnreadable
+from .codec import clean_text, dumps_json, encode_session, ordered_metadata, read_header, tail_messages
 from .journal import PendingTurn, journal_path, read_journal, remove_journal
 from .session_index import SessionIndex, stat_key
-from .streams import _get_session_agent_lock
+from .streams import session_lock
 
 SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # always used with fullmatch
 RESERVED_IDS = {"_index"}
@@ -50,22 +51,6 @@ SIDEBAR_FIELDS = {
 }
 
 
-class SessionError(Exception):
-    """Base class of the session store's errors."""
-
-
-class InvalidSessionId(SessionError, ValueError):
-    """The id does not match ``^[A-Za-z0-9_-]{1,64}$`` (checked before any path is built)."""
-
-
-class SessionNotFound(SessionError, LookupError):
-    """No file for this session id."""
-
-
-class SessionUnreadable(SessionError):
-    """The file exists but is not a readable session (truncated, wrong shape, bad UTF-8)."""
-
-
 def validate_session_id(session_id) -> str:
     """Return ``session_id`` if it is safe to use in a path; raise :class:`InvalidSessionId`."""
     if not isinstance(session_id, str) or not SESSION_ID_RE.fullmatch(session_id) or session_id in RESERVED_IDS:
@@ -85,26 +70,6 @@ def new_session_id() -> str:
     return secrets.token_hex(8)
 
 
-def clean_text(value: str) -> str:
-    """Replace lone surrogates (which JSON ``\\ud800`` escapes can produce) by U+FFFD."""
-    try:
-        value.encode("utf-8")
-        return value
-    except UnicodeEncodeError:
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def clean_json(value):
-    """:func:`clean_text` applied to every string in a JSON value (keys too)."""
-    if isinstance(value, str):
-        return clean_text(value)
-    if isinstance(value, list):
-        return [clean_json(v) for v in value]
-    if isinstance(value, dict):
-        return {clean_text(k): clean_json(v) for k, v in value.items()}
-    return value
-
-
 def clean_title(title: str) -> str:
     """A title as stored: valid UTF-8, one line, at most ``TITLE_MAX`` code points."""
     title = " ".join(clean_text(title).split())
@@ -112,6 +77,18 @@ def clean_title(title: str) -> str:
 
 
 # ---------------------------------------------------------------- encoding
+
+
+def message_text(message: dict) -> str:
+    """The plain text of an OpenAI-style message: ``content`` as a string, or the text
+    parts of a content list joined by newlines; ``""`` when there is none."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p if isinstance(p, str) else p.get("text") for p in content if isinstance(p, (str, dict))]
+        return "\n".join(p for p in parts if isinstance(p, str))
+    return ""
 
 
 def public_metadata(meta: dict) -> dict:
@@ -401,9 +378,39 @@ class SessionStore:
         while self.path(sid).exists():
             sid = new_session_id()
         session = Session(self, _new_meta(sid, clean_title(title or ""), model, workspace), [])
-        with _get_session_agent_lock(sid):
+        with session_lock(sid):
             session.save()
         return session
+
+    def create_many(self, items: list[dict], *, keep_times: bool) -> list[Session]:
+        """Write each ``{"meta", "messages"}`` as a new session with a fresh id, one
+        atomic save each (duplicate, import). ``keep_times`` keeps the items'
+        ``created_at``/``updated_at`` (else now); stream fields are never copied.
+
+        All or nothing: if a write fails (OSError, e.g. a full disk) the sessions
+        already written are deleted again and the error is raised.
+        """
+        written: list[Session] = []
+        try:
+            for item in items:
+                sid = new_session_id()
+                while self.path(sid).exists():
+                    sid = new_session_id()
+                meta = _new_meta(sid, "", None, None)
+                meta.update({k: v for k, v in item["meta"].items()
+                             if k not in LEGACY_PENDING_KEYS and k not in PRIVATE_KEYS
+                             and (keep_times or k not in ("created_at", "updated_at"))})
+                meta.update(active_stream_id=None, session_id=sid, message_count=len(item["messages"]))
+                session = Session(self, meta, list(item["messages"]))
+                with session_lock(sid):
+                    session.save(touch=False)
+                written.append(session)
+        except BaseException:
+            for session in written:
+                with session_lock(session.session_id):
+                    self.delete(session.session_id)
+            raise
+        return written
 
     def _write(self, session: Session, *, touch: bool, intentional_shrink: bool) -> None:
         with self.index.writing():
@@ -497,6 +504,19 @@ class SessionStore:
             return None
         pending = read_journal(self.journal_path(session_id), head_only=head_only)
         return pending if pending is not None and pending.stream_id == stream_id else None
+
+    def pending_fields(self, meta: dict) -> dict:
+        """``{pending_user_message, pending_started_at}`` of the running turn of the
+        session ``meta`` describes (both None without one): from its journal, or from
+        the metadata of a file an earlier version wrote. What the page shows while a
+        reply streams; the journal's first line only is read."""
+        stream_id = meta.get("active_stream_id")
+        pending = self.pending_turn(meta["session_id"], stream_id, head_only=True)
+        if pending is not None:
+            return {"pending_user_message": pending.user.get("content"), "pending_started_at": pending.started_at}
+        legacy = legacy_pending_user(meta) if stream_id else None
+        return {"pending_user_message": legacy["content"] if legacy else None,
+                "pending_started_at": legacy["timestamp"] if legacy else None}
 
     def settle_turn(self, session_id: str, stream_id: str, unsaved: dict | None = None) -> bool:
         """Turn a dead stream's leftovers into messages and free the session (caller

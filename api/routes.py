@@ -13,22 +13,16 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 
 from . import streams, turns
 from .httputil import ApiError, arg_bool, arg_int, arg_str, field, json_body
-from .models import (Session, SessionError, clean_text, clean_title, legacy_pending_user, public_metadata,
+from .errors import SessionError
+from .models import (Session, clean_title, public_metadata,
                      validate_session_id)
+from .app import app_state
 from .profiles import current_store
-from .streams import _get_session_agent_lock
+from .streams import session_lock
 
 log = logging.getLogger(__name__)
 sessions_bp = Blueprint("sessions", __name__)
 chat_bp = Blueprint("chat", __name__)
-MAX_MESSAGE_CHARS = 1_000_000
-# Test seam: ``_stale_hook(stage, session_id)`` runs at "reloaded" (after step 2) and
-# "reread" (in step 3, lock held) of _clear_stale_stream_state; None in production.
-_stale_hook = None
-
-
-def _state():
-    return current_app.extensions["hermes"]
 
 
 def _store():
@@ -36,76 +30,15 @@ def _store():
     return current_store()
 
 
-# ---------------------------------------------------------------- stale streams
-
-
 def _clear_stale_stream_state(session: Session) -> bool:
-    """Settle a session whose file names a stream that no longer runs (DESIGN §4).
-
-    In this order: (1) a stream alive in ``STREAMS`` is left alone; (2) a metadata-only
-    stub is reloaded in full, and if that fails nothing is cleared (a stale flag is
-    recoverable, lost messages are not); (3) under the session lock the file is re-read,
-    since a chat start may have just set a live stream; (4) the pending user message and
-    any checkpointed partial reply become messages marked ``interrupted``, the stream
-    fields clear, and the file is saved without touching ``updated_at``. The caller's
-    ``session`` is updated in place so its response is fresh. Returns True if it cleared.
-    """
-    stream_id = session.active_stream_id
-    if not stream_id or streams.is_alive(stream_id):                      # (1)
-        return False
-    store = session._store
-    sid = session.session_id
-    if session._loaded_metadata_only:                                     # (2)
-        try:
-            store.load(sid)
-        except (SessionError, OSError) as exc:
-            log.warning("stale stream on %s left in place: full reload failed: %s", sid, exc)
-            return False
-    if _stale_hook is not None:
-        _stale_hook("reloaded", sid)
-    with _get_session_agent_lock(sid):                                    # (3)
-        try:
-            fresh = store.load_metadata_only(sid)
-        except (SessionError, OSError) as exc:
-            log.warning("stale stream on %s left in place: re-read failed: %s", sid, exc)
-            return False
-        if _stale_hook is not None:
-            _stale_hook("reread", sid)
-        active = fresh.active_stream_id
-        cleared = bool(active) and not streams.is_alive(active)
-        if cleared:                                                       # (4)
-            try:  # a reply whose own save failed (full disk) is written instead of its checkpoint
-                store.settle_turn(sid, active, streams.take_unsaved_reply(sid, active))
-            except (SessionError, OSError) as exc:  # e.g. a full disk: the flag stays, the file is intact
-                log.warning("could not settle interrupted stream of %s yet: %s", sid, exc)
-                return False
-            streams.drop_unsaved_reply(sid)
-            log.info("settled interrupted stream %s of session %s", active, sid)
-            fresh = store.load_metadata_only(sid) if session._loaded_metadata_only else store.load(sid)
-    session.meta = dict(fresh.meta)
-    if not session._loaded_metadata_only and not fresh._loaded_metadata_only:
-        session.messages = fresh.messages
-    return cleared
-
-
-def pending_fields(store, meta: dict) -> dict:
-    """``{pending_user_message, pending_started_at}`` of the session's running turn (both
-    None when there is none): from its journal, or from the metadata of a file that an
-    earlier version wrote. The page uses them to show the user's message while it streams."""
-    stream_id = meta.get("active_stream_id")
-    pending = store.pending_turn(meta["session_id"], stream_id, head_only=True)
-    if pending is not None:
-        return {"pending_user_message": pending.user.get("content"), "pending_started_at": pending.started_at}
-    legacy = legacy_pending_user(meta) if stream_id else None
-    return {"pending_user_message": legacy["content"] if legacy else None,
-            "pending_started_at": legacy["timestamp"] if legacy else None}
+    """Settle a session whose file names a stream that no longer runs (DESIGN §4): the
+    routes' name for :func:`api.turns.settle_stale_stream`, which holds the logic."""
+    return turns.settle_stale_stream(session)
 
 
 def _load_settled(session_id: str) -> Session:
     """Metadata-only stub of ``session_id`` with any stale stream settled."""
-    stub = _store().load_metadata_only(session_id)
-    _clear_stale_stream_state(stub)
-    return stub
+    return turns.load_settled(_store(), session_id)
 
 
 # ---------------------------------------------------------------- sessions
@@ -114,7 +47,7 @@ def _load_settled(session_id: str) -> Session:
 @sessions_bp.get("/health")
 def health():
     """``{status: "ok", sessions, active_streams, uptime_seconds, agent, model}``."""
-    st = _state()
+    st = app_state()
     return jsonify(status="ok", sessions=len(st.store.index), active_streams=streams.live_count(),
                    uptime_seconds=round(time.time() - st.started_at, 3),
                    agent=st.backend.name, model=getattr(st.backend, "model", None))
@@ -190,16 +123,16 @@ def get_session():
     stub = _load_settled(sid)
     if not want_messages:
         return jsonify(session=dict(public_metadata(stub.meta), message_count=stub.message_count,
-                                    **pending_fields(store, stub.meta)))
+                                    **store.pending_fields(stub.meta)))
     if limit is None and before is None:  # the whole transcript: pass the stored bytes through
         meta, array = store.read_all_raw(sid)
-        head = json.dumps(dict(public_metadata(meta), messages_offset=0, **pending_fields(store, meta)),
+        head = json.dumps(dict(public_metadata(meta), messages_offset=0, **store.pending_fields(meta)),
                           ensure_ascii=False)[:-1]
         return Response(b'{"session": ' + head.encode("utf-8") + b', "messages": ' + array + b"}}",
                         mimetype="application/json")
     meta, window, offset = store.read_window(sid, limit, before)
     out = public_metadata(meta)
-    out.update(pending_fields(store, meta))
+    out.update(store.pending_fields(meta))
     out.update(messages=window, messages_offset=offset, message_count=meta.get("message_count", len(window)))
     return jsonify(session=out)
 
@@ -211,7 +144,7 @@ def session_status():
     meta = _load_settled(sid).meta
     active = meta.get("active_stream_id")
     return jsonify(session_id=sid, active_stream_id=active, streaming=streams.is_alive(active),
-                   pending_user_message=pending_fields(_store(), meta)["pending_user_message"],
+                   pending_user_message=_store().pending_fields(meta)["pending_user_message"],
                    message_count=meta.get("message_count", 0))
 
 
@@ -219,7 +152,7 @@ def _patch(changes_from_body) -> Response:
     body = json_body()
     sid = validate_session_id(field(body, "session_id", str))
     changes = changes_from_body(body)
-    with _get_session_agent_lock(sid):
+    with session_lock(sid):
         meta = _store().patch_metadata(sid, changes, touch=False)
     return jsonify(session=dict(public_metadata(meta)))
 
@@ -258,7 +191,7 @@ def delete_session():
     body = json_body()
     sid = validate_session_id(field(body, "session_id", str))
     store = _store()
-    with _get_session_agent_lock(sid):
+    with session_lock(sid):
         try:
             stub = store.load_metadata_only(sid)
         except SessionError:  # unreadable or missing: delete what is there
@@ -285,37 +218,17 @@ def chat_start():
     """
     body = json_body()
     sid = validate_session_id(field(body, "session_id", str))
-    message = check_message(field(body, "message", str))
+    st = app_state()
+    message = turns.check_message(field(body, "message", str), st.config.max_message_bytes)
     expected = field(body, "expected_message_count", int, required=False)
     model = field(body, "model", str, required=False)
     _load_settled(sid)
-    stream_id = start_turn_here(sid, message, expected_message_count=expected, model=model)
-    return jsonify(stream_id=stream_id, session_id=sid)
-
-
-def check_message(message: str) -> str:
-    """A user message as it will be stored: lone surrogates replaced, not empty (400),
-    at most ``max_message_bytes`` UTF-8 bytes (413 with the limit in the sentence)."""
-    message = clean_text(message)
-    if not message.strip():
-        raise ApiError("message must not be empty")
-    limit = _state().config.max_message_bytes
-    size = len(message.encode("utf-8"))
-    if size > limit:
-        raise ApiError(f"the message is {size:,} bytes, over this server's limit of {limit:,} bytes "
-                       "(--max-message-bytes): attach it as a file or send it in parts", 413)
-    return message
-
-
-def start_turn_here(session_id: str, message: str, **kw) -> str:
-    """:func:`api.turns.start_turn` with this server's store, backend and limits."""
-    st = _state()
     try:
-        return turns.start_turn(_store(), st.backend, session_id, message,
-                                checkpoint_seconds=st.config.checkpoint_seconds,
-                                max_tool_result_bytes=st.config.max_tool_result_bytes, **kw)
-    except ValueError as exc:
+        stream_id = turns.start_turn(_store(), st.backend, sid, message, config=st.config,
+                                     expected_message_count=expected, model=model)
+    except ValueError as exc:  # a model name over the metadata limit
         raise ApiError(str(exc)) from None
+    return jsonify(stream_id=stream_id, session_id=sid)
 
 
 def _sse(channel: streams.StreamChannel, after_seq: int, heartbeat: float):
@@ -354,7 +267,7 @@ def chat_stream():
         raise ApiError(f"no stream {stream_id[:80]!r} (it ended or never existed)", 404)
     if channel.closed:  # resuming at or past the end of a finished stream still gets stream_end
         after = min(after, channel.last_seq - 1)
-    heartbeat = _state().config.heartbeat_seconds
+    heartbeat = app_state().config.heartbeat_seconds
     resp = Response(stream_with_context(_sse(channel, after, heartbeat)), mimetype="text/event-stream")
     resp.headers["Cache-Control"] = "no-cache"
     resp.headers["X-Accel-Buffering"] = "no"

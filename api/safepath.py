@@ -25,7 +25,7 @@ Atomic writes use :func:`api.atomic.atomic_write_bytes` aimed at
 ``/proc/self/fd/<dir fd>/<name>``, a name for the directory we opened whatever happens
 to its path. (Without ``/proc`` it falls back to the real path, a narrow race.)
 
-Every refusal is a :class:`PathError` (an :class:`~api.httputil.ApiError`), so a route
+Every refusal is a :class:`~api.errors.PathError` (an :class:`~api.errors.ApiError`), so a route
 answers ``{"error": …}`` with its status and nothing on disk has changed.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .atomic import atomic_write_bytes, temp_name
-from .httputil import ApiError
+from .errors import PathError
 
 NAME_MAX_BYTES = 255
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -70,10 +70,6 @@ def _load_renameat2():
 
 
 _RENAMEAT2 = _load_renameat2()
-
-
-class PathError(ApiError):
-    """A request path that is refused or an operation on it that failed; has ``status``."""
 
 
 def split_relpath(path, *, allow_root: bool = True) -> tuple[str, ...]:

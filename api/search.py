@@ -47,7 +47,8 @@ import time
 import unicodedata
 from pathlib import Path
 
-from .models import SessionError, SessionNotFound, SessionStore
+from .errors import SessionError, SessionNotFound
+from .models import SessionStore, message_text
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 4           # 4: tool results and reasoning are indexed too
@@ -77,18 +78,6 @@ CREATE INDEX docs_by_session ON docs(session_id, message_index);
 CREATE VIRTUAL TABLE msgs USING fts5(session_id UNINDEXED, message_index UNINDEXED, body, {_TOKENIZE},
     detail = none, prefix = '2 3 4 5 6');
 """
-
-
-def message_text(message: dict) -> str:
-    """The plain text of an OpenAI-style message: ``content`` as a string, or the text
-    parts of a content list joined by newlines; ``""`` when there is none."""
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [p if isinstance(p, str) else p.get("text") for p in content if isinstance(p, (str, dict))]
-        return "\n".join(p for p in parts if isinstance(p, str))
-    return ""
 
 
 def indexed_text(message: dict) -> str:

@@ -1,4 +1,4 @@
-"""Session operations (issue 9): retry, undo, edit, duplicate, clear, export and import.
+"""Session operations: retry, edit, undo, clear and duplicate.
 
 Every mutating operation follows one path (:func:`_locked_session`): settle a stale
 stream, take the session lock, refuse with 409 while a live stream owns the session or
@@ -9,52 +9,24 @@ marker keeps start-up self-heal from bringing removed messages back. Retry and e
 start the new turn through :func:`api.turns.start_turn` while still holding the
 (re-entrant) session lock, so no other request can slip in between the trim and the turn.
 
-New sessions (duplicate, import) are written in one atomic save each; an import is
-parsed and validated whole (:mod:`api.chatgpt_import`) before the first file is written,
-and the files already written are removed if a later write fails.
+Export and import are :mod:`api.session_export`.
 """
 from __future__ import annotations
 
-import html
-import io
-import json
 import logging
-import re
-import time
-import zipfile
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from urllib.parse import quote
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify
 
-from . import search
-from .chatgpt_import import EXPORT_VERSION, ImportFormatError, parse_import
-from .httputil import ApiError, arg_str, field, json_body
-from .models import (
-    DEFAULT_TITLE,
-    PRIVATE_KEYS,
-    Session,
-    SessionStore,
-    clean_json,
-    clean_text,
-    clean_title,
-    new_session_id,
-    validate_session_id,
-)
-from .routes import _clear_stale_stream_state, _store, check_message, start_turn_here
-from .search import message_text
-from .streams import _get_session_agent_lock
-from .turns import ensure_idle
+from .app import app_state
+from .httputil import ApiError, field, json_body
+from .models import DEFAULT_TITLE, Session, clean_title, message_text, validate_session_id
+from .profiles import current_store
+from .streams import session_lock
+from .turns import check_message, ensure_idle, settle_stale_stream, start_turn
 
 log = logging.getLogger(__name__)
 bp = Blueprint("session_ops", __name__)
-IMPORT_MAX_BYTES = 50 * 1024 * 1024
-_STREAM_KEYS = ("active_stream_id", "pending_user_message", "pending_started_at")
-
-
-def _state():
-    return current_app.extensions["hermes"]
 
 
 def _target(body: dict) -> tuple[str, int | None]:
@@ -73,9 +45,9 @@ def _locked_session(session_id: str, expected: int | None):
     live stream owns the session, its interrupted turn could not be settled, or
     ``expected`` is not the number of messages on disk.
     """
-    store = _store()
-    _clear_stale_stream_state(store.load_metadata_only(session_id))
-    with _get_session_agent_lock(session_id):
+    store = current_store()
+    settle_stale_stream(store.load_metadata_only(session_id))
+    with session_lock(session_id):
         session = store.load(session_id)
         ensure_idle(session, expected)
         yield session
@@ -94,8 +66,12 @@ def _restart_from(session: Session, keep: int, text: str, model: str | None) -> 
     write (:func:`api.turns.start_turn` ``replace_messages``), so no crash can lose the
     user's text in between. Answers ``{stream_id, session_id, message_count}``."""
     sid = session.session_id
-    stream_id = start_turn_here(sid, text, expected_message_count=len(session.messages), model=model,
-                                replace_messages=session.messages[:keep])
+    try:
+        stream_id = start_turn(current_store(), app_state().backend, sid, text, config=app_state().config,
+                               expected_message_count=len(session.messages), model=model,
+                               replace_messages=session.messages[:keep])
+    except ValueError as exc:  # a model name over the metadata limit
+        raise ApiError(str(exc)) from None
     return jsonify(stream_id=stream_id, session_id=sid, message_count=keep)
 
 
@@ -140,7 +116,7 @@ def edit():
     model = field(body, "model", str, required=False)
     if not content.strip():
         raise ApiError("content must not be empty")
-    content = check_message(content)
+    content = check_message(content, app_state().config.max_message_bytes)
     with _locked_session(sid, expected) as session:
         if not 0 <= index < len(session.messages):
             raise ApiError(f"message_index {index} is out of range (the session has "
@@ -206,276 +182,10 @@ def duplicate():
         title = clean_title(f"{source.meta.get('title') or DEFAULT_TITLE} (fork)")
         meta = {"title": title, "manual_title": True, "model": source.meta.get("model"),
                 "workspace": source.meta.get("workspace"), "forked_from": sid}
-    [copy] = create_sessions(_store(), [{"meta": meta, "messages": messages}], keep_times=False)
+    [copy] = current_store().create_many([{"meta": meta, "messages": messages}], keep_times=False)
     return jsonify(session=copy.compact())
 
 
-def create_sessions(store: SessionStore, items: list[dict], *, keep_times: bool) -> list[Session]:
-    """Write each ``{"meta", "messages"}`` as a new session with a fresh id, one atomic
-    save each. ``keep_times`` keeps the items' ``created_at``/``updated_at`` (else now).
-
-    All or nothing: if a write fails (OSError, e.g. a full disk) the sessions already
-    written are deleted again and the error is raised.
-    """
-    written: list[Session] = []
-    try:
-        for item in items:
-            sid = new_session_id()
-            while store.path(sid).exists():
-                sid = new_session_id()
-            now = time.time()
-            meta = {"session_id": sid, "title": DEFAULT_TITLE, "manual_title": False, "created_at": now,
-                    "updated_at": now, "model": None, "workspace": None, "pinned": False, "archived": False}
-            meta.update({k: v for k, v in item["meta"].items()
-                         if keep_times or k not in ("created_at", "updated_at")})
-            for key in _STREAM_KEYS:
-                meta.pop(key, None)
-            meta.update(active_stream_id=None, session_id=sid, message_count=len(item["messages"]))
-            session = Session(store, meta, list(item["messages"]))
-            with _get_session_agent_lock(sid):
-                session.save(touch=False)
-            written.append(session)
-    except BaseException:
-        for session in written:
-            with _get_session_agent_lock(session.session_id):
-                store.delete(session.session_id)
-        raise
-    return written
-
-
-# ---------------------------------------------------------------- export
-
-
-@bp.get("/api/session/export")
-def export():
-    """Download one session: query ``session_id``, ``format=json`` (default) or ``md``.
-
-    ``json``: ``{"hermes_webui_export": 1, "exported_at", "session": {…metadata,
-    "messages": [...]}}``, UTF-8, every message whole (lone surrogates, which a
-    hand-edited file may hold, become U+FFFD), which ``/api/session/import`` reads back
-    unchanged. ``md``: a readable transcript (:func:`render_markdown`). Sent with
-    ``Content-Disposition: attachment``. Only saved messages are exported (not a reply
-    still streaming). 400 bad id or format; 404 unknown; 500 unreadable.
-    """
-    sid = validate_session_id(arg_str("session_id"))
-    fmt = request.args.get("format") or "json"
-    if fmt not in ("json", "md"):
-        raise ApiError("query parameter 'format' must be 'json' or 'md'")
-    store = _store()
-    _clear_stale_stream_state(store.load_metadata_only(sid))
-    session = store.load(sid)
-    meta = {k: v for k, v in session.meta.items() if k not in PRIVATE_KEYS and k not in _STREAM_KEYS}
-    if fmt == "json":
-        doc = {"hermes_webui_export": EXPORT_VERSION, "exported_at": time.time(),
-               "session": clean_json(dict(meta, messages=session.messages))}
-        body, mimetype = json.dumps(doc, ensure_ascii=False, indent=1), "application/json"
-    else:
-        body, mimetype = clean_text(render_markdown(meta, session.messages)), "text/markdown"
-    resp = Response(body.encode("utf-8"), mimetype=mimetype)
-    resp.headers["Content-Disposition"] = _attachment(meta.get("title") or sid, fmt)
-    return resp
-
-
-def _attachment(title: str, ext: str) -> str:
-    """``attachment`` with an ASCII ``filename`` and the exact UTF-8 ``filename*`` (RFC 6266)."""
-    base = " ".join(str(title).split())[:80] or "session"
-    ascii_name = "".join(c if c.isascii() and (c.isalnum() or c in " ._-") else "_" for c in base).strip() or "session"
-    return f"attachment; filename=\"{ascii_name}.{ext}\"; filename*=UTF-8''{quote(base + '.' + ext, safe='')}"
-
-
-def _when(ts) -> str:
-    if not isinstance(ts, (int, float)) or isinstance(ts, bool):
-        return ""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-MD_TOOL_TEXT_MAX = 100_000   # characters of one tool result / arguments kept in a Markdown export
-_FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
-_BACKTICKS = re.compile(r"`+")
-
-
-def close_open_fences(text: str) -> str:
-    """``text`` with a closing fence appended when it ends inside a fenced code block
-    (CommonMark: an opening run of 3+ backticks or tildes, closed by a run of the same
-    character at least as long with nothing after it), so the next part of a document
-    is not swallowed by a reply that was cut mid-block."""
-    fence: tuple[str, int] | None = None
-    for line in text.splitlines():
-        m = _FENCE_LINE.match(line)
-        if not m:
-            continue
-        run, rest = m.group(1), m.group(2)
-        if fence is None:
-            if not (run[0] == "`" and "`" in rest):
-                fence = (run[0], len(run))
-        elif run[0] == fence[0] and len(run) >= fence[1] and not rest.strip():
-            fence = None
-    if fence is None:
-        return text
-    return text + ("" if text.endswith("\n") else "\n") + fence[0] * fence[1]
-
-
-def code_block(text: str, info: str = "") -> list[str]:
-    """``text`` as a fenced code block whose fence (backticks) is longer than any run of
-    backticks inside it, so no content can close it early."""
-    longest = max((len(m.group()) for m in _BACKTICKS.finditer(text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return [fence + info, text.rstrip("\n"), fence]
-
-
-def _clip(text: str, what: str) -> str:
-    if len(text) <= MD_TOOL_TEXT_MAX:
-        return text
-    return (text[:MD_TOOL_TEXT_MAX] + f"\n… ({len(text) - MD_TOOL_TEXT_MAX:,} more characters of this {what}"
-            " are in the JSON export)")
-
-
-def _tool_lines(call: dict) -> list[str]:
-    name = str(call.get("name") or (call.get("function") or {}).get("name") or "tool")
-    args = call.get("args", (call.get("function") or {}).get("arguments"))
-    args_text = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False, indent=1)
-    state = "failed" if call.get("is_error") else ("done" if "result" in call else "not finished")
-    summary = f"Tool <code>{html.escape(' '.join(name.split())[:200])}</code> · {state}"
-    lines = [f"<details><summary>{summary}</summary>", "", "Arguments:", ""]
-    lines += code_block(_clip(args_text, "tool call's arguments"), "json" if not isinstance(args, str) else "")
-    if "result" in call:
-        result = call["result"]
-        result_text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, indent=1)
-        lines += ["", "Result:", ""] + code_block(_clip(result_text, "tool result"))
-    return lines + ["", "</details>", ""]
-
-
-def render_markdown(meta: dict, messages: list[dict]) -> str:
-    """A session as a Markdown transcript (CommonMark with HTML ``<details>``).
-
-    A heading per message; its text as written (a fence left open by a reply that was
-    cut off is closed, so it cannot swallow what follows); reasoning whole, folded in
-    ``<details>``; each tool call folded in ``<details>`` with its arguments and result
-    in code blocks fenced longer than any backtick run inside them, each cut at
-    :data:`MD_TOOL_TEXT_MAX` characters with a note (the JSON export keeps everything).
-    """
-    lines = [f"# {meta.get('title') or DEFAULT_TITLE}", ""]
-    facts = [f"Created {_when(meta.get('created_at'))}" if meta.get("created_at") else "",
-             f"model {meta['model']}" if meta.get("model") else "", f"{len(messages)} messages"]
-    lines += ["_" + " · ".join(f for f in facts if f) + "_", ""]
-    for msg in messages:
-        role = str(msg.get("role") or "message").capitalize()
-        status = msg.get("status")
-        heading = f"## {role}"
-        if _when(msg.get("timestamp")):
-            heading += f" · {_when(msg.get('timestamp'))}"
-        if status and status != "complete":
-            heading += f" ({status})"
-        lines += [heading, ""]
-        if msg.get("reasoning"):
-            reasoning = close_open_fences(str(msg["reasoning"]))
-            lines += ["<details><summary>Reasoning</summary>", "", reasoning, "", "</details>", ""]
-        for call in msg.get("tool_calls") or []:
-            if isinstance(call, dict):
-                lines += _tool_lines(call)
-        lines += [close_open_fences(message_text(msg)), ""]
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- import
-
-
-@bp.post("/api/session/import")
-def import_sessions():
-    """Import our JSON export or a ChatGPT ``conversations.json`` (or the export's .zip).
-
-    Input: multipart with the file in the part named ``file``, or the document as the
-    request body. Up to 50 MiB (413 beyond, also inside a .zip). Output: ``{sessions:
-    [compact], imported: n, skipped_messages: n}``; every conversation becomes a new
-    session with a fresh id. 400 with the reason (and nothing written) for a file that is
-    not UTF-8 JSON in a known format or has a malformed conversation; 413 (nothing
-    written) when a user message is over ``--max-message-bytes`` or a tool result,
-    tool arguments or reasoning over ``--max-tool-result-bytes`` (DESIGN §3 limits).
-    """
-    doc = _decode(_upload_bytes())
-    try:
-        items = parse_import(doc)
-    except ImportFormatError as exc:
-        raise ApiError(f"cannot import this file: {exc}") from None
-    _check_import_limits(items)
-    sessions = create_sessions(_store(), items, keep_times=True)
-    return jsonify(sessions=[s.compact() for s in sessions], imported=len(sessions),
-                   skipped_messages=sum(item.get("skipped", 0) for item in items))
-
-
-def _utf8_size(value) -> int:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return len(text.encode("utf-8", "replace"))
-
-
-def _check_import_limits(items: list[dict]) -> None:
-    """ApiError 413 naming the first message of ``items`` that is over a limit."""
-    config = _state().config
-    for n, item in enumerate(items, 1):
-        for i, msg in enumerate(item["messages"]):
-            where = f"conversation {n} ({item['meta'].get('title') or DEFAULT_TITLE!r}), message {i + 1}"
-            if msg.get("role") == "user" and _utf8_size(message_text(msg)) > config.max_message_bytes:
-                raise ApiError(f"cannot import this file: {where} is over this server's limit of "
-                               f"{config.max_message_bytes:,} bytes for one message", 413)
-            blocks = [msg.get("reasoning")] + [v for call in (msg.get("tool_calls") or []) if isinstance(call, dict)
-                                               for v in (call.get("result"), call.get("args"))]
-            if any(b is not None and _utf8_size(b) > config.max_tool_result_bytes for b in blocks):
-                raise ApiError(f"cannot import this file: {where} has a tool result or reasoning over this "
-                               f"server's limit of {config.max_tool_result_bytes:,} bytes", 413)
-
-
-@bp.url_value_preprocessor
-def _per_route_limits(endpoint, values):
-    # Runs before every before_request hook, so no hook can read the body under the
-    # app-wide 2 MiB limit first.
-    if endpoint == "session_ops.import_sessions":
-        request.max_content_length = IMPORT_MAX_BYTES
-
-
-def _upload_bytes() -> bytes:
-    if request.mimetype == "multipart/form-data":
-        upload = request.files.get("file")
-        if upload is None:
-            raise ApiError("missing the file: send it in the multipart part named 'file'")
-        raw = upload.read(IMPORT_MAX_BYTES + 1)
-    else:
-        raw = request.get_data(cache=False)
-    if len(raw) > IMPORT_MAX_BYTES:
-        raise ApiError(f"the file is larger than {IMPORT_MAX_BYTES // (1024 * 1024)} MiB", 413)
-    if not raw.strip():
-        raise ApiError("the file is empty")
-    return _from_zip(raw) if raw[:4] == b"PK\x03\x04" else raw
-
-
-def _from_zip(raw: bytes) -> bytes:
-    """``conversations.json`` (or the only .json file) of a zip archive, size-capped."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            names = [n for n in archive.namelist() if n.lower().endswith(".json") and not n.endswith("/")]
-            chosen = [n for n in names if n.rsplit("/", 1)[-1] == "conversations.json"] or names
-            if len(chosen) != 1:
-                raise ApiError("the zip archive has no conversations.json")
-            with archive.open(chosen[0]) as member:
-                data = member.read(IMPORT_MAX_BYTES + 1)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError) as exc:
-        raise ApiError(f"cannot read the zip archive: {exc}") from None
-    if len(data) > IMPORT_MAX_BYTES:
-        raise ApiError(f"{chosen[0]} is larger than {IMPORT_MAX_BYTES // (1024 * 1024)} MiB", 413)
-    return data
-
-
-def _decode(raw: bytes):
-    try:
-        return json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise ApiError(f"the file is not UTF-8 text (bad byte at offset {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise ApiError(f"the file is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
-    except RecursionError:
-        raise ApiError("the file is not valid JSON: nested too deeply") from None
-
-
 def init_app(app) -> None:
-    """Register the blueprint and open the full-text search index (:mod:`api.search`)."""
+    """Register the blueprint."""
     app.register_blueprint(bp)
-    search.init_app(app)

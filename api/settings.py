@@ -28,6 +28,7 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, jsonify
 
+from .app import auth_state
 from .atomic import atomic_write_bytes
 from .httputil import ApiError, field, json_body
 
@@ -166,13 +167,9 @@ def password_is_set(config) -> bool:
 # ---------------------------------------------------------------- routes
 
 
-def _auth():
-    return current_app.extensions["hermes_auth"]
-
-
 def _public_view(data: dict) -> dict:
-    return {"settings": dict(data.get("ui") or {}), "password_set": _auth().enabled,
-            "password_source": _auth().password_source}
+    return {"settings": dict(data.get("ui") or {}), "password_set": auth_state().enabled,
+            "password_source": auth_state().password_source}
 
 
 @settings_bp.get("/api/settings")
@@ -181,7 +178,7 @@ def get_settings():
 
     The password and its hash never leave the server.
     """
-    return jsonify(_public_view(_auth().settings.snapshot()))
+    return jsonify(_public_view(auth_state().settings.snapshot()))
 
 
 def _checked_ui_changes(body: dict) -> dict:
@@ -212,7 +209,7 @@ def post_settings():
     if password is not None:
         if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
             raise ApiError(f"password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters")
-        if _auth().password_source == "config":
+        if auth_state().password_source == "config":
             raise ApiError("the password is set with --password or HERMES_WEBUI_PASSWORD; change it there", 409)
     new_hash = hash_password(password) if password is not None else None
 
@@ -231,11 +228,11 @@ def post_settings():
             data["revoked_logins"] = {}
 
     try:
-        data = _auth().settings.update(change)
+        data = auth_state().settings.update(change)
     except SettingsUnreadable as exc:
         current_app.logger.error("%s", exc)
         raise ApiError("settings.json is damaged; nothing was changed (see the server log)", 500) from None
     if new_hash is None:
         return jsonify(_public_view(data))
-    _auth().set_password_hash(new_hash)
-    return _auth().login_response(_public_view(data))
+    auth_state().set_password_hash(new_hash)
+    return auth_state().login_response(_public_view(data))

@@ -30,18 +30,16 @@ import unicodedata
 
 from . import streams
 from .agents.base import AgentBackend, BackendError
+from .codec import clean_text
+from .errors import ApiError, SessionError, SessionNotFound, TooLarge, TurnConflict
 from .journal import JournalWriter, remove_journal
-from .models import (CLEARED_STREAM_FIELDS, DEFAULT_TITLE, SessionError, SessionNotFound, SessionStore,
-                     check_meta_string, clean_text, public_metadata)
-from .streams import StreamChannel, _get_session_agent_lock
+from .models import (CLEARED_STREAM_FIELDS, DEFAULT_TITLE, Session, SessionStore,
+                     check_meta_string, public_metadata)
+from .streams import StreamChannel, session_lock
 
 log = logging.getLogger(__name__)
 AUTO_TITLE_CHARS = 60
 DEFAULT_MAX_TOOL_RESULT_BYTES = 16 * 1024 * 1024
-
-
-class TurnConflict(Exception):
-    """The session cannot take a new turn now (a live stream owns it, or a stale revision)."""
 
 
 def _cut_whole(text: str, limit: int) -> str:
@@ -226,7 +224,7 @@ class Turn:
         Returns False if the turn had already finished (so cancel is idempotent).
         """
         saved_meta = None
-        with _get_session_agent_lock(self.session_id):
+        with session_lock(self.session_id):
             with self._lock:
                 if self._finished:
                     return False
@@ -268,6 +266,76 @@ class Turn:
         return True
 
 
+def check_message(text: str, limit: int) -> str:
+    """A user message as it will be stored: lone surrogates replaced by U+FFFD.
+
+    Raises ApiError 400 if it is empty (or only white space) and TooLarge 413 if it is
+    over ``limit`` UTF-8 bytes (the sentence names the size, the limit and what to do).
+    """
+    text = clean_text(text)
+    if not text.strip():
+        raise ApiError("the message is empty")
+    size = len(text.encode("utf-8"))
+    if size > limit:
+        raise TooLarge(f"the message is {size:,} bytes, over this server's limit of {limit:,} bytes "
+                       "(--max-message-bytes): attach it as a file or send it in parts")
+    return text
+
+
+def settle_stale_stream(session: Session) -> bool:
+    """Settle a session whose file names a stream that no longer runs (DESIGN §4).
+
+    In this order: (1) a stream alive in ``STREAMS`` is left alone; (2) a metadata-only
+    stub is reloaded in full, and if that fails nothing is cleared (a stale flag is
+    recoverable, lost messages are not); (3) under the session lock the file is re-read,
+    since a chat start may have just set a live stream; (4) the user message and the
+    partial reply of the dead turn (from its journal, or from an earlier version's
+    metadata) become messages marked ``interrupted``, the stream field clears, and the
+    file is written without touching ``updated_at``
+    (:meth:`api.models.SessionStore.settle_turn`). The caller's ``session`` is updated
+    in place so its response is fresh. Returns True if it cleared.
+    """
+    stream_id = session.active_stream_id
+    if not stream_id or streams.is_alive(stream_id):                      # (1)
+        return False
+    store, sid = session._store, session.session_id
+    if session._loaded_metadata_only:                                     # (2)
+        try:
+            store.load(sid)
+        except (SessionError, OSError) as exc:
+            log.warning("stale stream on %s left in place: full reload failed: %s", sid, exc)
+            return False
+    with session_lock(sid):                                               # (3)
+        try:
+            fresh = store.load_metadata_only(sid)
+        except (SessionError, OSError) as exc:
+            log.warning("stale stream on %s left in place: re-read failed: %s", sid, exc)
+            return False
+        active = fresh.active_stream_id
+        cleared = bool(active) and not streams.is_alive(active)
+        if cleared:                                                       # (4)
+            try:  # a reply whose own save failed (full disk) is written instead of its checkpoint
+                store.settle_turn(sid, active, streams.take_unsaved_reply(sid, active))
+            except (SessionError, OSError) as exc:  # e.g. a full disk: the flag stays, the file is intact
+                log.warning("could not settle interrupted stream of %s yet: %s", sid, exc)
+                return False
+            streams.drop_unsaved_reply(sid)
+            log.info("settled interrupted stream %s of session %s", active, sid)
+            fresh = store.load_metadata_only(sid) if session._loaded_metadata_only else store.load(sid)
+    session.meta = dict(fresh.meta)
+    if not session._loaded_metadata_only and not fresh._loaded_metadata_only:
+        session.messages = fresh.messages
+    return cleared
+
+
+def load_settled(store: SessionStore, session_id: str) -> Session:
+    """Metadata-only stub of ``session_id`` with any stale stream settled first.
+    Raises InvalidSessionId, SessionNotFound, SessionUnreadable."""
+    stub = store.load_metadata_only(session_id)
+    settle_stale_stream(stub)
+    return stub
+
+
 def ensure_idle(session, expected_message_count: int | None = None) -> None:
     """Raise TurnConflict (409) unless ``session`` (read under its lock) can change now:
     no stream recorded, and ``expected_message_count`` (if given) is its message count."""
@@ -281,10 +349,12 @@ def ensure_idle(session, expected_message_count: int | None = None) -> None:
 
 
 def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text: str, *,
-               checkpoint_seconds: float = 1.0, expected_message_count: int | None = None,
-               model: str | None = None, replace_messages: list | None = None,
-               max_tool_result_bytes: int = DEFAULT_MAX_TOOL_RESULT_BYTES) -> str:
+               config=None, expected_message_count: int | None = None,
+               model: str | None = None, replace_messages: list | None = None) -> str:
     """Begin a turn and return its stream id.
+
+    ``config`` (an :class:`api.config.Config`) gives ``checkpoint_seconds`` and
+    ``max_tool_result_bytes``; None uses their defaults (1 s, 16 MiB).
 
     The user message is on disk (the journal) before this returns. ``replace_messages``
     (retry, edit) replaces the transcript in the same atomic write that records the
@@ -297,7 +367,9 @@ def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text
     or ``expected_message_count`` does not match the file.
     """
     check_meta_string("model", model)
-    with _get_session_agent_lock(session_id):
+    checkpoint_seconds = getattr(config, "checkpoint_seconds", 1.0)
+    max_tool_result_bytes = getattr(config, "max_tool_result_bytes", DEFAULT_MAX_TOOL_RESULT_BYTES)
+    with session_lock(session_id):
         session = store.load_metadata_only(session_id)
         ensure_idle(session, expected_message_count)
         stream_id = secrets.token_hex(8)

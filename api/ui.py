@@ -18,8 +18,9 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, g, send_from_directory
+from flask import Blueprint, Response, g, redirect, request, send_from_directory
 
+from .app import app_state, auth_state
 from .httputil import ApiError
 
 # webui/ beside api/: the checkout's folder, or hermes_webui/webui/ in an installed copy
@@ -36,9 +37,29 @@ def index():
     its meta tags."""
     page = (WEBUI_DIR / "index.html").read_text(encoding="utf-8")
     token = html.escape(str(g.get("csrf_token", "") or ""), quote=True)
-    limit = str(int(current_app.extensions["hermes"].config.max_message_bytes))
+    limit = str(int(app_state().config.max_message_bytes))
     page = page.replace(CSRF_PLACEHOLDER, token).replace(LIMIT_PLACEHOLDER, limit)
     resp = Response(page, mimetype="text/html")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def safe_next(value: str | None) -> str:
+    """``value`` if it is a path on this server (``/…``, not ``//host`` or ``/\\host``,
+    no scheme, no control characters), else ``/``: where a login may send the user."""
+    if (not value or not value.startswith("/") or value.startswith(("//", "/\\"))
+            or any(ord(c) < 0x20 or c == "\\" for c in value)):
+        return "/"
+    return value
+
+
+@ui_bp.get("/login")
+def login_page():
+    """The login page. Without a password, or when already logged in, it redirects to
+    ``next`` (a path on this server, :func:`safe_next`) or ``/``."""
+    if not auth_state().enabled or g.auth_login is not None:
+        return redirect(safe_next(request.args.get("next")), code=302)
+    resp = send_from_directory(WEBUI_DIR, "login.html", max_age=0)
     resp.headers["Cache-Control"] = "no-store"
     return resp
 

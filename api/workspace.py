@@ -57,8 +57,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
-from flask import Blueprint, Flask, current_app, jsonify, request, send_file
+from flask import Blueprint, Flask, jsonify, request, send_file
 
+from .app import app_state
 from . import safepath
 from .httputil import ApiError, arg_bool, arg_str, field, json_body
 from .models import validate_session_id
@@ -75,15 +76,11 @@ _CHUNK = 1024 * 1024
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp", "text/plain"}
 
 
-def _config():
-    return current_app.extensions["hermes"].config
-
-
 def workspace_roots() -> list[tuple[str, Path]]:
     """``[(name, path)]``: the profile's ``default`` root, then ``--workspace-roots``."""
     roots = [("default", profile_dir() / "workspace")]
     seen = {"default"}
-    for raw in (_config().workspace_roots or "").split(os.pathsep):
+    for raw in (app_state().config.workspace_roots or "").split(os.pathsep):
         if not raw.strip():
             continue
         path = Path(raw.strip()).expanduser().resolve()
@@ -311,7 +308,7 @@ def _upload_bytes(stream, size: int):
 @workspace_bp.post("/api/upload")
 def upload():
     """Multipart upload into a workspace folder (see the module docstring)."""
-    cap = _config().max_upload_bytes
+    cap = app_state().config.max_upload_bytes
     too_big = f"the upload is larger than the {cap / 1048576:g} MiB limit"
     if request.content_length is not None and request.content_length > cap + MULTIPART_SLACK:
         raise ApiError(too_big, 413)

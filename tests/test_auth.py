@@ -115,6 +115,18 @@ def test_login_page_static_assets_and_health_stay_reachable(locked_server):
     assert status == {"auth_enabled": True, "logged_in": False}
 
 
+def test_a_page_asked_for_without_a_login_is_where_the_login_returns_to(locked_server):
+    anonymous = requests.Session()
+    page = anonymous.get(locked_server.url("/?s=abc123"), allow_redirects=False, timeout=30)
+    assert page.status_code == 302 and page.headers["Location"].endswith("/login?next=%2F%3Fs%3Dabc123")
+    http, _ = login(locked_server)
+    for asked, lands in (("/?s=abc123", "/?s=abc123"), ("//evil.example/x", "/"), ("/\\evil.example", "/"),
+                         ("https://evil.example/", "/"), (None, "/")):
+        r = http.get(locked_server.url("/login"), params={"next": asked} if asked else None,
+                     allow_redirects=False, timeout=30)
+        assert r.status_code == 302 and r.headers["Location"] in (lands, locked_server.url(lands)), (asked, r.headers)
+
+
 def test_login_sets_a_hardened_cookie_and_opens_the_app(locked_server):
     http = requests.Session()
     r = http.post(locked_server.url("/api/auth/login"), json={"password": PASSWORD}, timeout=30)

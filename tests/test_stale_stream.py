@@ -37,37 +37,54 @@ def store(tmp_path):
     s.close()
 
 
-def _run_paused_at(stage: str, store: SessionStore, sid: str):
-    """Start the cleanup in a thread that pauses at ``stage``; returns (thread, reached, go, result)."""
-    reached, go, result = threading.Event(), threading.Event(), {}
+def _run_paused_at(stage: str, store: SessionStore, sid: str, monkeypatch):
+    """Run the cleanup in a thread that pauses at ``stage``: "reloaded" (step 2's full
+    reload has returned) or "reread" (step 3's re-read under the session lock has
+    returned). Returns (thread, go, result)."""
+    reached, go, result, seen = threading.Event(), threading.Event(), {}, []
+    real_load, real_meta = store.load, store.load_metadata_only
 
-    def hook(at, _sid):
-        if at == stage and threading.current_thread() is worker:
+    def pause(at):
+        if at == stage and threading.current_thread() is worker and at not in seen:
+            seen.append(at)
             reached.set()
             assert go.wait(10)
 
-    def run():
-        result["cleared"] = routes._clear_stale_stream_state(store.load_metadata_only(sid))
+    def load(session_id):
+        out = real_load(session_id)
+        pause("reloaded")
+        return out
 
+    def load_metadata_only(session_id):
+        out = real_meta(session_id)
+        if started.is_set():  # the worker's own stub is read before it starts
+            pause("reread")
+        return out
+
+    started = threading.Event()
+
+    def run():
+        stub = real_meta(sid)
+        started.set()
+        result["cleared"] = routes._clear_stale_stream_state(stub)
+
+    monkeypatch.setattr(store, "load", load)
+    monkeypatch.setattr(store, "load_metadata_only", load_metadata_only)
     worker = threading.Thread(target=run)
-    routes._stale_hook = hook
     worker.start()
     assert reached.wait(10)
     return worker, go, result
 
 
-def test_cleanup_never_clears_a_stream_that_a_chat_start_just_set(store):
+def test_cleanup_never_clears_a_stream_that_a_chat_start_just_set(store, monkeypatch):
     _stale_file(store.dir, "race1")
     store.index.refresh()
-    try:
-        worker, go, result = _run_paused_at("reloaded", store, "race1")
-        # Meanwhile another request settles the dead stream and starts a new, live turn.
-        routes._clear_stale_stream_state(store.load_metadata_only("race1"))
-        live = start_turn(store, FakeBackend(), "race1", json.dumps({"fake": {"tokens": 0, "hang": True}}))
-        go.set()
-        worker.join(10)
-    finally:
-        routes._stale_hook = None
+    worker, go, result = _run_paused_at("reloaded", store, "race1", monkeypatch)
+    # Meanwhile another request settles the dead stream and starts a new, live turn.
+    routes._clear_stale_stream_state(store.load_metadata_only("race1"))
+    live = start_turn(store, FakeBackend(), "race1", json.dumps({"fake": {"tokens": 0, "hang": True}}))
+    go.set()
+    worker.join(10)
     assert result["cleared"] is False
     assert store.load_metadata_only("race1").active_stream_id == live
     assert cancel_turn(live) is True
@@ -77,19 +94,16 @@ def test_cleanup_never_clears_a_stream_that_a_chat_start_just_set(store):
     assert msgs[0]["content"] == "question before the crash" and msgs[2]["content"] == ""
 
 
-def test_cleanup_holds_the_session_lock_while_it_rereads_and_saves(store):
+def test_cleanup_holds_the_session_lock_while_it_rereads_and_saves(store, monkeypatch):
     _stale_file(store.dir, "race2", n=4)
     store.index.refresh()
-    try:
-        worker, go, result = _run_paused_at("reread", store, "race2")
-        lock = _get_session_agent_lock("race2")
-        got_it = lock.acquire(blocking=False)
-        if got_it:
-            lock.release()
-        go.set()
-        worker.join(10)
-    finally:
-        routes._stale_hook = None
+    worker, go, result = _run_paused_at("reread", store, "race2", monkeypatch)
+    lock = _get_session_agent_lock("race2")
+    got_it = lock.acquire(blocking=False)
+    if got_it:
+        lock.release()
+    go.set()
+    worker.join(10)
     assert got_it is False, "the cleanup must hold the per-session lock between re-read and save"
     assert result["cleared"] is True
     s = store.load("race2")

@@ -6,8 +6,9 @@ import os
 
 import pytest
 
-from api.models import (InvalidSessionId, Session, SessionNotFound, SessionStore, SessionUnreadable,
-                        encode_session)
+from api.codec import encode_session
+from api.errors import InvalidSessionId, SessionNotFound, SessionUnreadable
+from api.models import Session, SessionStore
 from api.session_recovery import recover_all_sessions_on_startup
 from api.streams import _get_session_agent_lock
 

@@ -32,7 +32,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .base import BackendError, Emit
+from .base import BackendError, Emit, plain_history
 
 if importlib.util.find_spec("run_agent") is None:
     raise ImportError("hermes-agent is not installed", name="run_agent")
@@ -135,21 +135,6 @@ class _Callbacks:
                                     "is_error": _is_error_result(name, text)})
 
 
-def agent_history(history: list[dict]) -> list[dict]:
-    """Our saved messages as Hermes ``conversation_history``: OpenAI-style messages with
-    our UI-only keys (``timestamp``, ``status``, ``model`` …) removed; a saved tool card
-    list becomes no message (its calls were settled inside that turn)."""
-    out = []
-    for m in history:
-        role, content = m.get("role"), m.get("content")
-        if role not in ("user", "assistant", "system") or not isinstance(content, str):
-            continue
-        if role == "assistant" and not content:
-            continue
-        out.append({"role": role, "content": content})
-    return out
-
-
 class HermesBackend:
     """``--agent hermes``: one ``AIAgent`` per turn; ``model`` is ``--model`` or the model
     Hermes resolves from its own configuration (known after the first turn)."""
@@ -158,7 +143,7 @@ class HermesBackend:
 
     def __init__(self, config):
         self.config = config
-        self.hermes_home = Path(config.hermes_home or Path.home() / ".hermes").expanduser().resolve()
+        self.hermes_home = config.hermes_home_dir
         self.toolsets = [t.strip() for t in (config.toolsets or "").split(",") if t.strip()]
         self.model = config.model
 
@@ -215,7 +200,7 @@ class HermesBackend:
         watcher.start()
         try:
             with contained():
-                result = agent.run_conversation(user_message, conversation_history=agent_history(history))
+                result = agent.run_conversation(user_message, conversation_history=plain_history(history))
         except Exception as exc:
             raise BackendError(f"Hermes failed: {type(exc).__name__}: {exc}", type="provider_error") from None
         finally:
