@@ -73,9 +73,13 @@ def _copy_range(src: FileRange, fd: int) -> None:
         left -= n
 
 
-def atomic_write_bytes(path: Path, data: "bytes | list[bytes | FileRange]", *, mode: int = 0o600) -> None:
+def atomic_write_bytes(path: Path, data: "bytes | list[bytes | FileRange]", *, mode: int = 0o600,
+                       exact_mode: bool = False) -> None:
     """Replace ``path`` with ``data`` (bytes, or a list of bytes and :class:`FileRange`
     parts written in order) atomically and durably.
+
+    The new file gets ``mode`` less the process umask, or exactly ``mode`` with
+    ``exact_mode`` (how a saved file keeps the permission bits it had).
 
     Raises ``OSError`` (e.g. ENOSPC) if any step fails; the previous content of
     ``path`` is then untouched and no temp file is left behind.
@@ -86,6 +90,8 @@ def atomic_write_bytes(path: Path, data: "bytes | list[bytes | FileRange]", *, m
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
     try:
         try:
+            if exact_mode:
+                os.fchmod(fd, mode)
             for part in parts:
                 if isinstance(part, FileRange):
                     _copy_range(part, fd)

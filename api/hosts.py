@@ -1,5 +1,5 @@
 """Which names this server answers to: the Host allow-list against DNS rebinding
-(DESIGN §6; issue 14), and the Origin/Referer comparison the CSRF check builds on.
+(DESIGN §6), and the Origin/Referer comparison the CSRF check builds on.
 
 A DNS-rebinding page is served from a name its owner controls (``evil.example``) that
 later resolves to this machine, so the browser thinks the server is "same-origin" with
@@ -29,8 +29,6 @@ import re
 import socket
 import threading
 from urllib.parse import urlsplit
-
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +214,8 @@ class TrustedProxyMiddleware:
     def __init__(self, app, trusted: list, hops: int = 1):
         self.app = app
         self.trusted = trusted
+        from werkzeug.middleware.proxy_fix import ProxyFix  # the web layer, only when behind a proxy
+
         self.proxied = ProxyFix(app, x_for=hops, x_proto=hops, x_host=hops)
 
     def _is_trusted(self, peer: str) -> bool:

@@ -1,4 +1,4 @@
-"""Agent memory: ``MEMORY.md`` and ``USER.md``, read and edited over HTTP (issue 7).
+"""Agent memory: ``MEMORY.md`` and ``USER.md``, read and edited over HTTP.
 
 The folder is the profile's (:func:`api.profiles.memory_dir`): ``<state>/memory`` by
 default; with ``--agent hermes`` it is hermes-agent's own ``$HERMES_HOME/memories``

@@ -1,4 +1,4 @@
-"""An OpenAI-compatible API served by the app, backed by the local model (issue 5).
+"""An OpenAI-compatible API served by the app, backed by the local model.
 
 ``POST /v1/chat/completions`` (streaming and not) and ``GET /v1/models``, so any
 OpenAI client — including ``--agent hermes --base-url http://127.0.0.1:<port>/v1`` —

@@ -1,4 +1,4 @@
-"""Named profiles: each has its own sessions, skills, memory and workspace (issue 7).
+"""Named profiles: each has its own sessions, skills, memory and workspace.
 
 Layout. The ``default`` profile keeps the state dir's own paths (``<state>/sessions``,
 ``<state>/skills``, ``<state>/memory``, ``<state>/workspace``); a profile ``work`` has

@@ -364,8 +364,8 @@ def _write_file(loc: Located, data, expected_mtime, create_dirs: bool) -> os.sta
             if current != expected_mtime:
                 raise PathError(f"{loc.rel!r} changed since it was read (reload it and retry)", 409)
         mode = stat.S_IMODE(old.st_mode) if old is not None else 0o644
-        try:
-            atomic_write_bytes(_fd_path(pfd, loc, loc.name), data, mode=mode)
+        try:  # an existing file keeps its bits exactly (the server's umask is 077)
+            atomic_write_bytes(_fd_path(pfd, loc, loc.name), data, mode=mode, exact_mode=old is not None)
             return os.stat(loc.name, dir_fd=pfd, follow_symlinks=False)
         except OSError as exc:
             _raise_os(exc, loc)

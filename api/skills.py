@@ -1,4 +1,4 @@
-"""Skills: ``SKILL.md`` files with YAML front matter, browsed and edited over HTTP (issue 7).
+"""Skills: ``SKILL.md`` files with YAML front matter, browsed and edited over HTTP.
 
 Layout (hermes-agent's): ``<skills-dir>/<category>/<name>/SKILL.md``, or
 ``<skills-dir>/<name>/SKILL.md`` for an uncategorised skill (``category: null``). The

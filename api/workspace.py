@@ -1,4 +1,4 @@
-"""Workspace files: list, preview, download, save, create, delete, rename, upload (issue 7).
+"""Workspace files: list, preview, download, save, create, delete, rename, upload.
 
 Each session works in one workspace root. The roots are the profile's own
 ``<profile-dir>/workspace`` (named ``default``, created on first use) followed by the

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import secrets
 import shutil
 import threading
@@ -469,3 +470,16 @@ def test_the_four_panels_work_in_the_real_page_under_its_csp(tmp_path):
         assert "work" in [p["name"] for p in server.get("/api/profiles").json()["profiles"]]
     finally:
         server.stop()
+
+
+def test_a_saved_file_keeps_its_permission_bits(ws):
+    """The server runs with umask 077; a script saved from the editor stays executable
+    and a shared file stays readable by the group."""
+    build_tree(ws)
+    for name, mode in (("run.sh", 0o755), ("shared.txt", 0o664), ("private.txt", 0o600)):
+        path = ws.root / name
+        path.write_text("old\n")
+        os.chmod(path, mode)
+        r = ws.post("/api/file/save", {"session_id": ws.sid, "path": name, "content": "new\n"})
+        assert r.status_code == 200, r.text
+        assert path.read_text() == "new\n" and stat.S_IMODE(path.stat().st_mode) == mode, name
