@@ -33,14 +33,9 @@ import re
 import threading
 import time
 
-import nh3
+from types import SimpleNamespace
+
 from flask import Blueprint, Flask, Response, jsonify
-from markdown_it import MarkdownIt
-from pygments import highlight
-from pygments.formatters import HtmlFormatter
-from pygments.lexers import get_lexer_by_name
-from pygments.token import STANDARD_TYPES
-from pygments.util import ClassNotFound
 
 from .httputil import ApiError, json_body
 
@@ -61,8 +56,6 @@ CACHE_TEXT_CHARS = 20_000
 LIGHT_STYLE = "default"
 DARK_STYLE = "github-dark"
 
-_FORMATTER = HtmlFormatter(nowrap=True)
-_TOKEN_CLASSES = {c for c in STANDARD_TYPES.values() if c}
 _ALIGN_CLASSES = {"align-left", "align-center", "align-right"}
 
 ALLOWED_TAGS = {
@@ -70,31 +63,16 @@ ALLOWED_TAGS = {
     "h5", "h6", "hr", "i", "kbd", "li", "ol", "p", "pre", "s", "span", "strong", "sub", "sup",
     "table", "tbody", "td", "th", "thead", "tr", "ul",
 }
-_CLEANER = nh3.Cleaner(
-    tags=ALLOWED_TAGS,
-    attributes={"a": {"href", "title"}, "ol": {"start"}},
-    allowed_classes={
-        "span": _TOKEN_CLASSES | {"code-lang"},
-        "div": {"code-block", "code-head", "table-wrap"},
-        "pre": {"hl"},
-        "th": _ALIGN_CLASSES,
-        "td": _ALIGN_CLASSES,
-    },
-    url_schemes={"http", "https", "mailto"},
-    link_rel="noopener noreferrer nofollow",
-    set_tag_attribute_values={"a": {"target": "_blank"}},
-)
-
-
 def _code_block(code: str, lang: str) -> str:
     """The HTML of one code block: a header naming the language, then ``<pre class="hl">``."""
+    t = _tools()
     lexer = None
     if lang and len(code) <= MAX_HIGHLIGHT_CHARS:
         try:
-            lexer = get_lexer_by_name(lang, stripnl=False, ensurenl=False)
-        except ClassNotFound:
+            lexer = t.get_lexer_by_name(lang, stripnl=False, ensurenl=False)
+        except t.ClassNotFound:
             lexer = None
-    body = highlight(code, lexer, _FORMATTER) if lexer is not None else html.escape(code)
+    body = t.highlight(code, lexer, t.formatter) if lexer is not None else html.escape(code)
     label = html.escape(lang or "text")
     return (f'<div class="code-block"><div class="code-head"><span class="code-lang">{label}</span></div>'
             f'<pre class="hl"><code>{body}</code></pre></div>\n')
@@ -135,7 +113,7 @@ def _align_to_class(state) -> None:
                 token.attrs["class"] = "align-" + style.split(":", 1)[1].strip()
 
 
-def _build_parser() -> MarkdownIt:
+def _build_parser(MarkdownIt):
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False,
                                    "maxNesting": MAX_NESTING})
     md.enable(["table", "strikethrough"])
@@ -148,12 +126,42 @@ def _build_parser() -> MarkdownIt:
     return md
 
 
-_MD = _build_parser()
+@functools.cache
+def _tools() -> SimpleNamespace:
+    """markdown-it-py, Pygments and nh3, imported and set up on first use (about 60 ms
+    of imports the server's start does not wait for; :func:`init_app` warms it up)."""
+    import nh3
+    from markdown_it import MarkdownIt
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import get_lexer_by_name
+    from pygments.token import STANDARD_TYPES
+    from pygments.util import ClassNotFound
+
+    token_classes = {c for c in STANDARD_TYPES.values() if c}
+    cleaner = nh3.Cleaner(
+        tags=ALLOWED_TAGS,
+        attributes={"a": {"href", "title"}, "ol": {"start"}},
+        allowed_classes={
+            "span": token_classes | {"code-lang"},
+            "div": {"code-block", "code-head", "table-wrap"},
+            "pre": {"hl"},
+            "th": _ALIGN_CLASSES,
+            "td": _ALIGN_CLASSES,
+        },
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+        set_tag_attribute_values={"a": {"target": "_blank"}},
+    )
+    return SimpleNamespace(md=_build_parser(MarkdownIt), cleaner=cleaner, formatter=HtmlFormatter(nowrap=True),
+                           html_formatter=HtmlFormatter, highlight=highlight, get_lexer_by_name=get_lexer_by_name,
+                           ClassNotFound=ClassNotFound)
 
 
 @functools.lru_cache(maxsize=4096)
 def _render_cached(text: str) -> str:
-    return _CLEANER.clean(_MD.render(text))
+    t = _tools()
+    return t.cleaner.clean(t.md.render(text))
 
 
 def render_markdown(text: str) -> str:
@@ -166,7 +174,8 @@ def render_markdown(text: str) -> str:
     """
     if len(text) <= CACHE_TEXT_CHARS:
         return _render_cached(text)
-    return _CLEANER.clean(_MD.render(text))
+    t = _tools()
+    return t.cleaner.clean(t.md.render(text))
 
 
 # A table's delimiter row once quote markers and indentation are stripped: "| --- | :-: |".
@@ -234,7 +243,7 @@ def highlight_css() -> str:
     """Pygments colours for ``.hl`` blocks: light, then dark inside a media query."""
     def token_rules(style: str) -> list[str]:
         # Token colours only: the block's own background and layout belong to app.css.
-        defs = HtmlFormatter(style=style).get_style_defs(".hl")
+        defs = _tools().html_formatter(style=style).get_style_defs(".hl")
         return [line for line in defs.splitlines() if line.startswith(".hl .")]
 
     light = "\n".join(token_rules(LIGHT_STYLE))
