@@ -327,10 +327,13 @@ class SessionStore:
 
         Returns ``(metadata, messages, offset)``. ``before`` defaults to the message
         count, ``limit=None`` means all. Reads the tail of the file line by line when it
-        is in our layout, so the newest page of a 16 MB session costs a few ms; falls back
-        to a full parse otherwise. Raises like :meth:`load`.
+        is in our layout, so the newest page of a 16 MB session costs a few ms; in any
+        other layout (the upstream's) reads the window through an index of the messages
+        built once per file version (:func:`api.codec.window_any_layout`); falls back to
+        a full parse when neither fits. Raises like :meth:`load`.
         """
-        with self._mapped(session_id) as (_f, meta, key_at, mm, _size):
+        from .codec import window_any_layout
+        with self._mapped(session_id) as (f, meta, key_at, mm, size):
             total = meta.get("message_count")
             if limit is not None and isinstance(total, int):
                 end = total if before is None else max(0, min(before, total))
@@ -338,6 +341,13 @@ class SessionStore:
                 window = tail_messages(mm, key_at, total, start, end)
                 if window is not None:
                     return meta, window, start
+            # another layout (the upstream's): an index of the messages, built once per file version
+            found = window_any_layout(mm, key_at, size, os.fstat(f.fileno()), limit, before)
+            if found is not None and found[0].get("session_id", session_id) == session_id:
+                extra, window, start, total, _extent = found
+                meta.update(extra)
+                meta.update(session_id=session_id, message_count=total)
+                return meta, window, start
         session = self.load(session_id)
         total = len(session.messages)
         end = total if before is None else max(0, min(before, total))
@@ -351,9 +361,15 @@ class SessionStore:
         stored, so a response can pass 16 MB through without re-encoding it. Raises like
         :meth:`load`.
         """
-        with self._mapped(session_id) as (_f, meta, key_at, mm, _size):
-            open_at, close_at = mm.find(b"[", key_at), mm.rfind(b"\n]}")
+        from .codec import own_layout_close, window_any_layout
+        with self._mapped(session_id) as (f, meta, key_at, mm, size):
+            open_at, close_at = mm.find(b"[", key_at), own_layout_close(mm, size)
             array = mm[open_at:close_at + 2] if 0 <= open_at < close_at and not mm[close_at + 3:].strip() else None
+            if array is None:  # another layout (the upstream's): the array's extent from its index
+                found = window_any_layout(mm, key_at, size, os.fstat(f.fileno()), 0, 0)
+                if found is not None and found[0].get("session_id", session_id) == session_id:
+                    meta.update(found[0])
+                    array = mm[found[4][0]:found[4][1] + 1]
         try:
             messages = json.loads(array) if array is not None else None
         except ValueError:

@@ -9,6 +9,12 @@ corpus, to show writes do not depend on the number of sessions. Page cache is wa
 throughout (the corpus was just written).
 
     python bench/bench_sessions.py [--sessions 5000] [--quick] [--json out.json] [--work-dir DIR]
+                                   [--upstream-layout]
+
+``--upstream-layout`` writes every corpus in the upstream's file layout
+(:func:`bench.corpus.encode_upstream_session`: pretty-printed, 67 metadata keys,
+``messages`` followed by more keys), as in a migrated or shared state dir, and runs the
+same rows on it.
 
 Prints a table of figures next to the targets; exits 0 whatever the figures are.
 """
@@ -160,16 +166,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny corpus and few repeats: proves the script works")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--work-dir", type=Path, help="where corpora go (default: a temp dir, removed afterwards)")
+    ap.add_argument("--upstream-layout", action="store_true", help="write the corpora in the upstream's file layout")
     args = ap.parse_args(argv)
     q = args.quick
     n = args.sessions or (200 if q else 5000)
     reps = dict(starts=1 if q else 3, list=20 if q else 200, write=5 if q else 40, big_write=3 if q else 15,
                 chat=5 if q else 40, big_chat=2 if q else 5, window=10 if q else 100, full=3 if q else 10)
     corpus_kw = dict(big=2, big_bytes=MB // 2, huge_messages=300, huge_bytes=MB // 2) if q else {}
+    corpus_kw["upstream"] = args.upstream_layout
     work = Path(tempfile.mkdtemp(prefix="hermes-bench-", dir=args.work_dir))
     home = work / "home"
     load = os.getloadavg()
-    fig = Figures(f"bench_sessions: {n} sessions{' (QUICK mode: not the reference corpus)' if q else ''}; "
+    layout = "the upstream's file layout" if args.upstream_layout else "our file layout"
+    fig = Figures(f"bench_sessions: {n} sessions in {layout}{' (QUICK mode: not the reference corpus)' if q else ''}; "
                   f"load average at start {load[0]:.2f} on {os.cpu_count()} CPUs")
     try:
         _run(fig, work, home, n, reps, corpus_kw, q)
@@ -178,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     print(fig.table())
     if args.json:
         args.json.write_text(json.dumps(fig.to_json({"sessions": n, "quick": q, "reps": reps,
+                                                             "upstream_layout": args.upstream_layout,
                                                              "loadavg": [load, os.getloadavg()]}), indent=2))
     return 0
 
@@ -211,7 +221,7 @@ def _run(fig: Figures, work: Path, home: Path, n: int, reps: dict, corpus_kw: di
     fig.add("a turn's save (load + append + save), small", fmt_ms(ts), "< 15 ms", ts["p95"] < 15, turn_save_small_ms=ts)
     fig.add(f"a turn's save, {big_mb:.0f} MB session", fmt_ms(tb), "< 15 ms", tb["p95"] < 15, turn_save_big_ms=tb)
     shutil.rmtree(full_dir, ignore_errors=True)
-    _control_phase(fig, work, home, n, reps)
+    _control_phase(fig, work, home, n, reps, corpus_kw["upstream"])
 
 
 def _startup_phase(fig: Figures, state_dir: Path, home: Path, reps: dict) -> None:
@@ -243,6 +253,9 @@ def _list_phase(fig: Figures, c: Client, n: int, info: dict, reps: dict) -> None
     lw = summary_ms(time_list_after_write(c, info["small_ids"][0], reps["write"]))
     fig.add("list right after a write (cache rebuilt)", fmt_ms(lw), "< 30 / 60 ms",
             lw["median"] < 30 and lw["p95"] < 60, list_after_write_ms=lw)
+    up = info["upstream_list_bytes"]
+    fig.add("list payload: ours / the upstream's for the same sessions", f"{len(body) / 1024:.0f} / {up / 1024:.0f} KiB",
+            "no larger", len(body) <= up, upstream_list_bytes=up)
 
 
 def _open_phase(fig: Figures, srv: BenchServer, c: Client, state_dir: Path, info: dict, reps: dict,
@@ -251,8 +264,15 @@ def _open_phase(fig: Figures, srv: BenchServer, c: Client, state_dir: Path, info
     huge = info["huge_id"]
     huge_count = json.loads(c.get("/api/session", {"session_id": huge, "messages": 0})[1])["session"]["message_count"]
     huge_mb = (state_dir / "sessions" / f"{huge}.json").stat().st_size / MB
+    first = time_get(c, "/api/session", {"session_id": huge, "msg_limit": 30}, 1, warmup=0)
     w = summary_ms(time_get(c, "/api/session", {"session_id": huge, "msg_limit": 30}, reps["window"]))
     fig.add(f"open newest 30 of {huge_count} messages", fmt_ms(w), "< 10 ms", w["p95"] < 10, open_window_ms=w)
+    fig.add("  the first time after start-up (the upstream's layout: builds its index)",
+            f"{first[0] * 1000:.1f} ms", "", None, open_window_first_ms=round(first[0] * 1000, 3))
+    older = summary_ms(time_get(c, "/api/session", {"session_id": huge, "msg_limit": 30, "msg_before": huge_count // 2},
+                                reps["window"]))
+    fig.add(f"  30 older ones (before message {huge_count // 2})", fmt_ms(older), "< 10 ms", older["p95"] < 10,
+            open_window_older_ms=older)
     f = summary_ms(time_get(c, "/api/session", {"session_id": huge}, reps["full"]))
     fig.add(f"open the whole {huge_mb:.0f} MB session", fmt_ms(f), "< 200 ms", f["p95"] < 200, open_full_ms=f)
     for sid in info["big_ids"]:
@@ -289,12 +309,12 @@ def _write_and_chat_phase(fig: Figures, srv: BenchServer, c: Client, state_dir: 
             f"{mem['rss']:.0f} / {mem['hwm']:.0f} MiB", "", None, rss_end_mib=mem["rss"], rss_end_peak_mib=mem["hwm"])
 
 
-def _control_phase(fig: Figures, work: Path, home: Path, n: int, reps: dict) -> None:
+def _control_phase(fig: Figures, work: Path, home: Path, n: int, reps: dict, upstream: bool) -> None:
     lst = fig.values["list_ms"]
     for label, count in (("tiny", n), ("few", max(20, n // 25))):
         cdir = work / label
         log(f"control corpus: {count} tiny sessions")
-        cinfo = build_corpus(cdir, count, tiny=True, seed=2)
+        cinfo = build_corpus(cdir, count, tiny=True, seed=2, upstream=upstream)
         srv = BenchServer(cdir, home)
         srv.start()
         try:

@@ -13,12 +13,12 @@ import sys
 from .helpers import ROOT
 
 
-def _run_bench(script: str, tmp_path) -> dict:
+def _run_bench(script: str, tmp_path, *extra: str) -> dict:
     out = tmp_path / "figures.json"
     work = tmp_path / "work"
     work.mkdir()
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--quick", "--json", str(out),
-                           "--work-dir", str(work)],
+                           "--work-dir", str(work), *extra],
                           cwd=str(ROOT), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "target" in proc.stdout and "measured" in proc.stdout
@@ -46,6 +46,26 @@ def test_bench_sessions_quick_reports_every_figure(tmp_path):
     assert v["startup_no_index_ms"] > 0 and v["startup_with_index_ms"] > 0
     assert 0 < v["rss_start_mib"] <= v["rss_peak_mib"]
     assert v["list_size_ratio"] > 0
+    assert v["open_window_first_ms"] > 0 and v["upstream_list_bytes"] > 0
+    _positive_ms(v["open_window_older_ms"])
+
+
+def test_bench_sessions_quick_on_the_upstream_layout_reports_every_figure(tmp_path):
+    v = _run_bench("bench_sessions.py", tmp_path, "--upstream-layout")
+    for key in ("list_ms", "open_window_ms", "open_window_older_ms", "open_full_ms", "rename_small_ms",
+                "chat_first_event_ms", "list_tiny_ms"):
+        _positive_ms(v[key])
+    assert v["open_window_first_ms"] > 0 and v["startup_with_index_ms"] > 0
+    # the upstream's list for the same sessions is measured, and ours is the smaller
+    assert 0 < v["list_bytes"] < v["upstream_list_bytes"]
+
+
+def test_bench_turns_quick_reports_every_figure(tmp_path):
+    v = _run_bench("bench_turns.py", tmp_path)
+    for key in ("checkpoint_huge_ms", "checkpoint_tiny_ms", "checkpoint_huge_64k_ms", "checkpoint_tiny_64k_ms",
+                "paste_start_ms", "paste_first_event_ms", "paste_open_window_ms", "paste_open_full_ms"):
+        _positive_ms(v[key])
+    assert v["checkpoint_size_ratio"] > 0
 
 
 def test_bench_streams_quick_reports_every_figure(tmp_path):

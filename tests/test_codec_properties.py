@@ -11,6 +11,7 @@ the raw pass-through, and a valid file is never reported unreadable.
 from __future__ import annotations
 
 import json
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -141,3 +142,56 @@ def test_the_18_kb_paste_in_an_old_file_reads(store):
                                              "messages": []}).encode())
     assert store.load_metadata_only("s1").meta["pending_user_message"] == paste
     assert store.read_window("s1", 30, None)[1] == []
+
+
+# ---------------------------------------------------------------- the upstream's layout
+
+from bench.corpus import encode_upstream_session  # noqa: E402
+
+# Strings that look like the structure around a message in the upstream's files.
+DECOYS = ['"\n    },\n    {', '],\n  "tool_calls": [', '\\"}, {\\"role\\": \\"user\\"', "\\", '"', "}]}", "{[",
+          '\n  ],\n  "messages": [']
+
+
+def _pairs(total: int):
+    """(limit, before) pairs over every edge of a transcript of ``total`` messages."""
+    befores = [None] + sorted({0, 1, total // 2, max(0, total - 1), total, total + 3})
+    for limit in (None, 1, 2, 3, 30, total + 5):
+        for before in befores:
+            yield limit, before
+
+
+@given(doc=documents(), decoy=st.sampled_from(DECOYS), indent=st.sampled_from([2, None, 0]),
+       trailing=st.booleans())
+def test_upstream_layout_windows_equal_a_full_load(store, doc, decoy, indent, trailing):
+    """Files as the upstream writes them (pretty-printed, 67 metadata keys, ``messages``
+    followed by ``tool_calls``, ``anchor_activity_scenes``, ``context_messages``), with
+    awkward strings of boundary sizes in every field and decoys of that structure in
+    the messages and the keys after them: every window, its metadata, and the whole
+    array read back exactly as a full parse does, and reading again (the index) too."""
+    meta, messages = doc
+    messages = [dict(m, note=decoy) for m in messages]
+    tail = dict(tool_calls=[{"id": "c1", "args": decoy}] if trailing else None,
+                scenes={"s": {"updated_at": 3.0, "body": decoy}} if trailing else None,
+                context_messages=[{"role": "user", "content": decoy}] if trailing else None,
+                extra={"last_usage": {"decoy": decoy}} if trailing else None)
+    raw = encode_upstream_session(meta, messages, **tail)
+    if indent != 2:  # the same keys and order, written compactly: still not our layout
+        raw = json.dumps(json.loads(raw), indent=indent, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:  # a lone surrogate written raw is not a valid file
+            return
+    store.path("s1").write_bytes(raw)
+    full = store.load("s1")
+    # served from the index, never by the full parse
+    with mock.patch.object(store, "load", side_effect=AssertionError("parsed the whole file")):
+        for _ in range(2):  # the first read builds the index, the second uses it (large files)
+            for limit, before in _pairs(len(full.messages)):
+                window_meta, window, offset = store.read_window("s1", limit, before)
+                end = len(full.messages) if before is None else min(before, len(full.messages))
+                start = 0 if limit is None else max(0, end - limit)
+                assert (window, offset) == (full.messages[start:end], start), (limit, before)
+                assert window_meta == full.meta
+        raw_meta, array = store.read_all_raw("s1")
+    assert json.loads(array) == full.messages and raw_meta == full.meta
