@@ -209,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
             _error(str(exc))
             return 2
         state = app.extensions["hermes"]
+        install = getattr(state.backend, "install_command", None)   # a backend whose packages are missing
+        if install:
+            log.warning("the %s agent is not installed, so every reply will be an error; install it with: %s",
+                        state.backend.name, install)
         try:
             server = waitress.create_server(app, host=config.host, port=config.port, threads=config.threads,
                                             connection_limit=max(1000, config.threads * 2),

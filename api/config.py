@@ -171,7 +171,7 @@ def parse_config(argv: list[str] | None = None, env: dict[str, str] | None = Non
         cfg.hermes_home = env["HERMES_HOME"]        # the user's Hermes home, as the Hermes CLI finds it
     cfg.log_level = str(cfg.log_level).upper()
     if cfg.log_level not in LOG_LEVELS:
-        raise ValueError(f"unknown log level {cfg.log_level.lower()!r}; choose one of {', '.join(LOG_LEVELS)}")
+        raise ValueError(f"unknown --log-level {cfg.log_level!r}; choose one of {', '.join(LOG_LEVELS)}")
     if cfg.agent not in AGENTS:
         raise ValueError(f"unknown agent backend {cfg.agent!r}; choose one of {', '.join(AGENTS)}")
     if not (0 <= cfg.port <= 65535):

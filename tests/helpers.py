@@ -42,7 +42,7 @@ class LiveServer:
 
     def __init__(self, tmp: Path, agent: str = "fake", args: tuple = (), env: dict | None = None, *,
                  state_dir: Path | None = None, home: Path | None = None, log_path: Path | None = None,
-                 heartbeat_seconds: float | None = 1):
+                 heartbeat_seconds: float | None = 1, cwd: Path | None = None):
         self.tmp = Path(tmp)
         self.state_dir = Path(state_dir) if state_dir is not None else self.tmp / "state"
         self.home = Path(home) if home is not None else self.tmp / "home"
@@ -51,6 +51,7 @@ class LiveServer:
         self.extra_env = env or {}
         self.log_path = Path(log_path) if log_path is not None else None
         self.heartbeat_seconds = heartbeat_seconds
+        self.cwd = Path(cwd) if cwd is not None else ROOT
         self.port_file = self.tmp / f"{self.state_dir.name}.port.json"
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
@@ -84,11 +85,11 @@ class LiveServer:
         self.spawned_at = time.perf_counter()
         if self.log_path is not None:
             with open(self.log_path, "ab") as log:
-                self.proc = subprocess.Popen(self.command(), cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL,
+                self.proc = subprocess.Popen(self.command(), cwd=str(self.cwd), env=env, stdin=subprocess.DEVNULL,
                                              stdout=log, stderr=subprocess.STDOUT)
             self._pump = None
         else:
-            self.proc = subprocess.Popen(self.command(), cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(self.command(), cwd=str(self.cwd), env=env, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
             self._pump = threading.Thread(target=self._read_output, args=(self.proc,), daemon=True)
             self._pump.start()
