@@ -267,7 +267,7 @@ def _open_phase(fig: Figures, srv: BenchServer, c: Client, state_dir: Path, info
     first = time_get(c, "/api/session", {"session_id": huge, "msg_limit": 30}, 1, warmup=0)
     w = summary_ms(time_get(c, "/api/session", {"session_id": huge, "msg_limit": 30}, reps["window"]))
     fig.add(f"open newest 30 of {huge_count} messages", fmt_ms(w), "< 10 ms", w["p95"] < 10, open_window_ms=w)
-    fig.add("  the first time after start-up (the upstream's layout: builds its index)",
+    fig.add("  the first request after start-up (another layout: builds the message index)",
             f"{first[0] * 1000:.1f} ms", "", None, open_window_first_ms=round(first[0] * 1000, 3))
     older = summary_ms(time_get(c, "/api/session", {"session_id": huge, "msg_limit": 30, "msg_before": huge_count // 2},
                                 reps["window"]))
