@@ -1,12 +1,14 @@
 """Start-up self-heal (DESIGN §3 invariant 5) and the operators' audit/repair command.
 
-:func:`recover_all_sessions_on_startup` runs before the HTTP listener binds. For every
-``sessions/<sid>.json.bak`` whose message count is higher than the live file's, the
-backup is restored (atomically) unless the live file carries an ``intentional_shrink_at``
-marker at or after the backup's mtime (an undo, clear or edit the user asked for).
-Files it cannot read are logged, reported and left untouched; a backup whose live file
-is gone is left alone (a deleted session stays deleted). Temp files left by a crashed
-writer are removed. Running it twice changes nothing the second time.
+:func:`recover_all_sessions_on_startup` runs before the HTTP listener binds. In every
+profile, for every ``sessions/<sid>.json.bak`` whose message count is higher than the
+live file's, the backup is restored (atomically) unless the live file marks that shrink
+as deliberate (an undo, clear or edit the user asked for: its
+``intentional_shrink_generation`` names the backup's ``generation``, so no clock is
+compared). Files it cannot read are logged, reported and left untouched; a backup whose
+live file is gone is left alone (a deleted session stays deleted). Temp files left by a
+crashed writer are removed from the whole state dir, and turn journals of turns that
+were already saved are removed. Running it twice changes nothing the second time.
 
 Command line::
 

@@ -280,3 +280,34 @@ def test_a_busy_port_is_a_clear_error_not_a_traceback(make_server, tmp_path):
                               text=True, timeout=60, env={**os.environ, "HOME": str(tmp_path)})
     assert proc.returncode == 3
     assert "cannot listen on 127.0.0.1:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_wrong_typed_metadata_is_coerced_and_never_breaks_the_list(make_server):
+    """Invariant 7: a file that parses but holds wrong-typed fields is listed, coerced."""
+    server = make_server()
+    _write_session(server.sessions_dir, "good", 2, updated_at=50.0)
+    _write_session(server.sessions_dir, "odd", 2, updated_at="2024-05-01", created_at="yesterday", title=42,
+                   pinned="yes", archived=None, message_count="2", model={"a": 1}, workspace=["x"])
+    _write_session(server.sessions_dir, "nan", 1, updated_at=float("nan"), title=None)
+    server.start()
+    r = server.get("/api/sessions")
+    assert r.status_code == 200, r.text
+    rows = {row["session_id"]: row for row in r.json()["sessions"]}
+    assert set(rows) == {"good", "odd", "nan"}
+    odd = rows["odd"]
+    assert odd["title"] == "42" and odd["pinned"] is False and odd["archived"] is False
+    assert isinstance(odd["updated_at"], float) and odd["updated_at"] > 1.7e9  # 2024-05-01
+    assert odd["model"] is None and odd["workspace"] is None and odd["message_count"] == 2
+    assert rows["nan"]["title"] == "New chat" and rows["nan"]["updated_at"] == 1.0
+    assert [row["session_id"] for row in r.json()["sessions"]][0] == "odd"  # newest first
+    assert server.session("odd")["message_count"] == 2
+
+
+def test_the_list_carries_only_the_sidebars_fields(make_server):
+    server = make_server()
+    _write_session(server.sessions_dir, "wide", 1, **{f"upstream_field_{i}": "x" * 500 for i in range(60)})
+    server.start()
+    row = server.get("/api/sessions").json()["sessions"][0]
+    assert set(row) <= {"session_id", "title", "manual_title", "created_at", "updated_at", "model", "workspace",
+                        "pinned", "archived", "message_count", "active_stream_id"}
+    assert server.session("wide", messages=0)["upstream_field_0"] == "x" * 500  # the session itself keeps them

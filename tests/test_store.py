@@ -94,13 +94,73 @@ def test_later_accidental_shrink_after_an_intentional_one_is_restored(store, tmp
     s.messages = s.messages[:10]
     s.save(intentional_shrink=True)
     s = store.load(sid)
-    s.messages = s.messages[:2]  # not intentional: a newer backup than the marker
-    os.utime(store.path(sid))
+    s.messages = s.messages[:2]  # not intentional: the backup is now of a newer generation
     s.save()
-    bak_mtime = store.backup_path(sid).stat().st_mtime
-    os.utime(store.backup_path(sid), (bak_mtime + 5, bak_mtime + 5))  # clearly newer than the marker
+    os.utime(store.backup_path(sid), (1.0, 1.0))  # even with a backup mtime far in the past
     report = recover_all_sessions_on_startup(tmp_path)
     assert [r["to"] for r in report["restored"]] == [10]
+
+
+@pytest.mark.parametrize("skew", [-86_400 * 365, -1, 0, 1, 86_400 * 365])
+def test_the_shrink_marker_never_compares_this_hosts_clock_with_a_file_mtime(store, tmp_path, skew):
+    """Invariant 9: on NFS the server's clock and the file server's differ; a deliberate
+    shrink stays deliberate whatever the backup's mtime says."""
+    sid = _big_session(store, 12).session_id
+    s = store.load(sid)
+    s.messages = s.messages[:4]
+    s.save(intentional_shrink=True)
+    bak = store.backup_path(sid)
+    when = bak.stat().st_mtime + skew
+    os.utime(bak, (when, when))
+    report = recover_all_sessions_on_startup(tmp_path)
+    assert report["restored"] == [] and report["kept_intentional"] == [sid]
+    assert len(store.load(sid).messages) == 4
+
+
+def test_an_earlier_versions_time_marker_is_judged_by_the_backups_own_clock(store, tmp_path):
+    sid = _big_session(store, 8).session_id
+    full = store.path(sid).read_bytes()
+    obj = json.loads(full)
+    store.backup_path(sid).write_bytes(full)  # the backup as an earlier version wrote it
+    os.utime(store.backup_path(sid), (4e9, 4e9))  # an mtime from a skewed file server
+    obj["messages"] = obj["messages"][:2]
+    obj["message_count"] = 2
+    obj["intentional_shrink_at"] = obj["updated_at"] + 1  # after the backup's own updated_at
+    for key in ("generation", "intentional_shrink_generation"):
+        obj.pop(key, None)
+    obj["messages"] = obj.pop("messages")  # metadata first, as every writer puts it
+    store.path(sid).write_text(json.dumps(obj))
+    report = recover_all_sessions_on_startup(tmp_path)
+    assert report["kept_intentional"] == [sid] and report["restored"] == []
+
+
+def test_temp_files_are_swept_from_every_folder_the_app_writes(tmp_path):
+    """A crash mid-write leaves <name>.tmp.<pid>.<thread>.<hex>; start-up removes them
+    in sessions, settings, skills, memory, workspace and profiles — and nothing else."""
+    litter = ["settings.json.tmp.123.456.0a1b2c3d", "sessions/ab.json.tmp.1.2.deadbeef",
+              "skills/notes/x/SKILL.md.tmp.9.9.00000000", "memory/MEMORY.md.tmp.5.6.12345678",
+              "workspace/deep/er/file.py.tmp.7.8.abcdef01", "profiles/work/sessions/cd.json.tmp.3.4.ffffffff"]
+    kept = ["workspace/notes.tmp.txt", "workspace/a.tmp.1.2.zz", "memory/MEMORY.md"]
+    for rel in litter + kept:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    report = recover_all_sessions_on_startup(tmp_path)
+    assert sorted(report["temp_files_removed"]) == sorted(litter)
+    assert all(not (tmp_path / rel).exists() for rel in litter)
+    assert all((tmp_path / rel).exists() for rel in kept)
+
+
+def test_a_journal_left_by_a_finished_turn_is_removed_and_a_live_ones_is_kept(store, tmp_path):
+    from api.journal import JournalWriter
+    done = _big_session(store, 2).session_id
+    JournalWriter.create(store.journal_path(done), "old-stream", {"role": "user", "content": "q"}, 1.0).close()
+    live = _big_session(store, 2).session_id
+    with _get_session_agent_lock(live):
+        store.patch_metadata(live, {"active_stream_id": "dead-stream"})
+    JournalWriter.create(store.journal_path(live), "dead-stream", {"role": "user", "content": "q2"}, 1.0).close()
+    report = recover_all_sessions_on_startup(tmp_path)
+    assert report["journals_removed"] == [f"{done}.turn.jsonl"]
+    assert store.journal_path(live).exists() and not store.journal_path(done).exists()
 
 
 def test_save_refuses_unsafe_ids(store):
