@@ -74,5 +74,7 @@ def create_app(config: Config, *, store: SessionStore | None = None, backend=Non
         app.register_blueprint(bp)
     for module in (openai_api, session_ops, session_export, workspace, skills, memory, render, profiles):
         module.init_app(app)
+    from . import agent_control  # models, approvals, clarify, continue (DESIGN §7)
+    agent_control.init_app(app)
     app.wsgi_app = RequestLogMiddleware(app.wsgi_app)
     return app

@@ -49,6 +49,7 @@ class Config:
     # workspace (issue 7): extra roots a session may pick, separated by os.pathsep
     workspace_roots: str = ""
     heartbeat_seconds: float = 5.0
+    approval_timeout: float = 300.0               # seconds an approval or a clarify waits; then deny / no answer
     checkpoint_seconds: float = 1.0
     stream_retention_seconds: float = 300.0
     # auth (issue 8) and the network perimeter (issue 14)
@@ -96,6 +97,8 @@ _FLAGS = [
     ("max_tokens", int, "local backend and /v1: longest reply in tokens (default 512)"),
     ("hermes_home", str, "hermes backend: its home dir (default $HERMES_HOME, else ~/.hermes)"),
     ("toolsets", str, "hermes backend: comma-separated toolsets to enable (default none)"),
+    ("approval_timeout", float, "seconds the agent waits for an approval (then: denied) or an answer to its "
+     "question (then: none) (default 300)"),
     ("heartbeat_seconds", float, "SSE heartbeat interval in seconds (default 5)"),
     ("checkpoint_seconds", float, "how often a running turn saves its partial reply (default 1)"),
     ("max_message_bytes", int, "largest user message in UTF-8 bytes; larger ones get 413 (default 1 MiB)"),
@@ -180,6 +183,8 @@ def parse_config(argv: list[str] | None = None, env: dict[str, str] | None = Non
         raise ValueError("message and tool result limits must be positive numbers of bytes")
     if args.max_body_bytes is None and ENV_PREFIX + "MAX_BODY_BYTES" not in env:
         cfg.max_body_bytes = 6 * cfg.max_message_bytes + 1024 * 1024
+    if not cfg.approval_timeout > 0:
+        raise ValueError("approval timeout must be a positive number of seconds")
     if cfg.threads < 4:
         raise ValueError("threads must be at least 4 (each open stream holds one)")
     if cfg.context_size < 128:

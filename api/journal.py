@@ -10,6 +10,11 @@ per line:
   ``{"c": text}`` (reply text), ``{"r": text}`` (reasoning), ``{"tool": {id, name, …}}``
   (a tool record, merged into the earlier one with the same id), ``{"model": id}``.
 
+A turn that continues a cut reply (``POST /api/session/continue``) has ``"continues":
+<index of that reply>`` in line 1 (its ``user`` is the original user message, for
+reference); its records are the appended part only, and settling it extends that reply
+in place (:func:`extend_reply`) instead of appending messages.
+
 A checkpoint therefore costs O(new text), whatever the transcript's size. Reading stops
 at the first line that does not parse (a write torn by a crash), so a journal always
 yields the user message and every checkpoint before the last. When the turn ends the
@@ -57,6 +62,7 @@ class PendingTurn:
     reasoning: str = ""
     tools: dict = field(default_factory=dict)
     model: str | None = None
+    continues: int | None = None  # index of the reply this turn extends, or None
 
     def reply(self, status: str) -> dict | None:
         """The partial reply as an assistant message, or None if nothing was streamed."""
@@ -85,9 +91,13 @@ class JournalWriter:
         self._size = os.fstat(fd).st_size  # end of the last whole append
 
     @classmethod
-    def create(cls, path: Path, stream_id: str, user: dict, started_at: float) -> "JournalWriter":
-        """Start a journal for ``stream_id`` (replacing any leftover). Raises OSError."""
+    def create(cls, path: Path, stream_id: str, user: dict, started_at: float, *,
+               continues: int | None = None) -> "JournalWriter":
+        """Start a journal for ``stream_id`` (replacing any leftover); ``continues``: the
+        index of the reply this turn extends. Raises OSError."""
         head = {"v": VERSION, "stream_id": stream_id, "started_at": started_at, "user": user}
+        if continues is not None:
+            head["continues"] = continues
         atomic_write_bytes(path, _line(head))
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
         return cls(path, fd)
@@ -139,6 +149,8 @@ def read_journal(path: Path, *, head_only: bool = False) -> PendingTurn | None:
         return None
     if not first.endswith(b"\n"):
         return None
+    cont = head.get("continues")
+    pending.continues = cont if isinstance(cont, int) and not isinstance(cont, bool) and cont >= 0 else None
     content, reasoning = [], []
     for raw in rest.split(b"\n")[:-1]:  # the part after the last newline is torn or empty
         try:
@@ -167,3 +179,39 @@ def remove_journal(path: Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def extend_reply(old: dict, part: dict | None) -> dict:
+    """The reply ``old`` extended by ``part`` (the reply of a turn that continued it):
+    text, reasoning and tool calls appended, usage added up; status, model, error and
+    timestamp are the new part's. ``part`` None (nothing streamed) leaves ``old`` as it was."""
+    if part is None:
+        return dict(old)
+    merged = dict(old)
+    merged["content"] = (old.get("content") if isinstance(old.get("content"), str) else "") + part.get("content", "")
+    if part.get("reasoning"):
+        merged["reasoning"] = (old.get("reasoning") or "") + part["reasoning"]
+    if part.get("tool_calls"):
+        merged["tool_calls"] = list(old.get("tool_calls") or []) + list(part["tool_calls"])
+    for key in ("status", "model", "timestamp"):
+        if key in part:
+            merged[key] = part[key]
+    merged.pop("error", None)
+    if part.get("error"):
+        merged["error"] = part["error"]
+    usage = add_usage(old.get("usage"), part.get("usage"))
+    if usage:
+        merged["usage"] = usage
+    return merged
+
+
+def add_usage(a, b) -> dict | None:
+    """``{prompt_tokens, completion_tokens}`` of two usage records added up (either may be None)."""
+    if not isinstance(a, dict) and not isinstance(b, dict):
+        return None
+    out = {}
+    for key in ("prompt_tokens", "completion_tokens"):
+        total = sum(u.get(key) for u in (a, b) if isinstance(u, dict) and isinstance(u.get(key), int)
+                    and not isinstance(u.get(key), bool))
+        out[key] = total
+    return out

@@ -17,6 +17,7 @@ import json
 import mmap
 from contextlib import contextmanager
 import os
+import logging
 import re
 import secrets
 import time
@@ -25,9 +26,11 @@ from pathlib import Path
 from .atomic import FileRange, atomic_write_bytes
 from .errors import InvalidSessionId, SessionNotFound, SessionUnreadable
 from .codec import clean_text, dumps_json, encode_session, ordered_metadata, read_header, tail_messages
-from .journal import PendingTurn, journal_path, read_journal, remove_journal
+from .journal import PendingTurn, extend_reply, journal_path, read_journal, remove_journal
 from .session_index import SessionIndex, stat_key
 from .streams import session_lock
+
+log = logging.getLogger(__name__)
 
 SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # always used with fullmatch
 RESERVED_IDS = {"_index"}
@@ -528,6 +531,8 @@ class SessionStore:
         reply streams; the journal's first line only is read."""
         stream_id = meta.get("active_stream_id")
         pending = self.pending_turn(meta["session_id"], stream_id, head_only=True)
+        if pending is not None and pending.continues is not None:  # no new user message
+            return {"pending_user_message": None, "pending_started_at": None}
         if pending is not None:
             return {"pending_user_message": pending.user.get("content"), "pending_started_at": pending.started_at}
         legacy = legacy_pending_user(meta) if stream_id else None
@@ -551,6 +556,11 @@ class SessionStore:
         if meta.get("active_stream_id") != stream_id:
             return False
         pending = self.pending_turn(session_id, stream_id)
+        if pending is not None and pending.continues is not None:
+            self.replace_reply(session_id, pending.continues, unsaved or pending.reply("interrupted"),
+                               CLEARED_STREAM_FIELDS, touch=False)
+            remove_journal(self.journal_path(session_id))
+            return True
         if pending is not None:
             user, reply = dict(pending.user), pending.reply("interrupted")
         else:
@@ -565,6 +575,25 @@ class SessionStore:
         self.append_messages(session_id, messages, CLEARED_STREAM_FIELDS, touch=False)
         remove_journal(self.journal_path(session_id))
         return True
+
+    def replace_reply(self, session_id: str, index: int, part: dict | None, changes: dict, *,
+                      touch: bool = True) -> dict:
+        """Extend the reply at ``index`` (the last message) by ``part``
+        (:func:`api.journal.extend_reply`) and apply ``changes``, in one atomic write
+        (caller holds the lock). If ``index`` is no longer the last message (the
+        transcript changed), only ``changes`` are applied. Returns the new metadata."""
+        session = self.load(session_id)
+        if index == len(session.messages) - 1 and session.messages[index].get("role") == "assistant":
+            session.messages[index] = extend_reply(session.messages[index], part)
+        elif part is not None:
+            log.warning("continued reply %d of %s is no longer the last message; its new part is dropped",
+                        index, session_id)
+        session.meta.update(changes)
+        for k, v in changes.items():
+            if v is None and k in LEGACY_PENDING_KEYS:
+                session.meta.pop(k, None)
+        session.save(touch=touch)
+        return session.meta
 
     def delete(self, session_id: str) -> bool:
         """Remove the file, its backup and its index entry (caller holds the lock).

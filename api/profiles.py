@@ -244,6 +244,15 @@ def _agent_dir(name: str | None, ours: str, hermes: str) -> Path:
     return profile_dir(name) / ours
 
 
+def agent_home(name: str | None = None) -> dict:
+    """``{home, profile}`` for a turn in profile ``name`` (default: the request's):
+    hermes-agent's home of that profile (``$HERMES_HOME`` for ``default``,
+    ``$HERMES_HOME/profiles/<name>`` otherwise, hermes-agent's own layout)."""
+    name = name or current_profile()
+    home = app_state().config.hermes_home_dir
+    return {"home": home if name == DEFAULT else home / "profiles" / name, "profile": name}
+
+
 def skills_dir(name: str | None = None) -> Path:
     """The skills folder of profile ``name`` (default: the request's); see the module docstring."""
     return _agent_dir(name, "skills", "skills")

@@ -11,13 +11,13 @@ import time
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
-from . import streams, turns
+from . import model_catalog, streams, turns
 from .httputil import ApiError, arg_bool, arg_int, arg_str, field, json_body
 from .errors import SessionError
 from .models import (Session, clean_title, public_metadata,
                      validate_session_id)
 from .app import app_state
-from .profiles import current_store
+from .profiles import agent_home, current_store
 from .streams import session_lock
 
 log = logging.getLogger(__name__)
@@ -221,11 +221,12 @@ def chat_start():
     st = app_state()
     message = turns.check_message(field(body, "message", str), st.config.max_message_bytes)
     expected = field(body, "expected_message_count", int, required=False)
-    model = field(body, "model", str, required=False)
-    _load_settled(sid)
+    stub = _load_settled(sid)
+    model = model_catalog.resolve(st.backend, field(body, "model", str, required=False), stub.meta.get("model"))
     try:
         stream_id = turns.start_turn(_store(), st.backend, sid, message, config=st.config,
-                                     expected_message_count=expected, model=model)
+                                     expected_message_count=expected, model=model,
+                                     agent_home=agent_home())
     except ValueError as exc:  # a model name over the metadata limit
         raise ApiError(str(exc)) from None
     return jsonify(stream_id=stream_id, session_id=sid)

@@ -28,11 +28,11 @@ import threading
 import time
 import unicodedata
 
-from . import streams
-from .agents.base import AgentBackend, BackendError
+from . import approvals, streams
+from .agents.base import AgentBackend, BackendError, TurnContext
 from .codec import clean_text
 from .errors import ApiError, SessionError, SessionNotFound, TooLarge, TurnConflict
-from .journal import JournalWriter, remove_journal
+from .journal import JournalWriter, add_usage, remove_journal
 from .models import (CLEARED_STREAM_FIELDS, DEFAULT_TITLE, Session, SessionStore,
                      check_meta_string, public_metadata)
 from .streams import StreamChannel, session_lock
@@ -40,6 +40,8 @@ from .streams import StreamChannel, session_lock
 log = logging.getLogger(__name__)
 AUTO_TITLE_CHARS = 60
 DEFAULT_MAX_TOOL_RESULT_BYTES = 16 * 1024 * 1024
+DEFAULT_APPROVAL_TIMEOUT = 300.0
+CONTINUABLE = ("truncated", "interrupted")
 
 
 def _cut_whole(text: str, limit: int) -> str:
@@ -107,6 +109,56 @@ class Turn:
         self._finished = False
         self._stop = threading.Event()
         self.checkpoints = 0
+        # agent control (DESIGN §7): set by :meth:`configure`
+        self.continues: int | None = None    # index of the reply this turn extends
+        self.approval_timeout = DEFAULT_APPROVAL_TIMEOUT
+        self.ctx = TurnContext(ask_approval=self.ask_approval, ask_clarify=self.ask_clarify)
+
+    def configure(self, *, model: str | None = None, config=None, continues: int | None = None,
+                  home=None, profile: str = "default") -> "Turn":
+        """Set what the turn runs on: the model id, the reply it continues (an index),
+        the approval timeout (``config.approval_timeout``) and the profile's agent home."""
+        self.ctx.model = model
+        self.ctx.home = home
+        self.ctx.profile = profile
+        self.continues = continues
+        self.approval_timeout = float(getattr(config, "approval_timeout", DEFAULT_APPROVAL_TIMEOUT))
+        return self
+
+    # -- human in the loop (api.approvals) --------------------------------------
+
+    def ask_approval(self, tool: str, command: str, description: str = "", timeout: float | None = None) -> str:
+        """``once``, ``session``, ``always`` or ``deny`` for running ``tool`` with ``command``.
+
+        A ``session`` or ``always`` rule answers at once; otherwise an ``approval`` event is
+        emitted and the worker waits (``timeout`` or ``--approval-timeout``); no answer is
+        ``deny``. ``session`` / ``always`` answers are remembered.
+        """
+        profile_dir = self.store.dir.parent
+        granted = approvals.allowed_by_rule(profile_dir, self.session_id, tool, command)
+        if granted:
+            return granted
+        wait = self.approval_timeout if timeout is None else timeout
+        self.checkpoint()  # what streamed is on disk before a wait that may be long
+        choice = approvals.ask("approval", self.stream_id, self.session_id,
+                               {"tool": tool, "command": command, "description": description},
+                               self.emit, self.channel.cancel_event, wait, default="deny")
+        if choice in ("session", "always"):
+            try:
+                approvals.remember(profile_dir, self.session_id, tool, command, choice)
+            except OSError as exc:
+                log.error("could not store the approval rule for %s: %s", tool, exc)
+        return choice
+
+    def ask_clarify(self, question: str, choices: list | None = None, timeout: float | None = None) -> str:
+        """The user's answer to ``question`` (``""`` if none comes within the timeout)."""
+        data = {"question": question}
+        if choices:
+            data["choices"] = [str(c) for c in choices]
+        wait = self.approval_timeout if timeout is None else timeout
+        self.checkpoint()
+        return approvals.ask("clarify", self.stream_id, self.session_id, data, self.emit,
+                             self.channel.cancel_event, wait, default="")
 
     # -- events from the backend (worker thread) ------------------------------
 
@@ -152,8 +204,9 @@ class Turn:
             msg["reasoning"] = "".join(self._reasoning)
         if self._tools:
             msg["tool_calls"] = [dict(t) for t in self._tools.values()]
-        if getattr(self.backend, "model", None):
-            msg["model"] = self.backend.model
+        model = self.ctx.model or getattr(self.backend, "model", None)
+        if model:
+            msg["model"] = model
         return msg
 
     def checkpoint(self) -> bool:
@@ -199,11 +252,15 @@ class Turn:
         status, error, usage = "complete", None, None
         threading.Thread(target=self._checkpoint_loop, name=f"checkpoint-{self.stream_id}", daemon=True).start()
         try:
-            history = self.store.load(self.session_id).messages
-            result = self.backend.run_turn(history, self.user_text, self.emit, self.channel.cancel_event)
-            usage = (result or {}).get("usage")
+            history, text = self.store.load(self.session_id).messages, self.user_text
+            if self.continues is not None:
+                history, text = self._continuation(history)
+            result = self.backend.run_turn(history, text, self.emit, self.channel.cancel_event, ctx=self.ctx)
+            usage = _usage((result or {}).get("usage"))
             if self.channel.cancel_event.is_set():
                 status = "cancelled"
+            elif (result or {}).get("finish_reason") == "length":
+                status = "truncated"
         except BackendError as exc:
             status, error = "error", {"message": exc.message, "type": exc.type}
         except SessionNotFound:
@@ -216,6 +273,22 @@ class Turn:
                 self.finish(status, error=error, usage=usage)
             finally:
                 streams.unregister(self.stream_id)
+
+    def _continuation(self, messages: list[dict]) -> tuple[list[dict], str]:
+        """``(history, user text)`` for continuing the reply at ``self.continues``: the
+        messages before its user message and that message's text; ``ctx.continue_text``
+        gets the reply's text so far."""
+        idx = self.continues
+        if idx is None or idx != len(messages) - 1 or messages[idx].get("role") != "assistant":
+            raise BackendError("the reply to continue is no longer the last message: reload the chat",
+                               type="conflict")
+        u = next((i for i in range(idx - 1, -1, -1) if messages[i].get("role") == "user"), None)
+        old = messages[idx].get("content")
+        self.ctx.continue_text = old if isinstance(old, str) else ""
+        if u is None:
+            return messages[:idx], ""
+        text = messages[u].get("content")
+        return messages[:u], text if isinstance(text, str) else ""
 
     def finish(self, status: str, *, error: dict | None = None, usage: dict | None = None) -> bool:
         """End the turn once: write it back if this stream still owns the session, then
@@ -233,11 +306,19 @@ class Turn:
             self._stop.set()
             if error:
                 reply["error"] = error["message"]
+            if usage:
+                reply["usage"] = usage
+            approvals.forget_stream(self.stream_id)
             try:
                 stub = self.store.load_metadata_only(self.session_id)
                 if stub.active_stream_id == self.stream_id:
-                    saved_meta = self.store.append_messages(self.session_id, [dict(self.user), reply],
-                                                            CLEARED_STREAM_FIELDS)
+                    changes = dict(CLEARED_STREAM_FIELDS)
+                    if usage:  # the session's running total (DESIGN §7 "Usage")
+                        changes["usage"] = add_usage(stub.meta.get("usage"), usage)
+                    if self.continues is None:
+                        saved_meta = self.store.append_messages(self.session_id, [dict(self.user), reply], changes)
+                    else:
+                        saved_meta = self.store.replace_reply(self.session_id, self.continues, reply, changes)
                     remove_journal(self.store.journal_path(self.session_id))
                 else:
                     log.info("stream %s no longer owns %s; its result is dropped", self.stream_id, self.session_id)
@@ -264,6 +345,17 @@ class Turn:
         ch.close()
         streams.unregister(self.stream_id)
         return True
+
+
+def _usage(raw) -> dict | None:
+    """A backend's usage report reduced to ``{prompt_tokens, completion_tokens}`` (None
+    if it reported neither)."""
+    if not isinstance(raw, dict):
+        return None
+    out = {k: raw[k] for k in ("prompt_tokens", "completion_tokens")
+           if isinstance(raw.get(k), int) and not isinstance(raw.get(k), bool)}
+    return {"prompt_tokens": out.get("prompt_tokens", 0), "completion_tokens": out.get("completion_tokens", 0)} \
+        if out else None
 
 
 def check_message(text: str, limit: int) -> str:
@@ -350,8 +442,12 @@ def ensure_idle(session, expected_message_count: int | None = None) -> None:
 
 def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text: str, *,
                config=None, expected_message_count: int | None = None,
-               model: str | None = None, replace_messages: list | None = None) -> str:
+               model: str | None = None, replace_messages: list | None = None,
+               agent_home: dict | None = None) -> str:
     """Begin a turn and return its stream id.
+
+    ``model``: the model id the turn runs on (the saved reply records it; the session's
+    default is not changed). ``agent_home``: ``{home, profile}`` of the request's profile.
 
     ``config`` (an :class:`api.config.Config`) gives ``checkpoint_seconds`` and
     ``max_tool_result_bytes``; None uses their defaults (1 s, 16 MiB).
@@ -378,8 +474,6 @@ def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text
         changes = {**CLEARED_STREAM_FIELDS, "active_stream_id": stream_id}  # drops legacy pending keys
         if not session.meta.get("manual_title") and (session.message_count == 0 or replace_messages == []):
             changes["title"] = auto_title(text)
-        if model:
-            changes["model"] = model
         journal = JournalWriter.create(store.journal_path(session_id), stream_id, user, started)
         try:
             if replace_messages is None:
@@ -395,6 +489,47 @@ def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text
             raise
         channel = StreamChannel(stream_id, session_id)
         turn = Turn(store, backend, channel, user, journal, checkpoint_seconds, max_tool_result_bytes)
+        turn.configure(model=model, config=config, **(agent_home or {}))
+        channel.turn = turn
+        streams.register(channel)
+    threading.Thread(target=turn.run, name=f"turn-{stream_id}", daemon=True).start()
+    return stream_id
+
+
+def start_continue(store: SessionStore, backend: AgentBackend, session_id: str, *, config=None,
+                   model: str | None = None, agent_home: dict | None = None) -> str:
+    """Extend the session's last reply in place and return the new stream id (DESIGN §7).
+
+    The last message must be an assistant reply saved ``truncated`` or ``interrupted``
+    (TurnConflict 409 otherwise, or while a stream runs). No user message is added: the
+    journal records the index of the reply and, as the turn streams, only the new part;
+    finishing (or settling after a crash) writes the old text plus the new part into that
+    same message, with the new turn's status.
+    """
+    check_meta_string("model", model)
+    with session_lock(session_id):
+        session = store.load_metadata_only(session_id)
+        ensure_idle(session)
+        _meta, window, offset = store.read_window(session_id, 2, None)
+        last = window[-1] if window else None
+        if not last or last.get("role") != "assistant" or last.get("status") not in CONTINUABLE:
+            raise TurnConflict("there is no cut-off reply to continue: the last reply is "
+                               f"{(last or {}).get('status') or 'missing'}, not truncated or interrupted")
+        index = offset + len(window) - 1
+        user = next((dict(m) for m in reversed(window[:-1]) if m.get("role") == "user"),
+                    {"role": "user", "content": "", "timestamp": time.time()})
+        stream_id = secrets.token_hex(8)
+        journal = JournalWriter.create(store.journal_path(session_id), stream_id, user, time.time(), continues=index)
+        try:
+            store.patch_metadata(session_id, {**CLEARED_STREAM_FIELDS, "active_stream_id": stream_id})
+        except BaseException:
+            journal.close()
+            remove_journal(journal.path)
+            raise
+        channel = StreamChannel(stream_id, session_id)
+        turn = Turn(store, backend, channel, user, journal, getattr(config, "checkpoint_seconds", 1.0),
+                    getattr(config, "max_tool_result_bytes", DEFAULT_MAX_TOOL_RESULT_BYTES))
+        turn.configure(model=model, config=config, continues=index, **(agent_home or {}))
         channel.turn = turn
         streams.register(channel)
     threading.Thread(target=turn.run, name=f"turn-{stream_id}", daemon=True).start()

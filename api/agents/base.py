@@ -6,9 +6,53 @@ Backends never import the model layer: they get a plain history list and call
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Protocol
 
 Emit = Callable[[str, dict], None]
+
+CONTINUE_PROMPT = ("Your previous reply was cut off. Continue it exactly where it stopped, "
+                   "without repeating anything already written.")
+
+
+def _deny(tool: str, command: str, description: str = "", timeout: float | None = None) -> str:
+    return "deny"
+
+
+def _no_answer(question: str, choices: list | None = None, timeout: float | None = None) -> str:
+    return ""
+
+
+@dataclass
+class TurnContext:
+    """What a turn knows beyond its messages (given to ``run_turn`` as ``ctx``).
+
+    ``model``: the model id to run on (None: the backend's default). ``continue_text``:
+    when continuing a cut reply, its text so far (the turn appends to it).
+    ``ask_approval(tool, command, description, timeout=None)`` blocks until the user
+    answers and returns ``once``, ``session``, ``always`` or ``deny`` (a timeout is
+    ``deny``); ``ask_clarify(question, choices=None, timeout=None)`` returns the answer
+    (``""`` on timeout). ``home``: the profile's agent home (hermes backend);
+    ``profile``: the profile's name. Without a context, approvals are denied.
+    """
+
+    model: str | None = None
+    continue_text: str | None = None
+    ask_approval: Callable[..., str] = _deny
+    ask_clarify: Callable[..., str] = _no_answer
+    home: Path | None = None
+    profile: str = "default"
+
+
+def continuation(history: list[dict], user_message: str, ctx: "TurnContext | None") -> tuple[list[dict], str]:
+    """``(history, user_message)`` for a chat-completion backend: unchanged, or, when
+    ``ctx`` continues a cut reply, the original exchange followed by the request to go on."""
+    if ctx is None or ctx.continue_text is None:
+        return history, user_message
+    return (list(history) + [{"role": "user", "content": user_message},
+                             {"role": "assistant", "content": ctx.continue_text}], CONTINUE_PROMPT)
+
 
 
 class BackendError(Exception):
@@ -31,15 +75,21 @@ class AgentBackend(Protocol):
     model: str | None
 
     def run_turn(self, history: list[dict], user_message: str, emit: Emit,
-                 cancel_event: threading.Event) -> dict | None:
+                 cancel_event: threading.Event, ctx: TurnContext | None = None) -> dict | None:
         """Run one turn.
 
         ``history``: earlier messages, OpenAI-style dicts (``role``, ``content``, …).
         ``emit(event, data)`` with events ``token {text}``, ``reasoning {text}``,
         ``tool {id, name, args}``, ``tool_complete {id, name, result, duration_ms,
         is_error}``, ``status {text}``. Return promptly once ``cancel_event`` is set.
-        Returns ``{"usage": {...}}`` or None. Raises :class:`BackendError` to fail the turn.
+        Returns ``{"usage": {prompt_tokens, completion_tokens}, "finish_reason"}`` or None
+        (``finish_reason: "length"`` saves the reply ``truncated``). Raises
+        :class:`BackendError` to fail the turn.
         """
+        ...
+
+    def list_models(self) -> list[dict]:
+        """``[{id, label, backend, vision, context_length?}]`` this backend can run (optional)."""
         ...
 
 

@@ -178,7 +178,7 @@ class HermesBackend:
         return agent
 
     def run_turn(self, history: list[dict], user_message: str, emit: Emit,
-                 cancel_event: threading.Event) -> dict | None:
+                 cancel_event: threading.Event, ctx=None) -> dict | None:
         """Run one Hermes turn; see the module doc for the event mapping.
 
         Raises :class:`BackendError` (``backend_unavailable``, ``provider_error``) when

@@ -45,7 +45,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .base import BackendError, Emit, plain_history
+from .base import BackendError, Emit, continuation, plain_history
 
 if importlib.util.find_spec("xllamacpp") is None:
     raise ImportError("xllamacpp is not installed", name="xllamacpp")
@@ -480,13 +480,21 @@ class LocalBackend:
         self._model = shared_model(config)
         self.model = self._model.id
 
+    def list_models(self) -> list[dict]:
+        """The one loaded model, with its context window."""
+        if not self.model:
+            return []
+        return [{"id": self.model, "label": self.model, "backend": "local", "vision": False,
+                 "context_length": self._model.context_size}]
+
     def run_turn(self, history: list[dict], user_message: str, emit: Emit,
-                 cancel_event: threading.Event) -> dict | None:
+                 cancel_event: threading.Event, ctx=None) -> dict | None:
         """Stream one reply as ``token`` events; ``status`` events while loading or waiting.
 
         Raises :class:`BackendError` (``backend_unavailable``, ``not_found``,
         ``model_error``) when the model cannot run.
         """
+        history, user_message = continuation(history, user_message, ctx)
         messages = plain_history(history) + [{"role": "user", "content": user_message}]
         gen = self._model.generate(messages, max_tokens=self.max_tokens, cancel_event=cancel_event,
                                    on_status=lambda text: emit("status", {"text": text}))
@@ -500,4 +508,4 @@ class LocalBackend:
         if gen.dropped:
             log.info("local turn: %d oldest messages left out to fit %d tokens", gen.dropped,
                      self._model.context_size)
-        return {"usage": gen.usage}
+        return {"usage": gen.usage, "finish_reason": gen.finish_reason}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 
-from .base import BackendError, Emit, plain_history
+from .base import BackendError, Emit, TurnContext, continuation, plain_history
 
 
 def map_openai_error(exc: Exception) -> BackendError:
@@ -39,6 +39,15 @@ class OpenAIBackend:
         self._client = None
         self._lock = threading.Lock()
 
+    def list_models(self) -> list[dict]:
+        """The endpoint's own ``GET /models`` (ids only; vision and context are unknown)."""
+        client = self._get_client()
+        try:
+            found = [m.id for m in client.with_options(timeout=5).models.list()]
+        except Exception as exc:
+            raise map_openai_error(exc) from exc
+        return [{"id": i, "label": i, "backend": "openai", "vision": False} for i in found]
+
     def _get_client(self):
         with self._lock:
             if self._client is None:
@@ -52,12 +61,17 @@ class OpenAIBackend:
             return self._client
 
     def run_turn(self, history: list[dict], user_message: str, emit: Emit,
-                 cancel_event: threading.Event) -> dict | None:
+                 cancel_event: threading.Event, ctx: TurnContext | None = None) -> dict | None:
+        """Stream one reply on ``ctx.model`` (default ``--model``). Continuing a cut reply
+        sends it back with a request to go on."""
         client = self._get_client()
+        history, user_message = continuation(history, user_message, ctx)
+        model = (ctx.model if ctx else None) or self.model
+        finish = None
         messages = plain_history(history) + [{"role": "user", "content": user_message}]
         usage = None
         try:
-            stream = client.chat.completions.create(model=self.model, messages=messages, stream=True,
+            stream = client.chat.completions.create(model=model, messages=messages, stream=True,
                                                     stream_options={"include_usage": True})
             with stream:
                 for chunk in stream:
@@ -66,6 +80,7 @@ class OpenAIBackend:
                     if getattr(chunk, "usage", None):
                         usage = chunk.usage.model_dump()
                     for choice in chunk.choices or []:
+                        finish = getattr(choice, "finish_reason", None) or finish
                         delta = choice.delta
                         reasoning = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
                         if isinstance(reasoning, str) and reasoning:
@@ -79,4 +94,4 @@ class OpenAIBackend:
             if err.type == "connection":
                 err.message = f"{err.message} (base URL: {client.base_url}; set --base-url)"
             raise err from exc
-        return {"usage": usage}
+        return {"usage": usage, "finish_reason": finish}

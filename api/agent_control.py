@@ -1,0 +1,112 @@
+"""Agent control routes (DESIGN §7 "Agent control…"): models, approvals, clarify, continue.
+
+- ``GET /api/models`` → ``{models: [{id, label, backend, vision, context_length?}], default}``
+- ``POST /api/session/model {session_id, model}`` → ``{session: compact}`` (the session's
+  default model; unknown → 400)
+- ``POST /api/session/continue {session_id, model?}`` → ``{stream_id, session_id}``: extend
+  the last reply (``truncated`` or ``interrupted``) in place; 409 if there is none
+- ``POST /api/approval/respond {stream_id, approval_id, choice}`` and
+  ``POST /api/clarify/respond {stream_id, clarify_id, answer}`` → ``{ok: true}``; 404
+  unknown id, 409 already answered (or timed out)
+- ``GET /api/approval/pending?session_id`` → ``{approvals: [{approval_id, stream_id, tool,
+  command, description}]}``
+- ``GET /api/approval/rules`` → ``{rules: [{tool, command, created_at}]}`` (the profile's
+  "always" answers) and ``POST /api/approval/rules/revoke {tool, command}`` → ``{ok: true}``
+  (404 if there was no such rule)
+
+The logic lives in :mod:`api.approvals`, :mod:`api.model_catalog` and :mod:`api.turns`.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, Flask, jsonify
+
+from . import approvals, model_catalog, turns
+from .app import app_state
+from .httputil import ApiError, arg_str, field, json_body
+from .models import public_metadata, validate_session_id
+from .profiles import agent_home, current_store, profile_dir
+from .streams import session_lock
+
+control_bp = Blueprint("agent_control", __name__)
+MAX_ANSWER_CHARS = 10_000
+
+
+@control_bp.get("/api/models")
+def list_models():
+    """``{models, default}``: what a turn may run on; ``default`` is the backend's."""
+    backend = app_state().backend
+    return jsonify(models=model_catalog.list_models(backend), default=model_catalog.default_model(backend))
+
+
+@control_bp.post("/api/session/model")
+def set_session_model():
+    """``{session_id, model}`` → ``{session: compact}``; ``model`` must be listed (400)."""
+    body = json_body()
+    sid = validate_session_id(field(body, "session_id", str))
+    model = model_catalog.resolve(app_state().backend, field(body, "model", str))
+    store = current_store()
+    with session_lock(sid):
+        meta = store.patch_metadata(sid, {"model": model}, touch=False)
+    return jsonify(session=dict(public_metadata(meta)))
+
+
+@control_bp.post("/api/session/continue")
+def continue_reply():
+    """``{session_id, model?}`` → ``{stream_id, session_id}``; see :func:`api.turns.start_continue`."""
+    body = json_body()
+    sid = validate_session_id(field(body, "session_id", str))
+    st = app_state()
+    stub = turns.load_settled(current_store(), sid)
+    model = model_catalog.resolve(st.backend, field(body, "model", str, required=False), stub.meta.get("model"))
+    stream_id = turns.start_continue(current_store(), st.backend, sid, config=st.config, model=model,
+                                     agent_home=agent_home())
+    return jsonify(stream_id=stream_id, session_id=sid)
+
+
+@control_bp.post("/api/approval/respond")
+def approval_respond():
+    """``{stream_id, approval_id, choice: once|session|always|deny}`` → ``{ok: true}``."""
+    body = json_body()
+    choice = field(body, "choice", str)
+    if choice not in approvals.CHOICES:
+        raise ApiError(f"choice must be one of {', '.join(approvals.CHOICES)}")
+    approvals.respond("approval", field(body, "stream_id", str), field(body, "approval_id", str), choice)
+    return jsonify(ok=True)
+
+
+@control_bp.post("/api/clarify/respond")
+def clarify_respond():
+    """``{stream_id, clarify_id, answer}`` → ``{ok: true}``."""
+    body = json_body()
+    answer = field(body, "answer", str)
+    if len(answer) > MAX_ANSWER_CHARS:
+        raise ApiError(f"the answer is longer than {MAX_ANSWER_CHARS:,} characters", 413)
+    approvals.respond("clarify", field(body, "stream_id", str), field(body, "clarify_id", str), answer)
+    return jsonify(ok=True)
+
+
+@control_bp.get("/api/approval/pending")
+def approval_pending():
+    """``{approvals: [...]}``: the open approvals of ``session_id`` (of this profile)."""
+    sid = validate_session_id(arg_str("session_id"))
+    current_store().load_metadata_only(sid)  # 404 for another profile's session
+    return jsonify(approvals=approvals.open_approvals(sid))
+
+
+@control_bp.get("/api/approval/rules")
+def approval_rules():
+    """``{rules: [{tool, command, created_at}]}``: this profile's "always" answers."""
+    return jsonify(rules=approvals.always_rules(profile_dir()))
+
+
+@control_bp.post("/api/approval/rules/revoke")
+def approval_revoke():
+    """``{tool, command}`` → ``{ok: true}``; 404 if the profile has no such rule."""
+    body = json_body()
+    if not approvals.revoke_always(profile_dir(), field(body, "tool", str), field(body, "command", str)):
+        raise ApiError("no such rule (it may have been revoked already)", 404)
+    return jsonify(ok=True)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(control_bp)
