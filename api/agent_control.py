@@ -10,6 +10,9 @@
   unknown id, 409 already answered (or timed out)
 - ``GET /api/approval/pending?session_id`` → ``{approvals: [{approval_id, stream_id, tool,
   command, description}]}``
+- ``POST /api/chat/queue {session_id, message, model?}``, ``GET /api/chat/queue?session_id``,
+  ``POST /api/chat/queue/edit {session_id, id, message}``, ``POST /api/chat/queue/remove
+  {session_id, id}``: messages that wait for the running turn (:mod:`api.message_queue`)
 - ``GET /api/approval/rules`` → ``{rules: [{tool, command, created_at}]}`` (the profile's
   "always" answers) and ``POST /api/approval/rules/revoke {tool, command}`` → ``{ok: true}``
   (404 if there was no such rule)
@@ -18,15 +21,19 @@ The logic lives in :mod:`api.approvals`, :mod:`api.model_catalog` and :mod:`api.
 """
 from __future__ import annotations
 
+import logging
+import threading
+
 from flask import Blueprint, Flask, jsonify
 
-from . import approvals, model_catalog, turns
+from . import approvals, message_queue, model_catalog, turns
 from .app import app_state
 from .httputil import ApiError, arg_str, field, json_body
 from .models import public_metadata, validate_session_id
 from .profiles import agent_home, current_store, profile_dir
 from .streams import session_lock
 
+log = logging.getLogger(__name__)
 control_bp = Blueprint("agent_control", __name__)
 MAX_ANSWER_CHARS = 10_000
 
@@ -108,5 +115,75 @@ def approval_revoke():
     return jsonify(ok=True)
 
 
+def _queue_body() -> tuple:
+    body = json_body()
+    sid = validate_session_id(field(body, "session_id", str))
+    return body, sid, current_store()
+
+
+def _queued(store, sid):
+    return [{"id": q["id"], "text": q["text"], "created_at": q.get("created_at"), "model": q.get("model")}
+            for q in message_queue.read_queue(store, sid)]
+
+
+@control_bp.post("/api/chat/queue")
+def queue_message():
+    """``{session_id, message, model?}`` → ``{queued: [...], stream_id}``: the message waits
+    for the running turn and starts when it ends (``stream_id`` is set when it started at
+    once because the session was idle). 413 over the message limit, 400 unknown model,
+    409 when 20 messages already wait."""
+    body, sid, store = _queue_body()
+    st = app_state()
+    text = turns.check_message(field(body, "message", str), st.config.max_message_bytes)
+    requested = field(body, "model", str, required=False)
+    if requested is not None:
+        model_catalog.resolve(st.backend, requested)
+    message_queue.add(store, sid, text, requested)
+    stream_id = message_queue.start_next(store, st.backend, sid, st.config, agent_home())
+    return jsonify(queued=_queued(store, sid), stream_id=stream_id, session_id=sid)
+
+
+@control_bp.get("/api/chat/queue")
+def get_queue():
+    """``{queued: [{id, text, created_at, model}]}`` of ``session_id``, oldest first."""
+    sid = validate_session_id(arg_str("session_id"))
+    store = current_store()
+    store.load_metadata_only(sid)
+    return jsonify(queued=_queued(store, sid))
+
+
+@control_bp.post("/api/chat/queue/edit")
+def edit_queued():
+    """``{session_id, id, message}`` → ``{queued}``; 404 if it already started or was removed."""
+    body, sid, store = _queue_body()
+    text = turns.check_message(field(body, "message", str), app_state().config.max_message_bytes)
+    message_queue.edit(store, sid, field(body, "id", str), text)
+    return jsonify(queued=_queued(store, sid))
+
+
+@control_bp.post("/api/chat/queue/remove")
+def remove_queued():
+    """``{session_id, id}`` → ``{queued}``; 404 if it already started or was removed."""
+    body, sid, store = _queue_body()
+    message_queue.remove(store, sid, field(body, "id", str))
+    return jsonify(queued=_queued(store, sid))
+
+
+def _drain_after_restart(app: Flask) -> None:
+    """Start what was queued when the server stopped (each profile's store, once)."""
+    state = app.extensions["hermes"]
+    registry = app.extensions.get("hermes_profiles")
+    names = registry.names() if registry is not None else ["default"]
+    with app.app_context():
+        for name in names:
+            try:
+                store = registry.store(name) if registry is not None else state.store
+                home = agent_home(name) if registry is not None else None
+                message_queue.drain_all(store, state.backend, state.config, home)
+            except Exception:
+                log.exception("could not drain the queues of profile %s", name)
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(control_bp)
+    threading.Thread(target=_drain_after_restart, args=(app,), name="queue-drain", daemon=True).start()

@@ -11,7 +11,7 @@ import time
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
-from . import model_catalog, streams, turns
+from . import message_queue, model_catalog, streams, turns
 from .httputil import ApiError, arg_bool, arg_int, arg_str, field, json_body
 from .errors import SessionError
 from .models import (Session, clean_title, public_metadata,
@@ -201,6 +201,7 @@ def delete_session():
         if not store.delete(sid):
             raise ApiError(f"no session {sid!r}", 404)
         streams.drop_unsaved_reply(sid)
+        message_queue.delete_queue(store, sid)
     return jsonify(ok=True)
 
 

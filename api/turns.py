@@ -123,6 +123,7 @@ class Turn:
         self.ctx.profile = profile
         self.continues = continues
         self.approval_timeout = float(getattr(config, "approval_timeout", DEFAULT_APPROVAL_TIMEOUT))
+        self.config = config
         return self
 
     # -- human in the loop (api.approvals) --------------------------------------
@@ -344,7 +345,17 @@ class Turn:
         ch.emit("stream_end", {"status": status})
         ch.close()
         streams.unregister(self.stream_id)
+        if status != "interrupted":  # a message queued during the turn starts now (not at shutdown)
+            self._start_queued()
         return True
+
+    def _start_queued(self) -> None:
+        from . import message_queue
+        try:
+            message_queue.start_next(self.store, self.backend, self.session_id, getattr(self, "config", None),
+                                     {"home": self.ctx.home, "profile": self.ctx.profile})
+        except Exception:  # never let the queue break the end of a turn
+            log.exception("could not start the queued message of %s", self.session_id)
 
 
 def _usage(raw) -> dict | None:
