@@ -51,7 +51,7 @@ class DrivenBackend:
         self.orders: queue.Queue = queue.Queue()
         self.done = queue.Queue()
 
-    def run_turn(self, history, user_message, emit, cancel_event):
+    def run_turn(self, history, user_message, emit, cancel_event, **_context):
         while True:
             order = self.orders.get()
             if order is None or cancel_event.is_set():
