@@ -26,7 +26,7 @@ import threading
 
 from flask import Blueprint, Flask, jsonify
 
-from . import approvals, message_queue, model_catalog, turns
+from . import approvals, diagnostics, message_queue, model_catalog, turns
 from .app import app_state
 from .httputil import ApiError, arg_str, field, json_body
 from .models import public_metadata, validate_session_id
@@ -185,5 +185,13 @@ def _drain_after_restart(app: Flask) -> None:
 
 
 def init_app(app: Flask) -> None:
+    """Register the blueprint, log start-up problems (``app.extensions["hermes_problems"]``,
+    reported by ``/health``) and drain the message queues left by the last run."""
     app.register_blueprint(control_bp)
+    state = app.extensions["hermes"]
+    problems = diagnostics.startup_problems(state.config, state.backend)
+    app.extensions["hermes_problems"] = problems
+    if not getattr(state.backend, "install_command", None):  # server.py already says that one
+        for p in problems:
+            log.warning("configuration problem: %s; fix: %s", p["message"], p["fix"])
     threading.Thread(target=_drain_after_restart, args=(app,), name="queue-drain", daemon=True).start()

@@ -46,11 +46,13 @@ def _load_settled(session_id: str) -> Session:
 
 @sessions_bp.get("/health")
 def health():
-    """``{status: "ok", sessions, active_streams, uptime_seconds, agent, model}``."""
+    """``{status: "ok", sessions, active_streams, uptime_seconds, agent, model, problems}``;
+    ``problems``: ``[{message, fix}]`` found at start-up (:mod:`api.diagnostics`)."""
     st = app_state()
     return jsonify(status="ok", sessions=len(st.store.index), active_streams=streams.live_count(),
                    uptime_seconds=round(time.time() - st.started_at, 3),
-                   agent=st.backend.name, model=getattr(st.backend, "model", None))
+                   agent=st.backend.name, model=getattr(st.backend, "model", None),
+                   problems=current_app.extensions.get("hermes_problems", []))
 
 
 @sessions_bp.get("/api/sessions")

@@ -106,6 +106,14 @@ async function showHealth() {
   const info = $("#backend-info");
   try {
     const health = await api("/health");
+    const problems = health.problems || [];
+    if (problems.length) {  // misconfigured: say what and how to fix it, before anyone types
+      $("#backend-text").textContent = `${problems[0].message}: ${problems[0].fix}`;
+      info.title = problems.map((p) => `${p.message}: ${p.fix}`).join("\n");
+      info.classList.add("warn");
+      info.classList.remove("ok", "down");
+      return;
+    }
     if (health.agent) {
       const model = health.model || "default model";
       $("#backend-text").textContent = `${model} · ${health.agent} backend`;
@@ -114,7 +122,7 @@ async function showHealth() {
       $("#backend-text").textContent = "Connected";
     }
     info.classList.add("ok");
-    info.classList.remove("down");
+    info.classList.remove("down", "warn");
   } catch {
     $("#backend-text").textContent = "Server unreachable";
     info.classList.add("down");
