@@ -5,12 +5,13 @@ OpenAI client — including ``--agent hermes --base-url http://127.0.0.1:<port>/
 can use the embedded model. It shares the one loaded model and its first-come
 first-served lock with the ``local`` chat backend (:func:`api.agents.local.shared_model`).
 
-Differences from OpenAI, on purpose: one model (the ``model`` field of a request is
-accepted and ignored); no tool calling (``tools`` is ignored, the reply is text);
-``n`` must be 1; ``max_tokens`` is capped at ``--max-tokens``; history that does not
-fit the context window is trimmed from the oldest side. Errors are ``{"error": "…"}``
-like the rest of the app: 400 bad input, 500 the model failed, 503 the local model is
-not installed.
+Differences from OpenAI, on purpose: one model (``model`` must be its id, or
+``default``; another id → 404 ``model_not_found``); no tool calling (a request with
+``tools`` → 400, ``param: "tools"``, code ``tools_not_supported``); ``n`` must be 1;
+``max_tokens`` is capped at ``--max-tokens``; history that does not fit the context
+window is trimmed from the oldest side. Errors have OpenAI's shape, ``{"error":
+{message, type, param, code}}``: 400 bad input (``invalid_request_error``), 404 unknown
+model, 500 the model failed (``server_error``), 503 the local model is not installed.
 """
 from __future__ import annotations
 
@@ -19,14 +20,49 @@ import time
 import uuid
 
 from flask import Blueprint, Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
 
 from .app import app_state
+from .errors import AppError
 from .httputil import ApiError, field, json_body
 
 openai_bp = Blueprint("openai_api", __name__)
 
 ROLES = ("system", "user", "assistant", "tool", "developer")
 SAMPLING = (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0))
+
+
+class OpenAIError(ApiError):
+    """An error in OpenAI's shape: ``param`` (the field at fault) and ``code``."""
+
+    def __init__(self, message: str, status: int = 400, *, param: str | None = None, code: str | None = None):
+        super().__init__(message, status)
+        self.param = param
+        self.code = code
+
+
+def _error_type(status: int) -> str:
+    return {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}.get(
+        status, "invalid_request_error" if status < 500 else "server_error")
+
+
+def openai_error(message: str, status: int, param: str | None = None, code: str | None = None):
+    """``{"error": {message, type, param, code}}`` with ``status``."""
+    resp = jsonify(error={"message": message, "type": _error_type(status), "param": param, "code": code})
+    resp.status_code = status
+    return resp
+
+
+@openai_bp.errorhandler(AppError)
+def _app_error(e: AppError):
+    return openai_error(e.message, e.status, getattr(e, "param", None), getattr(e, "code", None))
+
+
+@openai_bp.errorhandler(HTTPException)
+def _http_error(e: HTTPException):
+    if e.code == 413:
+        return openai_error("request body too large", 413)
+    return openai_error(e.description or e.name, e.code or 500)
 
 
 def _model():
@@ -94,6 +130,10 @@ def parse_request(body: dict) -> dict:
     seed = field(body, "seed", int, required=False)
     if seed is not None:
         sampling["seed"] = seed
+    tools = body.get("tools")
+    if tools is not None and tools != []:
+        raise OpenAIError("this server's model cannot call tools; send the request without 'tools'",
+                          param="tools", code="tools_not_supported")
     options = field(body, "stream_options", dict, required=False, default={})
     cap = app_state().config.max_tokens
     return {"messages": messages, "stream": field(body, "stream", bool, required=False, default=False),
@@ -101,13 +141,30 @@ def parse_request(body: dict) -> dict:
             "max_tokens": min(max_tokens or cap, cap), "sampling": sampling}
 
 
+def _model_object(model) -> dict:
+    created = int(model.path.stat().st_mtime) if model.path.exists() else 0
+    return {"id": model.id, "object": "model", "created": created, "owned_by": "hermes-webui"}
+
+
+def _check_model_id(requested, model) -> None:
+    """404 ``model_not_found`` unless ``requested`` names the local model (or is ``default``)."""
+    if requested is not None and requested not in (model.id, "default"):
+        raise OpenAIError(f"The model '{str(requested)[:200]}' does not exist; this server has '{model.id}'",
+                          404, param="model", code="model_not_found")
+
+
 @openai_bp.get("/v1/models")
 def list_models():
     """``{object: "list", data: [{id, object: "model", created, owned_by}]}``: the local model."""
+    return jsonify(object="list", data=[_model_object(_model())])
+
+
+@openai_bp.get("/v1/models/<path:model_id>")
+def get_model(model_id: str):
+    """``{id, object: "model", created, owned_by}``; 404 ``model_not_found`` for another id."""
     model = _model()
-    created = int(model.path.stat().st_mtime) if model.path.exists() else 0
-    return jsonify(object="list", data=[{"id": model.id, "object": "model", "created": created,
-                                         "owned_by": "hermes-webui"}])
+    _check_model_id(model_id, model)
+    return jsonify(_model_object(model))
 
 
 @openai_bp.post("/v1/chat/completions")
@@ -121,8 +178,13 @@ def chat_completions():
     ``data: {chat.completion.chunk}`` lines, a usage chunk if asked, then ``data: [DONE]``.
     ``finish_reason`` is ``stop`` or ``length``.
     """
-    req = parse_request(json_body())
+    body = json_body()
+    req = parse_request(body)
     model = _model()
+    requested = body.get("model")
+    if requested is not None and not isinstance(requested, str):
+        raise OpenAIError("'model' must be a string", param="model")
+    _check_model_id(requested, model)
     from .agents.local import ModelError
 
     try:
@@ -163,7 +225,8 @@ def _sse(gen, meta: dict, include_usage: bool):
             body = {**meta, "object": "chat.completion.chunk", "choices": [], "usage": gen.usage}
             yield "data: " + json.dumps(body) + "\n\n"
     except ModelError as exc:
-        yield "data: " + json.dumps({"error": exc.message}) + "\n\n"
+        yield "data: " + json.dumps({"error": {"message": exc.message, "type": "server_error", "param": None,
+                                              "code": None}}) + "\n\n"
     finally:
         gen.close()
     yield "data: [DONE]\n\n"

@@ -43,7 +43,7 @@ def test_models_lists_the_local_model(server):
 
 
 def test_completion_without_streaming_returns_a_real_reply(server):
-    r = server.post("/v1/chat/completions", {"model": "anything", "messages": HELLO, "max_tokens": 8})
+    r = server.post("/v1/chat/completions", {"model": MODEL_ID, "messages": HELLO, "max_tokens": 8})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["object"] == "chat.completion" and body["model"] == MODEL_ID and body["id"].startswith("chatcmpl-")
@@ -128,19 +128,21 @@ def test_content_parts_are_accepted(server):
 def test_bad_requests_answer_400_with_a_json_error(server, body, fragment):
     r = server.post("/v1/chat/completions", body)
     assert r.status_code == 400
-    assert fragment in r.json()["error"]
+    error = r.json()["error"]
+    assert fragment in error["message"] and error["type"] == "invalid_request_error"
+    assert set(error) == {"message", "type", "param", "code"}
 
 
 def test_a_body_that_is_not_json_answers_400(server):
     r = server.post("/v1/chat/completions", data="{nope", headers={"Content-Type": "application/json"})
-    assert r.status_code == 400 and "JSON" in r.json()["error"]
+    assert r.status_code == 400 and "JSON" in r.json()["error"]["message"]
 
 
 def test_a_missing_model_file_answers_a_json_error_not_a_crash(make_server, tmp_path):
     srv = make_server(agent="fake", args=("--model-path", str(tmp_path / "missing.gguf"))).start()
     for stream in (False, True):
         r = srv.post("/v1/chat/completions", {"messages": HELLO, "stream": stream})
-        assert r.status_code == 500 and "missing.gguf" in r.json()["error"]
+        assert r.status_code == 500 and "missing.gguf" in r.json()["error"]["message"]
     assert srv.get("/health").json()["status"] == "ok"
 
 
@@ -161,3 +163,36 @@ def test_a_client_that_hangs_up_mid_stream_frees_the_model(make_server):
         assert sum(1 for _, line in zip(range(8), r.iter_lines()) if line) >= 4
     # the abandoned reply (up to 1,000 tokens) does not hold the model
     assert one_token("Hi") < 3 * idle + 1.0
+
+
+def test_an_unknown_model_is_404_model_not_found_in_openais_shape(server):
+    r = server.post("/v1/chat/completions", {"model": "gpt-9", "messages": HELLO, "max_tokens": 4})
+    assert r.status_code == 404
+    assert r.json() == {"error": {"message": r.json()["error"]["message"], "type": "invalid_request_error",
+                                  "param": "model", "code": "model_not_found"}}
+    assert "gpt-9" in r.json()["error"]["message"] and MODEL_ID in r.json()["error"]["message"]
+    assert server.post("/v1/chat/completions", {"model": "default", "messages": HELLO,
+                                                "max_tokens": 2}).status_code == 200
+
+
+def test_tools_are_refused_with_400_naming_the_param(server):
+    tools = [{"type": "function", "function": {"name": "ls", "parameters": {"type": "object"}}}]
+    r = server.post("/v1/chat/completions", {"model": MODEL_ID, "messages": HELLO, "tools": tools})
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["param"] == "tools" and error["code"] == "tools_not_supported" and "tools" in error["message"]
+
+
+def test_a_model_can_be_fetched_by_id(server):
+    r = server.get(f"/v1/models/{MODEL_ID}")
+    assert r.status_code == 200 and r.json()["id"] == MODEL_ID and r.json()["object"] == "model"
+    missing = server.get("/v1/models/gpt-9")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+
+
+def test_the_openai_client_sees_a_proper_not_found_error(server):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=server.url("/v1"), api_key="x", max_retries=0)
+    with pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model="gpt-9", messages=HELLO, max_tokens=2)
+    assert info.value.code == "model_not_found"
