@@ -53,7 +53,8 @@ def create_app(config: Config, *, store: SessionStore | None = None, backend=Non
     ``before_request`` (Host allow-list, CSRF, login) guards every route of every
     blueprint registered after it; the request log wraps the whole WSGI app.
     """
-    from . import auth, memory, openai_api, profiles, render, session_export, session_ops, skills, workspace
+    from . import (attachments, auth, memory, openai_api, profiles, render, session_export, session_ops,
+                   skills, workspace)
     from .routes import chat_bp, sessions_bp
     from .ui import ui_bp
 
@@ -72,7 +73,8 @@ def create_app(config: Config, *, store: SessionStore | None = None, backend=Non
     auth.init_app(app)
     for bp in (sessions_bp, chat_bp, ui_bp):
         app.register_blueprint(bp)
-    for module in (openai_api, session_ops, session_export, workspace, skills, memory, render, profiles):
+    for module in (openai_api, session_ops, session_export, attachments, workspace, skills, memory, render,
+                   profiles):
         module.init_app(app)
     from . import agent_control  # models, approvals, clarify, continue (DESIGN §7)
     agent_control.init_app(app)

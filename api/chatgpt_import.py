@@ -5,7 +5,8 @@ Two formats are understood (:func:`parse_import` tells them apart):
 * **ours** — what ``GET /api/session/export?format=json`` writes,
   ``{"hermes_webui_export": 1, "session": {…metadata, "messages": [...]}}`` (or
   ``"sessions": [...]``), or a bare session object ``{…, "messages": [...]}`` such as a
-  file from ``sessions/``.
+  file from ``sessions/``. A session object may carry ``"attachments": [{id, name, size,
+  mime, data_base64}]``, its attached files (:func:`_own_attachments`).
 * **ChatGPT** — ``conversations.json`` from a ChatGPT data export: a list of
   conversations, each ``{title, create_time, update_time, mapping, current_node, …}``
   where ``mapping`` is a tree ``{node_id: {message, parent, children}}``. The branch
@@ -93,7 +94,42 @@ def own_session(obj, where: str) -> dict:
     for key in ("pinned", "archived", "manual_title"):
         meta[key] = meta.get(key) is True
     meta["title"] = clean_title(meta.get("title") or "") or IMPORTED_TITLE
-    return {"meta": meta, "messages": messages, "skipped": 0}
+    return {"meta": meta, "messages": messages, "skipped": 0,
+            "attachments": _own_attachments(obj.get("attachments"), where)}
+
+
+def _own_attachments(raw, where: str) -> list[dict]:
+    """The embedded attachments of an exported session, decoded and checked:
+    ``[{id, name, mime, data: bytes}]``. Each entry of the export is ``{id, name, size,
+    mime, data_base64}``; a malformed entry, a repeated id or a size that does not
+    match the decoded bytes is an :class:`ImportFormatError`."""
+    import base64
+    import binascii
+
+    from .attachment_store import guess_mime, valid_id
+    from .errors import PathError
+    from .safepath import upload_name
+
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ImportFormatError(f"{where}: \"attachments\" must be a list")
+    out, seen = [], set()
+    for i, att in enumerate(raw):
+        here = f"{where}, attachment {i + 1}"
+        if not isinstance(att, dict) or not valid_id(att.get("id")) or att["id"] in seen:
+            raise ImportFormatError(f"{here}: needs an \"id\" of letters, digits, - or _ (once per session)")
+        try:
+            name = upload_name(att.get("name") or "attachment")
+            data = base64.b64decode(att.get("data_base64") or "", validate=True)
+        except (ValueError, binascii.Error, TypeError, PathError) as exc:
+            raise ImportFormatError(f"{here}: {getattr(exc, 'message', exc)}") from None
+        if att.get("size") is not None and att.get("size") != len(data):
+            raise ImportFormatError(f"{here}: \"size\" is {att.get('size')!r} but the data holds {len(data)} bytes")
+        seen.add(att["id"])
+        out.append({"id": att["id"], "name": name, "data": data,
+                    "mime": guess_mime(name, data[:64], att.get("mime") if isinstance(att.get("mime"), str) else None)})
+    return out
 
 
 def _short_string(value) -> bool:

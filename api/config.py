@@ -46,6 +46,8 @@ class Config:
     max_tool_result_bytes: int = 16 * 1024 * 1024  # one tool result or reasoning block, kept whole up to this
     max_body_bytes: int | None = None             # a JSON request body; default: room for the largest message
     max_upload_bytes: int = 20 * 1024 * 1024
+    max_attachment_bytes: int = 25 * 1024 * 1024  # one file attached to a message (DESIGN §3)
+    max_import_bytes: int = 200 * 1024 * 1024     # one /api/session/import document (exports embed attachments)
     # workspace (issue 7): extra roots a session may pick, separated by os.pathsep
     workspace_roots: str = ""
     heartbeat_seconds: float = 5.0
@@ -106,6 +108,9 @@ _FLAGS = [
     ("max_body_bytes", int, "largest JSON request body in bytes (default: 6 x the message limit + 1 MiB, "
      "room for a message of the largest size even with every character JSON-escaped)"),
     ("max_upload_bytes", int, "largest workspace upload in bytes (default 20 MiB)"),
+    ("max_attachment_bytes", int, "largest file attached to a message in bytes; larger ones get 413 (default 25 MiB)"),
+    ("max_import_bytes", int, "largest session import in bytes, a JSON export with its attachments embedded "
+     "(default 200 MiB)"),
     ("workspace_roots", str, "extra workspace folders a session may pick, separated by ':' "
      "(the default root is <state-dir>/workspace)"),
     ("password", str, "require this password to use the UI; for tests only: every user of this machine "
@@ -179,8 +184,8 @@ def parse_config(argv: list[str] | None = None, env: dict[str, str] | None = Non
         raise ValueError(f"unknown agent backend {cfg.agent!r}; choose one of {', '.join(AGENTS)}")
     if not (0 <= cfg.port <= 65535):
         raise ValueError(f"port {cfg.port} is out of range")
-    if cfg.max_message_bytes < 1 or cfg.max_tool_result_bytes < 1:
-        raise ValueError("message and tool result limits must be positive numbers of bytes")
+    if min(cfg.max_message_bytes, cfg.max_tool_result_bytes, cfg.max_attachment_bytes, cfg.max_import_bytes) < 1:
+        raise ValueError("message, tool result, attachment and import limits must be positive numbers of bytes")
     if args.max_body_bytes is None and ENV_PREFIX + "MAX_BODY_BYTES" not in env:
         cfg.max_body_bytes = 6 * cfg.max_message_bytes + 1024 * 1024
     if not cfg.approval_timeout > 0:

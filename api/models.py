@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from .atomic import FileRange, atomic_write_bytes
+from .attachment_store import AttachmentStore
 from .errors import InvalidSessionId, SessionNotFound, SessionUnreadable
 from .codec import clean_text, dumps_json, encode_session, ordered_metadata, read_header, tail_messages
 from .journal import PendingTurn, extend_reply, journal_path, read_journal, remove_journal
@@ -250,6 +251,8 @@ class SessionStore:
         self.dir = Path(sessions_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.index = SessionIndex(self.dir, self._index_entry_for_file, session_id_of_file)
+        self.attachments = AttachmentStore(self.dir.parent / "attachments")  # api.attachment_store
+        self.attachments.sweep_incoming(older_than=3600)
 
     # -- paths and reading ------------------------------------------------
 
@@ -596,7 +599,8 @@ class SessionStore:
         return session.meta
 
     def delete(self, session_id: str) -> bool:
-        """Remove the file, its backup and its index entry (caller holds the lock).
+        """Remove the file, its backup, its journal, its index entry and its attachments
+        (caller holds the lock).
 
         Returns False if there was nothing to delete.
         """
@@ -614,6 +618,10 @@ class SessionStore:
             except FileNotFoundError:
                 pass
         self.index.remove(session_id)
+        try:  # after the session file: a crash in between leaves files nothing refers to, never the reverse
+            self.attachments.delete_session(session_id)
+        except OSError as exc:
+            log.error("could not delete the attachments of %s: %s", session_id, exc)
         return found
 
     # -- the index ------------------------------------------------------------

@@ -212,23 +212,27 @@ def delete_session():
 
 @chat_bp.post("/api/chat/start")
 def chat_start():
-    """``{session_id, message, model?, expected_message_count?}`` → ``{stream_id, session_id}``.
+    """``{session_id, message, model?, expected_message_count?, attachments?}`` → ``{stream_id, session_id}``.
 
     ``message``: 1 byte to ``--max-message-bytes`` (default 1 MiB) of UTF-8; larger → 413
-    and nothing stored. ``model`` over 400 bytes → 400. 409 if a live stream owns the
+    and nothing stored. ``attachments``: ids from ``POST /api/attachments`` for this
+    session (at most 20); an unknown id or one of another session → 404, nothing stored;
+    with attachments the message may be empty. ``model`` over 400 bytes → 400. 409 if a live stream owns the
     session or ``expected_message_count`` is stale. The message is on disk when this
     answers.
     """
     body = json_body()
     sid = validate_session_id(field(body, "session_id", str))
     st = app_state()
-    message = turns.check_message(field(body, "message", str), st.config.max_message_bytes)
+    attachments = field(body, "attachments", list, required=False)
+    message = turns.check_message(field(body, "message", str), st.config.max_message_bytes,
+                                  allow_empty=bool(attachments))
     expected = field(body, "expected_message_count", int, required=False)
     stub = _load_settled(sid)
     model = model_catalog.resolve(st.backend, field(body, "model", str, required=False), stub.meta.get("model"))
     try:
         stream_id = turns.start_turn(_store(), st.backend, sid, message, config=st.config,
-                                     expected_message_count=expected, model=model,
+                                     expected_message_count=expected, model=model, attachments=attachments,
                                      agent_home=agent_home())
     except ValueError as exc:  # a model name over the metadata limit
         raise ApiError(str(exc)) from None

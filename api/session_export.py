@@ -5,7 +5,10 @@ Routes (blueprint ``session_export``):
 
 - ``GET /api/session/export?session_id&format=json|md`` — a download (below);
 - ``POST /api/session/import`` — multipart ``file`` or the document as the body, up to
-  50 MiB; every conversation becomes a new session with a fresh id.
+  ``--max-import-bytes`` (200 MiB); every conversation becomes a new session with a fresh id.
+
+A JSON export embeds the session's attachments (base64, ``session.attachments``), so one
+file carries the whole conversation; an import restores them under the new session.
 
 An import is parsed and validated whole (:mod:`api.chatgpt_import`, the limits of
 DESIGN §3) before the first file is written, and the files already written are removed
@@ -13,6 +16,7 @@ if a later write fails (:meth:`api.models.SessionStore.create_many`).
 """
 from __future__ import annotations
 
+import base64
 import html
 import io
 import json
@@ -31,10 +35,10 @@ from .codec import clean_json, clean_text
 from .httputil import ApiError, arg_str
 from .models import DEFAULT_TITLE, PRIVATE_KEYS, message_text, validate_session_id
 from .profiles import current_store
+from .streams import session_lock
 from .turns import settle_stale_stream
 
 bp = Blueprint("session_export", __name__)
-IMPORT_MAX_BYTES = 50 * 1024 * 1024
 
 
 @bp.get("/api/session/export")
@@ -42,7 +46,9 @@ def export():
     """Download one session: query ``session_id``, ``format=json`` (default) or ``md``.
 
     ``json``: ``{"hermes_webui_export": 1, "exported_at", "session": {…metadata,
-    "messages": [...]}}``, UTF-8, every message whole (lone surrogates, which a
+    "messages": [...], "attachments": [{id, name, size, mime, data_base64}]}}`` (the
+    session's attached files, embedded; ``attachments`` is left out when there are
+    none), UTF-8, every message whole (lone surrogates, which a
     hand-edited file may hold, become U+FFFD), which ``/api/session/import`` reads back
     unchanged. ``md``: a readable transcript (:func:`render_markdown`). Sent with
     ``Content-Disposition: attachment``. Only saved messages are exported (not a reply
@@ -57,8 +63,12 @@ def export():
     session = store.load(sid)
     meta = {k: v for k, v in session.meta.items() if k not in PRIVATE_KEYS and k != "active_stream_id"}
     if fmt == "json":
-        doc = {"hermes_webui_export": EXPORT_VERSION, "exported_at": time.time(),
-               "session": clean_json(dict(meta, messages=session.messages))}
+        exported = clean_json(dict(meta, messages=session.messages))
+        files = store.attachments.list_session(sid)
+        if files:
+            exported["attachments"] = [dict(f.record(), data_base64=base64.b64encode(f.path.read_bytes())
+                                            .decode("ascii")) for f in files]
+        doc = {"hermes_webui_export": EXPORT_VERSION, "exported_at": time.time(), "session": exported}
         body, mimetype = json.dumps(doc, ensure_ascii=False, indent=1), "application/json"
     else:
         body, mimetype = clean_text(render_markdown(meta, session.messages)), "text/markdown"
@@ -164,6 +174,10 @@ def render_markdown(meta: dict, messages: list[dict]) -> str:
         for call in msg.get("tool_calls") or []:
             if isinstance(call, dict):
                 lines += _tool_lines(call)
+        for att in msg.get("attachments") or []:
+            if isinstance(att, dict):
+                lines += [f"_Attached: {' '.join(str(att.get('name')).split())} ({att.get('mime')}, "
+                          f"{att.get('size')} bytes)_", ""]
         lines += [close_open_fences(message_text(msg)), ""]
     return "\n".join(lines)
 
@@ -176,7 +190,10 @@ def import_sessions():
     """Import our JSON export or a ChatGPT ``conversations.json`` (or the export's .zip).
 
     Input: multipart with the file in the part named ``file``, or the document as the
-    request body. Up to 50 MiB (413 beyond, also inside a .zip). Output: ``{sessions:
+    request body. Up to ``--max-import-bytes`` (200 MiB by default, room for a few
+    embedded attachments; 413 beyond, also inside a .zip). Attachments embedded
+    in our export are restored under the new session (an attachment over
+    ``--max-attachment-bytes`` → 413, nothing written). Output: ``{sessions:
     [compact], imported: n, skipped_messages: n}``; every conversation becomes a new
     session with a fresh id. 400 with the reason (and nothing written) for a file that is
     not UTF-8 JSON in a known format or has a malformed conversation; 413 (nothing
@@ -189,9 +206,26 @@ def import_sessions():
     except ImportFormatError as exc:
         raise ApiError(f"cannot import this file: {exc}") from None
     _check_import_limits(items)
-    sessions = current_store().create_many(items, keep_times=True)
+    store = current_store()
+    sessions = store.create_many(items, keep_times=True)
+    _restore_attachments(store, sessions, items)
     return jsonify(sessions=[s.compact() for s in sessions], imported=len(sessions),
                    skipped_messages=sum(item.get("skipped", 0) for item in items))
+
+
+def _restore_attachments(store, sessions, items) -> None:
+    """Write each imported session's embedded attachments; on a failure every session of
+    this import is deleted again (with what was written) and the error raised."""
+    try:
+        for session, item in zip(sessions, items):
+            with session_lock(session.session_id):
+                for att in item.get("attachments") or []:
+                    store.attachments.add_bytes(session.session_id, att["data"], att["name"], att["mime"], att["id"])
+    except BaseException:
+        for session in sessions:
+            with session_lock(session.session_id):
+                store.delete(session.session_id)
+        raise
 
 
 def _utf8_size(value) -> int:
@@ -203,6 +237,10 @@ def _check_import_limits(items: list[dict]) -> None:
     """ApiError 413 naming the first message of ``items`` that is over a limit."""
     config = app_state().config
     for n, item in enumerate(items, 1):
+        for att in item.get("attachments") or []:
+            if len(att["data"]) > config.max_attachment_bytes:
+                raise ApiError(f"cannot import this file: conversation {n} has an attachment ({att['name']!r}) over "
+                               f"this server's limit of {config.max_attachment_bytes:,} bytes", 413)
         for i, msg in enumerate(item["messages"]):
             where = f"conversation {n} ({item['meta'].get('title') or DEFAULT_TITLE!r}), message {i + 1}"
             if msg.get("role") == "user" and _utf8_size(message_text(msg)) > config.max_message_bytes:
@@ -220,7 +258,11 @@ def _per_route_limits(endpoint, values):
     # Runs before every before_request hook, so no hook can read the body under the
     # app-wide 2 MiB limit first.
     if endpoint == "session_export.import_sessions":
-        request.max_content_length = IMPORT_MAX_BYTES
+        request.max_content_length = _import_max()
+
+
+def _import_max() -> int:
+    return app_state().config.max_import_bytes
 
 
 def _upload_bytes() -> bytes:
@@ -228,11 +270,11 @@ def _upload_bytes() -> bytes:
         upload = request.files.get("file")
         if upload is None:
             raise ApiError("missing the file: send it in the multipart part named 'file'")
-        raw = upload.read(IMPORT_MAX_BYTES + 1)
+        raw = upload.read(_import_max() + 1)
     else:
         raw = request.get_data(cache=False)
-    if len(raw) > IMPORT_MAX_BYTES:
-        raise ApiError(f"the file is larger than {IMPORT_MAX_BYTES // (1024 * 1024)} MiB", 413)
+    if len(raw) > _import_max():
+        raise ApiError(f"the file is larger than {_import_max() / 1048576:g} MiB (--max-import-bytes)", 413)
     if not raw.strip():
         raise ApiError("the file is empty")
     return _from_zip(raw) if raw[:4] == b"PK\x03\x04" else raw
@@ -247,11 +289,11 @@ def _from_zip(raw: bytes) -> bytes:
             if len(chosen) != 1:
                 raise ApiError("the zip archive has no conversations.json")
             with archive.open(chosen[0]) as member:
-                data = member.read(IMPORT_MAX_BYTES + 1)
+                data = member.read(_import_max() + 1)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError) as exc:
         raise ApiError(f"cannot read the zip archive: {exc}") from None
-    if len(data) > IMPORT_MAX_BYTES:
-        raise ApiError(f"{chosen[0]} is larger than {IMPORT_MAX_BYTES // (1024 * 1024)} MiB", 413)
+    if len(data) > _import_max():
+        raise ApiError(f"{chosen[0]} is larger than {_import_max() / 1048576:g} MiB (--max-import-bytes)", 413)
     return data
 
 

@@ -53,6 +53,11 @@ def _locked_session(session_id: str, expected: int | None):
         yield session
 
 
+def _attachment_ids(message: dict) -> list[str]:
+    """The ids of a user message's attachments (a retry or an edit keeps them)."""
+    return [a["id"] for a in message.get("attachments") or [] if isinstance(a, dict) and isinstance(a.get("id"), str)]
+
+
 def _last_user_index(messages: list[dict]) -> int | None:
     for i in range(len(messages) - 1, -1, -1):
         if messages[i].get("role") == "user":
@@ -60,7 +65,8 @@ def _last_user_index(messages: list[dict]) -> int | None:
     return None
 
 
-def _restart_from(session: Session, keep: int, text: str, model: str | None) -> Response:
+def _restart_from(session: Session, keep: int, text: str, model: str | None,
+                  attachments: list | None = None) -> Response:
     """Start a turn with ``text`` on ``session`` trimmed to its first ``keep`` messages
     (the caller holds the session lock). The trim and the pending turn are one atomic
     write (:func:`api.turns.start_turn` ``replace_messages``), so no crash can lose the
@@ -69,7 +75,7 @@ def _restart_from(session: Session, keep: int, text: str, model: str | None) -> 
     try:
         stream_id = start_turn(current_store(), app_state().backend, sid, text, config=app_state().config,
                                expected_message_count=len(session.messages), model=model,
-                               replace_messages=session.messages[:keep])
+                               replace_messages=session.messages[:keep], attachments=attachments)
     except ValueError as exc:  # a model name over the metadata limit
         raise ApiError(str(exc)) from None
     return jsonify(stream_id=stream_id, session_id=sid, message_count=keep)
@@ -94,9 +100,10 @@ def retry():
     with _locked_session(sid, expected) as session:
         at = _last_user_index(session.messages)
         text = message_text(session.messages[at]) if at is not None else ""
-        if not text.strip():
+        attachments = _attachment_ids(session.messages[at]) if at is not None else []
+        if not text.strip() and not attachments:
             raise ApiError("nothing to retry: the session has no user message with text")
-        return _restart_from(session, at, text, model)
+        return _restart_from(session, at, text, model, attachments)
 
 
 @bp.post("/api/session/edit")
@@ -123,7 +130,7 @@ def edit():
                            f"{len(session.messages)} messages)")
         if session.messages[index].get("role") != "user":
             raise ApiError(f"message {index} is not a user message; only those can be edited")
-        return _restart_from(session, index, content, model)
+        return _restart_from(session, index, content, model, _attachment_ids(session.messages[index]))
 
 
 @bp.post("/api/session/undo")

@@ -87,7 +87,7 @@ class Turn:
 
     def __init__(self, store: SessionStore, backend: AgentBackend, channel: StreamChannel,
                  user: dict, journal: JournalWriter, checkpoint_seconds: float,
-                 max_tool_result_bytes: int = DEFAULT_MAX_TOOL_RESULT_BYTES):
+                 max_tool_result_bytes: int = DEFAULT_MAX_TOOL_RESULT_BYTES, attachments: list | None = None):
         self.store = store
         self.backend = backend
         self.channel = channel
@@ -95,6 +95,7 @@ class Turn:
         self.stream_id = channel.stream_id
         self.user = user
         self.user_text = user["content"]
+        self.attachments = list(attachments or [])   # api.attachment_store.AttachmentFile
         self.checkpoint_seconds = checkpoint_seconds
         self.max_tool_result_bytes = max_tool_result_bytes
         self._lock = threading.Lock()        # the reply's state
@@ -256,7 +257,9 @@ class Turn:
             history, text = self.store.load(self.session_id).messages, self.user_text
             if self.continues is not None:
                 history, text = self._continuation(history)
-            result = self.backend.run_turn(history, text, self.emit, self.channel.cancel_event, ctx=self.ctx)
+            extra = {"attachments": self.attachments} if self.attachments else {}
+            result = self.backend.run_turn(history, text, self.emit, self.channel.cancel_event,
+                                           ctx=self.ctx, **extra)
             usage = _usage((result or {}).get("usage"))
             if self.channel.cancel_event.is_set():
                 status = "cancelled"
@@ -369,14 +372,15 @@ def _usage(raw) -> dict | None:
         if out else None
 
 
-def check_message(text: str, limit: int) -> str:
+def check_message(text: str, limit: int, *, allow_empty: bool = False) -> str:
     """A user message as it will be stored: lone surrogates replaced by U+FFFD.
 
-    Raises ApiError 400 if it is empty (or only white space) and TooLarge 413 if it is
-    over ``limit`` UTF-8 bytes (the sentence names the size, the limit and what to do).
+    Raises ApiError 400 if it is empty (or only white space) unless ``allow_empty`` (a
+    message that carries attachments), and TooLarge 413 if it is over ``limit`` UTF-8
+    bytes (the sentence names the size, the limit and what to do).
     """
     text = clean_text(text)
-    if not text.strip():
+    if not text.strip() and not allow_empty:
         raise ApiError("the message is empty")
     size = len(text.encode("utf-8"))
     if size > limit:
@@ -454,11 +458,16 @@ def ensure_idle(session, expected_message_count: int | None = None) -> None:
 def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text: str, *,
                config=None, expected_message_count: int | None = None,
                model: str | None = None, replace_messages: list | None = None,
-               agent_home: dict | None = None) -> str:
+               attachments: list | None = None, agent_home: dict | None = None) -> str:
     """Begin a turn and return its stream id.
 
     ``model``: the model id the turn runs on (the saved reply records it; the session's
     default is not changed). ``agent_home``: ``{home, profile}`` of the request's profile.
+
+    ``attachments``: ids of files uploaded to this session (:mod:`api.attachment_store`),
+    resolved under the session lock before anything is written (an id unknown here, or
+    of another session, raises AttachmentNotFound 404); the user message records them
+    as ``attachments: [{id, name, size, mime}]``, in the journal from the start.
 
     ``config`` (an :class:`api.config.Config`) gives ``checkpoint_seconds`` and
     ``max_tool_result_bytes``; None uses their defaults (1 s, 16 MiB).
@@ -479,9 +488,14 @@ def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text
     with session_lock(session_id):
         session = store.load_metadata_only(session_id)
         ensure_idle(session, expected_message_count)
+        files = store.attachments.resolve(session_id, attachments) if attachments else []
+        if not text.strip() and not files:
+            raise ApiError("the message is empty")
         stream_id = secrets.token_hex(8)
         started = time.time()
         user = {"role": "user", "content": text, "timestamp": started}
+        if files:
+            user["attachments"] = [f.record() for f in files]
         changes = {**CLEARED_STREAM_FIELDS, "active_stream_id": stream_id}  # drops legacy pending keys
         if not session.meta.get("manual_title") and (session.message_count == 0 or replace_messages == []):
             changes["title"] = auto_title(text)
@@ -499,7 +513,7 @@ def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text
             remove_journal(journal.path)
             raise
         channel = StreamChannel(stream_id, session_id)
-        turn = Turn(store, backend, channel, user, journal, checkpoint_seconds, max_tool_result_bytes)
+        turn = Turn(store, backend, channel, user, journal, checkpoint_seconds, max_tool_result_bytes, files)
         turn.configure(model=model, config=config, **(agent_home or {}))
         channel.turn = turn
         streams.register(channel)

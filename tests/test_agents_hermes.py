@@ -238,3 +238,29 @@ def test_a_model_error_fails_the_turn_visibly_and_keeps_the_message(make_server,
     msgs = server.session(sid)["messages"]
     assert msgs[0]["content"] == "hello?" and msgs[-1]["status"] == "error"
     wait_until(lambda: server.get("/health").json()["active_streams"] == 0)
+
+
+def test_an_attached_image_reaches_the_model_as_an_image_part(make_server, scripted):
+    import base64
+
+    png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+    llm = scripted()
+    server = make_server(agent="hermes", args=("--base-url", llm.url, "--model", "scripted"))
+    # Hermes sends image parts to a model it knows takes images (models.dev or this
+    # override); to others it sends its vision tool's description instead.
+    (server.home / ".hermes").mkdir(parents=True)
+    (server.home / ".hermes" / "config.yaml").write_text("model:\n  supports_vision: true\n")
+    server.start()
+    server.http.headers["Origin"] = server.url("")
+    sid = server.new_session()
+    r = server.post("/api/attachments", data={"session_id": sid}, files={"file": ("shot.png", png, "image/png")})
+    att = r.json()["attachment"]
+    events = stream_events(server, server.start_chat(sid, "what is in this picture?", attachments=[att["id"]]))
+    assert tokens_of(events).strip() == FINAL, events
+    user = [m for m in llm.requests[-1]["messages"] if m["role"] == "user"][-1]
+    assert isinstance(user["content"], list), user
+    texts = [p.get("text", "") for p in user["content"] if p.get("type") == "text"]
+    assert any("what is in this picture?" in t for t in texts)
+    images = [p for p in user["content"] if p.get("type") == "image_url"]
+    assert [p["image_url"]["url"] for p in images] == ["data:image/png;base64," + base64.b64encode(png).decode()]
+    assert server.session(sid)["messages"][0]["attachments"] == [att]

@@ -225,8 +225,8 @@ def test_import_needs_a_file_part(live_server):
     assert r.status_code == 400 and "'file'" in r.json()["error"]
 
 
-def test_import_takes_files_above_the_default_body_limit_and_refuses_oversized(live_server):
-    s = live_server
+def test_import_takes_files_above_the_default_body_limit_and_refuses_oversized(make_server):
+    s = make_server(args=("--max-import-bytes", str(50 * 1024 * 1024))).start()
     big_text = "lorem ipsum " * 300_000                     # a 3.6 MB reply: over the default body limit
     r = upload(s, json.dumps([simple_conversation("Big one", "short question", big_text)]).encode())
     assert r.status_code == 200, r.text

@@ -146,8 +146,8 @@ def test_markdown_export_of_a_reply_cut_inside_a_longer_or_tilde_fence(make_serv
     assert [f.content for f in fences] == ["```\nnot the end\n````\nstill inside\n", "cut in tildes\n"]
 
 
-def test_import_refuses_oversize_input_with_413_and_stores_nothing(live_server):
-    s = live_server
+def test_import_refuses_oversize_input_with_413_and_stores_nothing(make_server):
+    s = make_server(args=("--max-import-bytes", str(50 * MIB))).start()
     before = set(all_sessions(s))
     files_before = sorted(p.name for p in s.sessions_dir.iterdir())
     over_message = {"hermes_webui_export": 1, "session": {"title": "too big", "messages": [

@@ -41,7 +41,7 @@ class UnavailableBackend:
         self.name = name
         self.install_command = install_command
 
-    def run_turn(self, history, user_message, emit, cancel_event, ctx=None):
+    def run_turn(self, history, user_message, emit, cancel_event, attachments=(), ctx=None):
         raise BackendError(f"The {self.name} agent backend is not installed. Install it with: "
                            f"{self.install_command} — or start with --agent fake / --agent openai.",
                            type="backend_unavailable")

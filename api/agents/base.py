@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 Emit = Callable[[str, dict], None]
 
@@ -54,7 +54,6 @@ def continuation(history: list[dict], user_message: str, ctx: "TurnContext | Non
                              {"role": "assistant", "content": ctx.continue_text}], CONTINUE_PROMPT)
 
 
-
 class BackendError(Exception):
     """A turn failed in a way the user should see as an ``apperror`` event.
 
@@ -94,11 +93,15 @@ class AgentBackend(Protocol):
 
 
 def plain_history(history: list[dict]) -> list[dict]:
-    """User/assistant/system messages reduced to ``{role, content}`` for chat-completion APIs."""
+    """User/assistant/system messages reduced to ``{role, content}`` for chat-completion APIs
+    (an earlier user message's attachments are named, not sent again)."""
+    from .content import history_note
+
     out = []
     for m in history:
         if m.get("role") in ("user", "assistant", "system") and isinstance(m.get("content"), str):
             if m["role"] == "assistant" and not m["content"]:
                 continue
-            out.append({"role": m["role"], "content": m["content"]})
+            content = history_note(m) if m["role"] == "user" else m["content"]
+            out.append({"role": m["role"], "content": content})
     return out

@@ -10,7 +10,8 @@ that is a JSON object with a key ``"fake"`` is a script::
 Token i (0-based) is ``"t<i> "``. Order: reasoning, the first ``N // 2`` tokens, the
 tools, the pause (silence), the remaining tokens, then the error or the hang (until
 cancelled). ``delay_ms`` is waited before each token. Defaults: 5 tokens, no delay.
-Every wait returns early on cancel.
+Every wait returns early on cancel. Before all of that, each attachment of the user
+message, in order, is the token ``"[attachment <name> <size> <mime>] "``.
 
 Agent control (DESIGN §8): ``"clarify": {"question", "choices"?}`` asks after the
 reasoning and streams the answer as the token ``"answer: <text> "``; ``"approval":
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Sequence
 
 from .base import BackendError, Emit, TurnContext
 
@@ -59,7 +61,7 @@ class FakeBackend:
                 for m in MODELS]
 
     def run_turn(self, history: list[dict], user_message: str, emit: Emit,
-                 cancel_event: threading.Event, ctx: TurnContext | None = None) -> dict | None:
+                 cancel_event: threading.Event, attachments: Sequence = (), ctx: TurnContext | None = None) -> dict | None:
         """One scripted turn; reports ``usage {prompt_tokens: words in history + message,
         completion_tokens: tokens emitted}`` and ``finish_reason`` (``length`` when the
         script says ``"finish": "length"``). Continuing (``ctx.continue_text``) replays the
@@ -72,6 +74,8 @@ class FakeBackend:
                 emitted[0] += 1
             emit(event, data)
 
+        for att in attachments:
+            counted("token", {"text": f"[attachment {att.name} {att.size} {att.mime}] "})
         script = parse_script(user_message)
         finish = "stop"
         if script is None:

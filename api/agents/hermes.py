@@ -31,8 +31,10 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Sequence
 
 from .base import BackendError, Emit, plain_history
+from .content import user_content
 
 if importlib.util.find_spec("run_agent") is None:
     raise ImportError("hermes-agent is not installed", name="run_agent")
@@ -178,8 +180,14 @@ class HermesBackend:
         return agent
 
     def run_turn(self, history: list[dict], user_message: str, emit: Emit,
-                 cancel_event: threading.Event, ctx=None) -> dict | None:
+                 cancel_event: threading.Event, attachments: Sequence = (), ctx=None) -> dict | None:
         """Run one Hermes turn; see the module doc for the event mapping.
+
+        With attachments, the message is an OpenAI-style list of content parts (text,
+        then ``image_url`` parts with ``data:`` URLs), the shape hermes-agent's own
+        gateway passes for native image input
+        (``agent.image_routing.build_native_content_parts``); its transcript keeps the
+        plain text (``persist_user_message``).
 
         Raises :class:`BackendError` (``backend_unavailable``, ``provider_error``) when
         Hermes cannot start or reports a failed turn.
@@ -200,7 +208,12 @@ class HermesBackend:
         watcher.start()
         try:
             with contained():
-                result = agent.run_conversation(user_message, conversation_history=plain_history(history))
+                if attachments:
+                    content = user_content(user_message, attachments, images=True)
+                    result = agent.run_conversation(content, conversation_history=plain_history(history),
+                                                    persist_user_message=user_message)
+                else:
+                    result = agent.run_conversation(user_message, conversation_history=plain_history(history))
         except Exception as exc:
             raise BackendError(f"Hermes failed: {type(exc).__name__}: {exc}", type="provider_error") from None
         finally:

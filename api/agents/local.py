@@ -43,9 +43,10 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from .base import BackendError, Emit, continuation, plain_history
+from .content import user_content
 
 if importlib.util.find_spec("xllamacpp") is None:
     raise ImportError("xllamacpp is not installed", name="xllamacpp")
@@ -488,14 +489,21 @@ class LocalBackend:
                  "context_length": self._model.context_size}]
 
     def run_turn(self, history: list[dict], user_message: str, emit: Emit,
-                 cancel_event: threading.Event, ctx=None) -> dict | None:
+                 cancel_event: threading.Event, attachments: Sequence = (), ctx=None) -> dict | None:
         """Stream one reply as ``token`` events; ``status`` events while loading or waiting.
+
+        The model reads text only: attached text files, PDFs and documents are inlined
+        (within about three characters per token of the context window), and each image
+        becomes a note saying it cannot be seen (:func:`api.agents.content.user_content`).
 
         Raises :class:`BackendError` (``backend_unavailable``, ``not_found``,
         ``model_error``) when the model cannot run.
         """
         history, user_message = continuation(history, user_message, ctx)
-        messages = plain_history(history) + [{"role": "user", "content": user_message}]
+        content = user_message
+        if attachments:
+            content = user_content(user_message, attachments, images=False, budget=self._model.context_size * 3)
+        messages = plain_history(history) + [{"role": "user", "content": content}]
         gen = self._model.generate(messages, max_tokens=self.max_tokens, cancel_event=cancel_event,
                                    on_status=lambda text: emit("status", {"text": text}))
         try:

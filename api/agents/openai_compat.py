@@ -9,8 +9,10 @@ as ``token`` events and ``delta.reasoning_content`` / ``delta.reasoning`` as
 from __future__ import annotations
 
 import threading
+from typing import Sequence
 
 from .base import BackendError, Emit, TurnContext, continuation, plain_history
+from .content import user_content
 
 
 def map_openai_error(exc: Exception) -> BackendError:
@@ -61,14 +63,17 @@ class OpenAIBackend:
             return self._client
 
     def run_turn(self, history: list[dict], user_message: str, emit: Emit,
-                 cancel_event: threading.Event, ctx: TurnContext | None = None) -> dict | None:
-        """Stream one reply on ``ctx.model`` (default ``--model``). Continuing a cut reply
-        sends it back with a request to go on."""
+                 cancel_event: threading.Event, attachments: Sequence = (),
+                 ctx: TurnContext | None = None) -> dict | None:
+        """Stream one reply on ``ctx.model`` (default ``--model``). Attached images go as
+        ``image_url`` content parts, other files as text (:func:`api.agents.content.user_content`).
+        Continuing a cut reply sends it back with a request to go on."""
         client = self._get_client()
         history, user_message = continuation(history, user_message, ctx)
         model = (ctx.model if ctx else None) or self.model
         finish = None
-        messages = plain_history(history) + [{"role": "user", "content": user_message}]
+        content = user_content(user_message, attachments, images=True) if attachments else user_message
+        messages = plain_history(history) + [{"role": "user", "content": content}]
         usage = None
         try:
             stream = client.chat.completions.create(model=model, messages=messages, stream=True,
