@@ -136,12 +136,16 @@ def _agent_warning(config) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the server until SIGINT/SIGTERM. Returns the process exit code
+    """Run the server until SIGINT/SIGTERM (or, with ``migrate`` or ``export`` first, that
+    subcommand: :mod:`api.commands`). Returns the process exit code
     (2: bad configuration, 3: state dir busy or unusable, or the port cannot be opened).
     ``--help`` and ``--version`` print and exit 0."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("migrate",):   # subcommands beside serving (api.commands)
+        return _api("commands").main(argv)
     config_mod = _api("config")
     try:
-        config = config_mod.parse_config(sys.argv[1:] if argv is None else argv)
+        config = config_mod.parse_config(argv)
     except ValueError as exc:
         _error(str(exc))
         return 2

@@ -51,8 +51,9 @@ PRIVATE_KEYS = ("generation", "intentional_shrink_generation", "intentional_shri
 SIDEBAR_FIELDS = {
     "session_id": str, "title": str, "manual_title": bool, "created_at": float, "updated_at": float,
     "model": str, "workspace": str, "pinned": bool, "archived": bool, "message_count": int,
-    "active_stream_id": str,
+    "active_stream_id": str, "project_id": str, "tags": list,
 }
+TAGS_MAX = 32  # a session's tags kept in a sidebar row (api.projects.clean_tags allows as many)
 
 
 def validate_session_id(session_id) -> str:
@@ -128,6 +129,8 @@ def _coerce(typ, value):
                 except ValueError:
                     return None
         return None
+    if typ is list:  # tags: strings only, bounded
+        return [clean_text(t)[:64] for t in value if isinstance(t, str)][:TAGS_MAX] if isinstance(value, list) else None
     if typ is int:
         return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
     if isinstance(value, str):
@@ -147,6 +150,7 @@ def sidebar_row(meta: dict) -> dict:
     row["manual_title"] = bool(row["manual_title"])
     row["updated_at"] = row["updated_at"] if row["updated_at"] is not None else row["created_at"] or 0.0
     row["message_count"] = row["message_count"] or 0
+    row["tags"] = row["tags"] or []
     return row
 
 
@@ -433,6 +437,26 @@ class SessionStore:
                     self.delete(session.session_id)
             raise
         return written
+
+    def create_with_id(self, session_id: str, meta: dict, messages: list[dict]) -> Session:
+        """Write a new session that keeps ``session_id`` (a migration keeps the source's
+        ids), with ``meta``'s times as given and no stream fields, in one atomic save.
+
+        Raises InvalidSessionId, FileExistsError if a session of that id exists (nothing
+        is written), ValueError for a model or workspace over the metadata limit.
+        """
+        validate_session_id(session_id)
+        check_meta_string("model", meta.get("model"))
+        check_meta_string("workspace", meta.get("workspace"))
+        with session_lock(session_id):
+            if self.path(session_id).exists():
+                raise FileExistsError(f"session {session_id!r} already exists")
+            full = _new_meta(session_id, "", None, None)
+            full.update({k: v for k, v in meta.items() if k not in LEGACY_PENDING_KEYS and k not in PRIVATE_KEYS})
+            full.update(active_stream_id=None, session_id=session_id, message_count=len(messages))
+            session = Session(self, full, list(messages))
+            session.save(touch=False)
+        return session
 
     def _write(self, session: Session, *, touch: bool, intentional_shrink: bool) -> None:
         with self.index.writing():

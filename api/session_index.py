@@ -23,7 +23,7 @@ from .atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 INDEX_NAME = "_index.json"
-INDEX_VERSION = 2  # 2: rows hold only the sidebar's fields (api.models.SIDEBAR_FIELDS)
+INDEX_VERSION = 3  # 2: rows hold only the sidebar's fields (api.models.SIDEBAR_FIELDS); 3: project_id, tags
 RACY_WINDOW_NS = 2_000_000_000  # FAT and some network filesystems keep mtimes to 2 s
 FLUSH_DELAY = 2.0  # seconds: a burst of writes (a streaming turn's checkpoints) → one flush
 

@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -55,11 +56,33 @@ def session_dirs(state_dir: Path) -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
+# The upstream system's deliberate-shrink markers (a migrated or shared state dir): a
+# ``uuid.uuid4().hex`` string it stamps at each undo/retry/edit, and a ``clear_generation``
+# string it stamps at each clear. Anything else is no marker, so the backup is restored.
+_UPSTREAM_GENERATION_RE = re.compile(r"[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}")
+
+
+def _upstream_marks_shrink(live_meta: dict, bak_meta: dict) -> bool:
+    """True when the live file carries an upstream marker newer than the backup's: an
+    ``intentional_shrink_generation`` of the upstream's shape that the backup does not
+    carry (absent, null or another valid one), or a ``clear_generation`` the backup
+    does not share."""
+    live = live_meta.get("intentional_shrink_generation")
+    if isinstance(live, str) and _UPSTREAM_GENERATION_RE.fullmatch(live):
+        bak = bak_meta.get("intentional_shrink_generation")
+        if bak is None or (isinstance(bak, str) and _UPSTREAM_GENERATION_RE.fullmatch(bak) and bak != live):
+            return True
+    cleared = live_meta.get("clear_generation")
+    return isinstance(cleared, str) and bool(cleared) and bak_meta.get("clear_generation") != cleared
+
+
 def _shrink_was_intentional(live_meta: dict, bak_meta: dict) -> bool:
     """Invariant 9: the files' own records decide, never this host's clock against a
     filesystem timestamp. The live file names the generation of the file its deliberate
     shrink backed up; a file written by an earlier version carries the time of that
     shrink, compared with the backup's own ``updated_at`` (both from this app's clock)."""
+    if _upstream_marks_shrink(live_meta, bak_meta):
+        return True
     marker = live_meta.get("intentional_shrink_generation")
     if isinstance(marker, int) and not isinstance(marker, bool):
         gen = bak_meta.get("generation")

@@ -309,5 +309,5 @@ def test_the_list_carries_only_the_sidebars_fields(make_server):
     server.start()
     row = server.get("/api/sessions").json()["sessions"][0]
     assert set(row) <= {"session_id", "title", "manual_title", "created_at", "updated_at", "model", "workspace",
-                        "pinned", "archived", "message_count", "active_stream_id"}
+                        "pinned", "archived", "message_count", "active_stream_id", "project_id", "tags"}
     assert server.session("wide", messages=0)["upstream_field_0"] == "x" * 500  # the session itself keeps them

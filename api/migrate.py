@@ -1,0 +1,467 @@
+"""Come over from the upstream web UI: ``hermes-webui migrate [SRC] [--state-dir DST] [--dry-run]``.
+
+Reads the upstream's state dir (nesquena/hermes-webui: ``sessions/<sid>.json`` written
+with ``json.dumps(..., indent=2)``, ``projects.json``) and writes every session into our
+layout, keeping its id, title, times, pin and archive flags, project, ``#tags``, and its
+messages with tool calls and reasoning. It never writes to the source. Flask-free: the
+command line (:mod:`api.commands`) and the page's route (:mod:`api.migrate_routes`)
+both call :func:`migrate`.
+
+Per source session:
+
+* a ``.bak`` holding more messages than the live file restores the session (the
+  self-heal rule, :func:`api.session_recovery._shrink_was_intentional`: not when the
+  upstream marked that shrink deliberate); an unreadable file is named and skipped;
+* a pending prompt left in the metadata (``pending_user_message``) becomes a user
+  message and a partial reply (``_partial``) an assistant message, both ``interrupted``,
+  as after a crash (:meth:`api.models.SessionStore.settle_turn`);
+* the upstream's OpenAI-style tool calls (an assistant message's ``tool_calls`` of
+  ``{id, function: {name, arguments}}`` answered by ``role: tool`` messages) become our
+  tool cards ``{id, name, args, result}`` on the assistant message.
+
+Idempotent: ``migration.json`` in our state dir records, per migrated session, the
+source file's stat and our file's ``generation`` right after the write. A second run
+imports what is new, updates a session whose source changed if ours has not changed
+since (same generation) and the source has not lost messages, and otherwise skips it and
+says why.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .atomic import atomic_write_text
+from .codec import clean_json, clean_text, read_header
+from .models import (DEFAULT_TITLE, META_STRING_MAX_BYTES, SessionStore, _coerce, clean_title,
+                     session_id_of_file)
+from .session_recovery import _shrink_was_intentional
+
+RECORD_NAME = "migration.json"
+RECORD_VERSION = 1
+DEFAULT_PROFILE = "default"
+# The upstream's tags are words in the title: ``#word`` that is not ``#123`` (its sidebar's rule).
+TAG_RE = re.compile(r"#(?!\d+\b)[\w-]+")
+PROFILE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+PROJECT_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+TAGS_MAX = 32
+TAG_MAX_CHARS = 64
+
+
+class MigrationError(ValueError):
+    """The migration cannot start (no source, source equals destination, …)."""
+
+
+def default_source() -> Path:
+    """The upstream's default state dir: ``$HERMES_HOME/webui``, else ``~/.hermes/webui``."""
+    home = os.environ.get("HERMES_HOME")
+    return (Path(home).expanduser() if home else Path.home() / ".hermes") / "webui"
+
+
+def looks_like_upstream(src: Path) -> bool:
+    """True when ``src`` holds at least one upstream session file."""
+    sessions = Path(src) / "sessions"
+    try:
+        return any(session_id_of_file(e.name) and not e.name.startswith("_") for e in os.scandir(sessions))
+    except OSError:
+        return False
+
+
+@dataclass
+class Report:
+    """What a run did (or, dry, would do): lists of session ids, and names with reasons."""
+
+    source: str
+    dry_run: bool
+    total: int = 0
+    imported: list = field(default_factory=list)
+    updated: list = field(default_factory=list)
+    unchanged: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)        # [{session_id, reason}]
+    unreadable: list = field(default_factory=list)     # [{file, reason}]
+    restored_from_backup: list = field(default_factory=list)  # [{session_id, from, to}]
+    settled: list = field(default_factory=list)        # ids whose pending turn became interrupted messages
+    projects: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def summary(self) -> str:
+        verb = "would import" if self.dry_run else "imported"
+        lines = [f"{verb} {len(self.imported)}, updated {len(self.updated)}, unchanged {len(self.unchanged)}, "
+                 f"skipped {len(self.skipped)}, unreadable {len(self.unreadable)} "
+                 f"(of {self.total} sessions in {self.source}, {self.seconds:.1f} s)"]
+        if self.restored_from_backup:
+            lines.append("restored from .bak: " + ", ".join(
+                f"{r['session_id']} ({r['from']} → {r['to']} messages)" for r in self.restored_from_backup))
+        if self.settled:
+            lines.append("interrupted turns kept as messages: " + ", ".join(self.settled))
+        lines += [f"skipped {s['session_id']}: {s['reason']}" for s in self.skipped]
+        lines += [f"unreadable {u['file']}: {u['reason']}" for u in self.unreadable]
+        if self.projects:
+            lines.append(f"projects: {self.projects}")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- reading the source
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _parse(raw: bytes, name: str) -> dict:
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _Unreadable(f"not valid JSON ({str(exc)[:120]})") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list):
+        raise _Unreadable("not a session object with a \"messages\" list")
+    if not all(isinstance(m, dict) for m in obj["messages"]):
+        raise _Unreadable("a message is not an object")
+    sid = obj.get("session_id", name)
+    if sid != name:
+        raise _Unreadable(f"the file names session {str(sid)[:80]!r}")
+    return obj
+
+
+def _signature(path: Path) -> list:
+    """What says "this source file changed": size and mtime of the file and its backup."""
+    out = []
+    for p in (path, path.with_name(path.name + ".bak")):
+        try:
+            st = os.stat(p)
+            out += [st.st_size, st.st_mtime_ns]
+        except FileNotFoundError:
+            out += [None, None]
+    return out
+
+
+def read_source_session(path: Path) -> tuple[dict, dict | None]:
+    """The session object of upstream file ``path`` and, when its ``.bak`` restores it,
+    ``{from, to}`` message counts. Raises :class:`_Unreadable`; reads only."""
+    sid = path.name[:-5]
+    try:
+        live = _parse(path.read_bytes(), sid)
+    except OSError as exc:
+        raise _Unreadable(exc.strerror or str(exc)) from None
+    bak_path = path.with_name(path.name + ".bak")
+    try:
+        bak = _parse(bak_path.read_bytes(), sid)
+    except (OSError, _Unreadable):
+        return live, None  # no backup, or one that cannot be read: the live file stands
+    if len(bak["messages"]) > len(live["messages"]) and not _shrink_was_intentional(live, bak):
+        return bak, {"session_id": sid, "from": len(live["messages"]), "to": len(bak["messages"])}
+    return live, None
+
+
+# ---------------------------------------------------------------- converting
+
+
+def _short(value) -> str | None:
+    if not isinstance(value, str) or not value:
+        return None
+    value = clean_text(value)
+    return value if len(value.encode("utf-8")) <= META_STRING_MAX_BYTES else None
+
+
+def split_tags(title: str) -> tuple[str, list[str]]:
+    """The upstream keeps tags in the title (``"Trip plan #travel #2025ideas"``):
+    the title without them, and the tags without ``#``, each once, in order."""
+    tags: list[str] = []
+    for t in TAG_RE.findall(title):
+        t = t[1:][:TAG_MAX_CHARS]
+        if t.lower() not in (x.lower() for x in tags) and len(tags) < TAGS_MAX:
+            tags.append(t)
+    rest = " ".join(TAG_RE.sub("", title).split())
+    return (rest or title), tags
+
+
+def _args(raw):
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def convert_messages(raw: list[dict]) -> list[dict]:
+    """The upstream's messages in our shape (see the module docstring)."""
+    results = {m.get("tool_call_id"): m for m in raw if m.get("role") == "tool" and m.get("tool_call_id")}
+    used: set = set()
+    out = []
+    for m in raw:
+        if m.get("role") == "tool" and m.get("tool_call_id") in used:
+            continue
+        msg = {k: v for k, v in m.items() if not k.startswith("_")}
+        if "timestamp" not in msg and isinstance(m.get("_ts"), (int, float)):
+            msg["timestamp"] = m["_ts"]
+        if "reasoning" not in msg and isinstance(msg.get("reasoning_content"), str):
+            msg["reasoning"] = msg.pop("reasoning_content")
+        if m.get("_partial") and msg.get("role") == "assistant":
+            msg["status"] = "interrupted"
+        if m.get("_error") and msg.get("role") == "assistant":
+            msg["status"] = "error"
+        calls = msg.get("tool_calls")
+        if isinstance(calls, list) and msg.get("role") == "assistant":
+            cards = []
+            for call in calls:
+                if not isinstance(call, dict):
+                    continue
+                fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+                card = {"id": call.get("id"), "name": call.get("name") or fn.get("name") or "tool",
+                        "args": _args(call.get("args", fn.get("arguments")))}
+                for k in ("result", "duration_ms", "is_error"):
+                    if k in call:
+                        card[k] = call[k]
+                answer = results.get(call.get("id"))
+                if answer is not None and "result" not in card:
+                    card["result"] = answer.get("content")
+                    used.add(call.get("id"))
+                cards.append(card)
+            msg["tool_calls"] = cards
+        out.append(msg)
+    return clean_json(out)
+
+
+def settle_pending(obj: dict, messages: list[dict]) -> bool:
+    """Add the prompt a crash left in the upstream's metadata as an ``interrupted`` user
+    message, before the partial reply it was answering (the trailing ``interrupted``
+    assistant messages, converted from ``_partial``). True if something was settled."""
+    text = obj.get("pending_user_message")
+    if not isinstance(text, str) or not text.strip():
+        return False
+    last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
+    if last_user is not None and last_user.get("content") == text:
+        return False  # already in the transcript
+    started = obj.get("pending_started_at")
+    when = started if isinstance(started, (int, float)) and not isinstance(started, bool) else obj.get("updated_at")
+    at = len(messages)
+    while at and messages[at - 1].get("role") == "assistant" and messages[at - 1].get("status") == "interrupted":
+        at -= 1
+    messages.insert(at, {"role": "user", "content": clean_text(text), "status": "interrupted",
+                         "timestamp": when if isinstance(when, (int, float)) else time.time()})
+    return True
+
+
+def convert_session(obj: dict, sid: str, file_mtime: float) -> tuple[str, dict, list[dict], bool]:
+    """``(profile, meta, messages, settled)`` for our store from an upstream session."""
+    messages = convert_messages(obj["messages"])
+    settled = settle_pending(obj, messages)
+    title_raw = obj.get("title") if isinstance(obj.get("title"), str) else ""
+    title, tags = split_tags(clean_text(title_raw))
+    created = _coerce(float, obj.get("created_at"))
+    updated = _coerce(float, obj.get("updated_at"))
+    meta = {
+        "session_id": sid, "title": clean_title(title) or DEFAULT_TITLE,
+        "manual_title": obj.get("manual_title") is True or obj.get("llm_title_generated") is True,
+        "created_at": created if created is not None else (updated or file_mtime),
+        "updated_at": updated if updated is not None else (created or file_mtime),
+        "model": _short(obj.get("model")), "workspace": _short(obj.get("workspace")),
+        "pinned": obj.get("pinned") is True, "archived": obj.get("archived") is True,
+    }
+    project = obj.get("project_id")
+    if isinstance(project, str) and PROJECT_ID_RE.fullmatch(project):
+        meta["project_id"] = project
+    if tags:
+        meta["tags"] = tags
+    profile = obj.get("profile")
+    profile = profile if isinstance(profile, str) and PROFILE_RE.fullmatch(profile) else DEFAULT_PROFILE
+    return profile, meta, messages, settled
+
+
+# ---------------------------------------------------------------- the record
+
+
+def _record_path(dst: Path) -> Path:
+    return Path(dst) / RECORD_NAME
+
+
+def load_record(dst: Path) -> dict:
+    try:
+        rec = json.loads(_record_path(dst).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"version": RECORD_VERSION, "sessions": {}}
+    if not isinstance(rec, dict) or not isinstance(rec.get("sessions"), dict):
+        return {"version": RECORD_VERSION, "sessions": {}}
+    return rec
+
+
+def _save_record(dst: Path, rec: dict) -> None:
+    atomic_write_text(_record_path(dst), json.dumps(rec, ensure_ascii=False, separators=(",", ":")))
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _our_header(path: Path) -> dict | None:
+    """Our session file's metadata, or None when there is none; {} when unreadable."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return {}
+    try:
+        return read_header(raw, len(raw))[0]
+    except ValueError:
+        return {}
+
+
+def _profile_dir(dst: Path, profile: str) -> Path:
+    return Path(dst) if profile == DEFAULT_PROFILE else Path(dst) / "profiles" / profile
+
+
+def check_paths(src: Path, dst: Path) -> tuple[Path, Path]:
+    """Resolved ``(src, dst)``; :class:`MigrationError` when there is nothing to migrate
+    or the two are one folder (the upstream's ``HERMES_WEBUI_STATE_DIR`` has our name)."""
+    src, dst = Path(src).expanduser().resolve(), Path(dst).expanduser().resolve()
+    if not (src / "sessions").is_dir():
+        raise MigrationError(f"no upstream state dir at {src} (it has no sessions/ folder); "
+                             "pass the folder to migrate from, e.g. hermes-webui migrate ~/.hermes/webui")
+    if src == dst:
+        raise MigrationError(f"the source and the destination are the same folder ({src}); "
+                             "pass --state-dir for ours (HERMES_WEBUI_STATE_DIR names both apps' folders)")
+    if dst.is_relative_to(src / "sessions") or src.is_relative_to(dst):
+        raise MigrationError(f"the source {src} and the destination {dst} overlap; choose separate folders")
+    return src, dst
+
+
+def migrate(src: Path, dst: Path, *, dry_run: bool = False,
+            store_for: Callable[[str], SessionStore] | None = None,
+            progress: Callable[[int, int, str], None] | None = None) -> Report:
+    """Migrate the upstream state dir ``src`` into our state dir ``dst``.
+
+    ``store_for(profile)`` gives the store to write into (the server passes its own, so
+    its index stays current); without it the stores are opened here and closed at the
+    end. ``progress(done, total, session_id)`` is called after each session. With
+    ``dry_run`` nothing at all is written (not even ``dst``). Raises
+    :class:`MigrationError` before anything is done if the paths are wrong.
+    """
+    t0 = time.perf_counter()
+    src, dst = check_paths(src, dst)
+    report = Report(source=str(src), dry_run=dry_run)
+    files = sorted(p for p in (src / "sessions").iterdir()
+                   if session_id_of_file(p.name) and not p.name.startswith("_") and p.is_file())
+    report.total = len(files)
+    record = load_record(dst)
+    seen = record["sessions"]
+    opened: dict[str, SessionStore] = {}
+
+    def store(profile: str) -> SessionStore:
+        if store_for is not None:
+            return store_for(profile)
+        if profile not in opened:
+            opened[profile] = SessionStore(_profile_dir(dst, profile) / "sessions")
+        return opened[profile]
+
+    try:
+        projects = _migrate_projects(src, dst, dry_run)
+        report.projects = projects
+        for n, path in enumerate(files, 1):
+            _migrate_one(path, dst, report, seen, store, dry_run)
+            if not dry_run and n % 250 == 0:
+                _save_record(dst, record)
+            if progress is not None:
+                progress(n, len(files), path.name[:-5])
+        if not dry_run:
+            record["source"] = str(src)
+            _save_record(dst, record)
+    finally:
+        for s in opened.values():
+            s.close()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _migrate_one(path: Path, dst: Path, report: Report, seen: dict, store, dry_run: bool) -> None:
+    sid = path.name[:-5]
+    sig = _signature(path)
+    try:
+        obj, restored = read_source_session(path)
+    except _Unreadable as exc:
+        report.unreadable.append({"file": path.name, "reason": str(exc)})
+        return
+    profile, meta, messages, settled = convert_session(obj, sid, os.stat(path).st_mtime)
+    key = f"{profile}/{sid}"
+    ours_path = _profile_dir(dst, profile) / "sessions" / f"{sid}.json"
+    ours = _our_header(ours_path)
+    before = seen.get(key)
+    if before is not None and before.get("source") == sig:
+        report.unchanged.append(sid)
+        return
+    if ours == {}:
+        report.skipped.append({"session_id": sid, "reason": "our copy is unreadable; left as it is"})
+        return
+    if before is None and ours is not None:
+        report.skipped.append({"session_id": sid, "reason": "a session with this id already exists here"})
+        return
+    if before is not None and ours is None:
+        report.skipped.append({"session_id": sid, "reason": "deleted here since it was migrated"})
+        return
+    if before is not None:
+        if ours.get("generation") != before.get("generation"):
+            report.skipped.append({"session_id": sid, "reason": "changed here since it was migrated; "
+                                   "the source's changes are not merged"})
+            return
+        if len(messages) < int(before.get("messages") or 0):
+            report.skipped.append({"session_id": sid, "reason": "the source has fewer messages than "
+                                   "when it was migrated; ours is kept"})
+            return
+    if restored:
+        report.restored_from_backup.append(restored)
+    if settled:
+        report.settled.append(sid)
+    (report.updated if before is not None else report.imported).append(sid)
+    if dry_run:
+        return
+    target = store(profile)
+    if before is None:
+        session = target.create_with_id(sid, meta, messages)
+    else:
+        session = _replace(target, sid, meta, messages)
+    seen[key] = {"source": sig, "generation": session.meta.get("generation"), "messages": len(messages)}
+
+
+def _replace(store: SessionStore, sid: str, meta: dict, messages: list[dict]):
+    """Overwrite our copy of ``sid`` with the source's newer version (it has at least
+    as many messages, so no backup is taken), keeping what only we set."""
+    from .streams import session_lock
+    with session_lock(sid):
+        session = store.load(sid)
+        session.meta.update(meta)
+        session.messages = messages
+        session.save(touch=False)
+    return session
+
+
+def _migrate_projects(src: Path, dst: Path, dry_run: bool) -> int:
+    """The upstream's ``projects.json`` (a list of ``{project_id, name, color, profile,
+    created_at}``) merged into each profile's projects (:mod:`api.projects`): a project
+    already here (same id) is left as it is. Returns how many the source has."""
+    from .projects import ProjectStore
+    try:
+        raw = json.loads((src / "projects.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    if not isinstance(raw, list):
+        return 0
+    count = 0
+    for p in raw:
+        if not isinstance(p, dict) or not isinstance(p.get("project_id"), str) \
+                or not PROJECT_ID_RE.fullmatch(p["project_id"]) or not isinstance(p.get("name"), str):
+            continue
+        count += 1
+        if dry_run:
+            continue
+        profile = p.get("profile") if isinstance(p.get("profile"), str) and PROFILE_RE.fullmatch(p["profile"]) \
+            else DEFAULT_PROFILE
+        ProjectStore(_profile_dir(dst, profile)).adopt(p["project_id"], p["name"], color=p.get("color"),
+                                                       created_at=_coerce(float, p.get("created_at")))
+    return count

@@ -1,0 +1,181 @@
+"""``hermes-webui migrate``: the upstream's state dir comes over whole, the source is only
+read, and a second run changes nothing (DESIGN §7).
+
+Each case runs ``python server.py migrate …`` as a subprocess, as a user would, on a state
+dir generated in the upstream's own file layout (tests/upstream_state.py), then opens the
+result in a real server.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .helpers import ROOT, SERVER, LiveServer, fake_script, stream_events, tokens_of
+from .upstream_state import build_upstream_state, chat, snapshot, write
+
+
+def run_cli(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HERMES_")}
+    full_env.update(HOME=str(tmp_path / "home"), **(env or {}))
+    return subprocess.run([sys.executable, str(SERVER), *args], cwd=str(ROOT), env=full_env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _ours(dst: Path, sid: str, profile: str | None = None) -> dict:
+    base = dst if profile is None else dst / "profiles" / profile
+    return json.loads((base / "sessions" / f"{sid}.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory):
+    """One upstream state dir (with its 3,000-message and 20 MB sessions) migrated once."""
+    tmp = tmp_path_factory.mktemp("mig")
+    (tmp / "home").mkdir()
+    state = build_upstream_state(tmp / "upstream")
+    before = snapshot(state["root"])
+    dst = tmp / "ours"
+    proc = run_cli(tmp, "migrate", str(state["root"]), "--state-dir", str(dst))
+    return {"tmp": tmp, "state": state, "before": before, "dst": dst, "proc": proc}
+
+
+def test_migrate_keeps_every_session_with_its_id_fields_and_messages(migrated):
+    proc, dst, state = migrated["proc"], migrated["dst"], migrated["state"]
+    assert proc.returncode == 0, proc.stderr
+    for sid, messages in state["expected"].items():
+        assert _ours(dst, sid)["messages"] == messages, sid
+    plain = _ours(dst, "plain")
+    assert plain["title"] == "Trip plan #42" and plain["tags"] == ["travel", "2025ideas"]
+    assert plain["pinned"] is True and plain["project_id"] == "a1b2c3d4e5f6" and plain["manual_title"] is True
+    assert (plain["created_at"], plain["updated_at"]) == (1_700_000_000.0, 1_700_000_100.0)
+    assert plain["model"] == "anthropic/claude-sonnet-4" and plain["workspace"] == "/home/u/work"
+    assert _ours(dst, "archived")["archived"] is True
+    assert _ours(dst, "work1", profile="work")["messages"] == chat(2, "w")
+    pending = _ours(dst, "pending")
+    assert pending["active_stream_id"] is None and "pending_user_message" not in pending
+    # the metadata part stays ours: none of the upstream's 65 fields beyond what we keep
+    assert "compression_anchor_details" not in plain and "context_messages" not in plain
+    projects = json.loads((dst / "projects.json").read_text())["projects"]
+    assert [(p["project_id"], p["name"], p["color"]) for p in projects] == [
+        ("a1b2c3d4e5f6", "Research", "#3b82f6"), ("0f0f0f0f0f0f", "Home", None)]
+
+
+def test_migrate_prints_progress_and_names_what_it_skipped(migrated):
+    proc = migrated["proc"]
+    assert "migrate: 12/12 sessions" in proc.stderr
+    out = proc.stdout
+    assert out.splitlines()[0].startswith("imported 10, updated 0, unchanged 0, skipped 0, unreadable 2")
+    assert "unreadable broken.json: not valid JSON" in out
+    assert "unreadable notasession.json: not a session object" in out
+    assert "restored from .bak: shrunk (2 → 8 messages)" in out
+    assert "interrupted turns kept as messages: pending" in out
+
+
+def test_migrate_never_writes_to_the_source(migrated):
+    assert snapshot(migrated["state"]["root"]) == migrated["before"]
+
+
+def test_a_deliberate_upstream_shrink_is_not_undone(migrated):
+    dst = migrated["dst"]
+    assert len(_ours(dst, "undone")["messages"]) == 2 and _ours(dst, "cleared")["messages"] == []
+
+
+def test_the_migrated_dir_lists_opens_searches_and_takes_a_turn(migrated, tmp_path):
+    server = LiveServer(tmp_path, state_dir=migrated["dst"]).start()
+    try:
+        rows = {r["session_id"]: r for r in server.get("/api/sessions?include_archived=1").json()["sessions"]}
+        assert set(rows) == set(migrated["state"]["expected"])
+        assert rows["plain"]["tags"] == ["travel", "2025ideas"] and rows["plain"]["project_id"] == "a1b2c3d4e5f6"
+        page = server.session("long", msg_limit=30)
+        assert page["messages"] == migrated["state"]["expected"]["long"][-30:] and page["messages_offset"] == 2970
+        huge = server.session("huge")
+        assert huge["message_count"] == 200 and huge["messages"][-1]["content"].startswith("H199 ")
+        hits = server.get("/api/sessions/search", params={"q": "H7"}).json()["results"]
+        assert [h["session_id"] for h in hits] == ["huge"]
+        stream_id = server.start_chat("plain", fake_script(tokens=2))
+        assert tokens_of(stream_events(server, stream_id)) == "t0 t1 "
+    finally:
+        server.stop()
+
+
+def test_a_second_run_changes_nothing_and_says_so(tmp_path):
+    (tmp_path / "home").mkdir()
+    state = build_upstream_state(tmp_path / "up", big=False)
+    dst = tmp_path / "ours"
+    assert run_cli(tmp_path, "migrate", str(state["root"]), "--state-dir", str(dst)).returncode == 0
+    ours = snapshot(dst / "sessions")
+    proc = run_cli(tmp_path, "migrate", str(state["root"]), "--state-dir", str(dst))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("imported 0, updated 0, unchanged 8, skipped 0, unreadable 2")
+    assert snapshot(dst / "sessions") == ours
+
+
+def test_a_second_run_imports_new_sessions_and_updates_grown_ones_unless_changed_here(tmp_path, make_server):
+    (tmp_path / "home").mkdir()
+    src = tmp_path / "up"
+    (src / "sessions").mkdir(parents=True)
+    for sid in ("grows", "edited", "gone"):
+        write(src / "sessions", sid, chat(2, sid))
+    dst = tmp_path / "ours"
+    assert run_cli(tmp_path, "migrate", str(src), "--state-dir", str(dst)).returncode == 0
+    server = LiveServer(tmp_path / "srv", state_dir=dst).start()
+    try:  # our own changes: a rename here, a delete there
+        assert server.post("/api/session/rename", {"session_id": "edited", "title": "mine"}).status_code == 200
+        assert server.post("/api/session/delete", {"session_id": "gone"}).status_code == 200
+    finally:
+        server.stop()
+    for sid in ("grows", "edited", "gone"):  # the upstream went on with all three
+        write(src / "sessions", sid, chat(4, sid), title=f"Chat {sid} (later)")
+    write(src / "sessions", "fresh", chat(2, "f"))
+    proc = run_cli(tmp_path, "migrate", str(src), "--state-dir", str(dst))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("imported 1, updated 1, unchanged 0, skipped 2, unreadable 0")
+    assert "skipped edited: changed here since it was migrated" in proc.stdout
+    assert "skipped gone: deleted here since it was migrated" in proc.stdout
+    assert _ours(dst, "grows")["messages"] == chat(4, "grows") and _ours(dst, "grows")["title"] == "Chat grows (later)"
+    assert _ours(dst, "edited")["title"] == "mine" and len(_ours(dst, "edited")["messages"]) == 2
+    assert not (dst / "sessions" / "gone.json").exists()
+    assert _ours(dst, "fresh")["messages"] == chat(2, "f")
+
+
+def test_dry_run_reports_and_writes_nothing(tmp_path):
+    (tmp_path / "home").mkdir()
+    state = build_upstream_state(tmp_path / "up", big=False)
+    dst = tmp_path / "ours"
+    proc = run_cli(tmp_path, "migrate", str(state["root"]), "--state-dir", str(dst), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("would import 8, updated 0")
+    assert "dry run: nothing was written" in proc.stdout
+    assert not dst.exists()
+
+
+def test_the_default_source_is_the_upstreams_dir_and_the_same_dir_is_refused(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    build_upstream_state(home / ".hermes" / "webui", big=False)
+    proc = run_cli(tmp_path, "migrate", "--dry-run")
+    assert proc.returncode == 0 and "would import 8" in proc.stdout, proc.stderr
+    # HERMES_WEBUI_STATE_DIR named the upstream's folder: ours would be the same one
+    same = run_cli(tmp_path, "migrate", env={"HERMES_WEBUI_STATE_DIR": str(home / ".hermes" / "webui")})
+    assert same.returncode == 2 and "same folder" in same.stderr
+    missing = run_cli(tmp_path, "migrate", str(tmp_path / "nowhere"), "--state-dir", str(tmp_path / "o"))
+    assert missing.returncode == 2 and "no upstream state dir" in missing.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_migrate_refuses_a_state_dir_a_server_is_using(tmp_path, make_server):
+    (tmp_path / "home").mkdir()
+    state = build_upstream_state(tmp_path / "up", big=False)
+    server = make_server().start()
+    proc = run_cli(tmp_path, "migrate", str(state["root"]), "--state-dir", str(server.state_dir))
+    assert proc.returncode == 3 and "already using" in proc.stderr
+    assert not (server.sessions_dir / "plain.json").exists()
+
+
+def test_hermes_webui_without_a_subcommand_still_serves(make_server):
+    server = make_server().start()
+    assert server.get("/health").json()["status"] == "ok"
