@@ -179,3 +179,40 @@ def test_migrate_refuses_a_state_dir_a_server_is_using(tmp_path, make_server):
 def test_hermes_webui_without_a_subcommand_still_serves(make_server):
     server = make_server().start()
     assert server.get("/health").json()["status"] == "ok"
+
+
+def _migration_finished(server) -> dict:
+    from .helpers import wait_until
+    wait_until(lambda: not server.get("/api/migrate/status").json()["running"], timeout=60, message="migration")
+    return server.get("/api/migrate/status").json()
+
+
+def test_the_page_route_offers_and_runs_the_migration_into_the_running_server(make_server):
+    server = make_server()
+    state = build_upstream_state(server.home / ".hermes" / "webui", big=False)
+    before = snapshot(state["root"])
+    server.start()
+    status = server.get("/api/migrate/status").json()
+    assert status["available"] is True and status["migrated"] is False and status["sessions"] == 10
+    assert server.post("/api/migrate", {"dry_run": "yes"}).status_code == 400
+    assert server.post("/api/migrate", {"bogus": 1}).status_code == 400
+    assert not (server.state_dir / "migration.json").exists()
+    r = server.post("/api/migrate", {})
+    assert r.status_code == 202 and r.json() == {"started": True}
+    done = _migration_finished(server)
+    assert done["migrated"] is True and done["error"] is None
+    assert len(done["report"]["imported"]) == 8 and [u["file"] for u in done["report"]["unreadable"]] == \
+        ["broken.json", "notasession.json"]
+    rows = {r["session_id"] for r in server.get("/api/sessions?include_archived=1").json()["sessions"]}
+    assert rows == set(state["expected"])  # listed at once, without a restart
+    assert server.session("shrunk")["messages"] == state["expected"]["shrunk"]
+    assert server.post("/api/migrate", {}).status_code == 202  # a second run: nothing new
+    assert len(_migration_finished(server)["report"]["unchanged"]) == 8
+    assert snapshot(state["root"]) == before
+
+
+def test_without_an_upstream_dir_nothing_is_offered(make_server):
+    server = make_server().start()
+    assert server.get("/api/migrate/status").json()["available"] is False
+    r = server.post("/api/migrate", {})
+    assert r.status_code == 404 and "nothing to migrate" in r.json()["error"]

@@ -7,6 +7,7 @@ import { api, postForm } from "./api.js";
 import { $, announce, toast } from "./dom.js";
 import { Chat } from "./chat.js";
 import { initComposer } from "./composer.js";
+import { offerMigration } from "./migrate.js";
 import { closeMenu, dialogIsOpen, menuIsOpen, openMenu } from "./menu.js";
 import { initProfiles } from "./profile.js";
 import { initSettings } from "./settings.js";
@@ -227,6 +228,7 @@ function boot() {
   chat.open(sid).then(() => { if (!PHONE.matches) composer.focus(); });
   showHealth();
   setInterval(showHealth, HEALTH_EVERY_MS);
+  offerMigration(() => sidebar.refresh());
   document.documentElement.dataset.ready = "1";
 }
 
