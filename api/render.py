@@ -1,10 +1,22 @@
 """Server-side markdown rendering for the browser app: markdown-it-py, Pygments, nh3.
 
 Model output is untrusted. :func:`render_markdown` turns it into HTML in three steps:
-markdown-it-py (CommonMark + tables + strikethrough, raw HTML *disabled*, images shown
-as links so no remote fetch ever happens), Pygments for fenced code (CSS classes, never
-inline styles, so a strict Content-Security-Policy holds), and finally nh3, which keeps
-only an allow-list of tags, attributes, classes and URL schemes (http, https, mailto).
+markdown-it-py (CommonMark + tables + strikethrough, raw HTML *disabled*) with the
+mdit-py-plugins task lists, footnotes and math (``$…$``, ``$$…$$``, ``\\(…\\)``,
+``\\[…\\]``, rendered to MathML by latex2mathml, on the server: no client library),
+linkify-it-py for bare URLs, Pygments for fenced code (CSS classes, never inline styles,
+so a strict Content-Security-Policy holds), and finally nh3, which keeps only an
+allow-list of tags, attributes, classes and URL schemes (http, https, mailto, and
+``data:`` for images only).
+
+Images (:func:`image_html`): an attachment (``/api/attachment?…``), a workspace file
+(``/api/file/raw?…``) and a ``data:`` PNG/JPEG/GIF/WebP are shown inline; a relative path
+is a workspace file, shown as ``<img data-ws-path="…">`` whose ``src`` the page fills in
+for the open session; a remote image is never fetched (the CSP says ``img-src 'self'
+data: blob:``): it becomes a link labelled with its alt text and host. Anything else
+(``javascript:``, ``file:``, an SVG ``data:`` URL) keeps only its alt text. Task-list
+checkboxes are always ``<input type="checkbox" disabled>``; footnote ids carry a
+per-text prefix so two replies on one page never share one.
 
 Endpoints (blueprint ``render``):
 
@@ -28,10 +40,12 @@ flat by markdown-it itself.
 from __future__ import annotations
 
 import functools
+import hashlib
 import html
 import re
 import threading
 import time
+from urllib.parse import unquote, urlsplit
 
 from types import SimpleNamespace
 
@@ -48,6 +62,8 @@ MAX_TABLE_CELLS = 5_000
 MAX_OPEN_BRACKETS = 5_000
 MAX_EMPHASIS_DELIMITERS = 20_000
 MAX_NESTING = 20
+MAX_MATH_DELIMITERS = 2_000     # "$", "\\(" and "\\[" of one text
+MAX_FORMULA_CHARS = 2_000       # a longer formula is shown as its source
 RENDER_BUDGET_SECONDS = 1.0
 # Code longer than this is shown plain: highlighting cost grows with size, reading does not.
 MAX_HIGHLIGHT_CHARS = 100_000
@@ -60,9 +76,25 @@ _ALIGN_CLASSES = {"align-left", "align-center", "align-right"}
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "del", "div", "em", "h1", "h2", "h3", "h4",
-    "h5", "h6", "hr", "i", "kbd", "li", "ol", "p", "pre", "s", "span", "strong", "sub", "sup",
-    "table", "tbody", "td", "th", "thead", "tr", "ul",
+    "h5", "h6", "hr", "i", "img", "input", "kbd", "li", "ol", "p", "pre", "s", "section", "span",
+    "strong", "sub", "sup", "table", "tbody", "td", "th", "thead", "tr", "ul",
+} | {  # what latex2mathml writes (presentation MathML)
+    "math", "menclose", "merror", "mfrac", "mi", "mmultiscripts", "mn", "mo", "mover", "mpadded", "mphantom",
+    "mprescripts", "mroot", "mrow", "ms", "mspace", "msqrt", "mstyle", "msub", "msubsup", "msup", "mtable",
+    "mtd", "mtext", "mtr", "munder", "munderover", "none", "semantics", "annotation",
 }
+MATHML_ATTRIBUTES = {
+    "accent", "accentunder", "align", "close", "columnalign", "columnlines", "columnspacing", "depth",
+    "display", "displaystyle", "fence", "form", "height", "largeop", "linethickness", "lspace", "mathsize",
+    "mathvariant", "maxsize", "minsize", "movablelimits", "notation", "open", "rowalign", "rowlines",
+    "rowspacing", "rspace", "scriptlevel", "separator", "separators", "stretchy", "symmetric", "width",
+    "xmlns", "encoding",
+}
+# Image sources shown inline: this server's attachments and workspace files, data: rasters.
+_OWN_IMAGE = re.compile(r"/api/(?:attachment|file/raw)\?[^\s\"'<>\\]*")
+_DATA_IMAGE = re.compile(r"data:image/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/=%]*")
+_FOOTNOTE_ID = re.compile(r"fn(?:ref)?-[0-9a-f]{10}-\d+(?::\d+)?")
+_RELATIVE = re.compile(r"(?![a-zA-Z][a-zA-Z0-9+.-]*:)(?!/)(?!\\)[^?#]+")
 def _code_block(code: str, lang: str) -> str:
     """The HTML of one code block: a header naming the language, then ``<pre class="hl">``."""
     t = _tools()
@@ -88,12 +120,59 @@ def _indented_code(self, tokens, idx, options, env) -> str:
     return _code_block(tokens[idx].content, "")
 
 
-def _image_as_link(self, tokens, idx, options, env) -> str:
-    """An image becomes a link to it: no remote load, no tracking pixel, no CSP violation."""
+def image_html(src: str, alt: str) -> str:
+    """The HTML of a markdown image (see the module docstring): inline for this server's
+    files and ``data:`` rasters, ``data-ws-path`` for a workspace path, a link naming
+    the host for a remote image, the alt text alone for anything else."""
+    alt_attr = html.escape(alt, quote=True)
+    if _OWN_IMAGE.fullmatch(src) or _DATA_IMAGE.fullmatch(src):
+        return f'<img src="{html.escape(src, quote=True)}" alt="{alt_attr}" loading="lazy">'
+    parts = urlsplit(src)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        label = f"{alt or 'image'} ({parts.hostname})"
+        return (f'<a class="remote-image" href="{html.escape(src, quote=True)}" target="_blank">'
+                f'{html.escape(label)}</a>')
+    if src and _RELATIVE.fullmatch(src) and ".." not in src.split("/"):
+        return f'<img data-ws-path="{html.escape(unquote(src), quote=True)}" alt="{alt_attr}" loading="lazy">'
+    return html.escape(alt)
+
+
+def _image(self, tokens, idx, options, env) -> str:
     token = tokens[idx]
-    alt = self.renderInlineAsText(token.children or [], options, env) or "image"
-    src = html.escape(str(token.attrGet("src") or ""), quote=True)
-    return f'<a href="{src}">{html.escape(alt)}</a>'
+    alt = self.renderInlineAsText(token.children or [], options, env)
+    return image_html(str(token.attrGet("src") or ""), alt)
+
+
+def _math_html(content: str, display: bool) -> str:
+    """MathML for the LaTeX ``content`` (latex2mathml); its source in ``<code>`` when it
+    is too long or does not convert."""
+    if len(content) <= MAX_FORMULA_CHARS:
+        try:
+            return _tools().latex(content.strip(), display="block" if display else "inline")
+        except Exception:  # latex2mathml raises many kinds on input it does not understand
+            pass
+    code = f'<code class="math-source">{html.escape(content)}</code>'
+    return f'<div class="math-block">{code}</div>\n' if display else code
+
+
+def _math_inline(self, tokens, idx, options, env) -> str:
+    return _math_html(tokens[idx].content, False)
+
+
+def _math_block(self, tokens, idx, options, env) -> str:
+    return f'<div class="math-block">{_math_html(tokens[idx].content, True)}</div>\n'
+
+
+def _checkbox_attrs(tag: str, attr: str, value: str) -> str | None:
+    """nh3's attribute filter: image sources and footnote ids on their allow-lists;
+    ``data:`` only for images."""
+    if tag == "img" and attr == "src":
+        return value if _OWN_IMAGE.fullmatch(value) or _DATA_IMAGE.fullmatch(value) else None
+    if attr == "href" and value.strip().lower().startswith("data:"):
+        return None
+    if attr == "id":
+        return value if _FOOTNOTE_ID.fullmatch(value) else None
+    return value
 
 
 def _table_open(self, tokens, idx, options, env) -> str:
@@ -102,6 +181,17 @@ def _table_open(self, tokens, idx, options, env) -> str:
 
 def _table_close(self, tokens, idx, options, env) -> str:
     return "</table></div>\n"
+
+
+def _new_tab(state) -> None:
+    """Core rule: links open in a new tab, except footnote links within the page."""
+    stack = list(state.tokens)
+    while stack:
+        token = stack.pop()
+        if token.children:
+            stack.extend(token.children)
+        if token.type == "link_open" and not str(token.attrGet("href") or "").startswith("#"):
+            token.attrSet("target", "_blank")
 
 
 def _align_to_class(state) -> None:
@@ -114,23 +204,53 @@ def _align_to_class(state) -> None:
 
 
 def _build_parser(MarkdownIt):
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False,
+    from mdit_py_plugins.dollarmath import dollarmath_plugin
+    from mdit_py_plugins.footnote import footnote_plugin
+    from mdit_py_plugins.tasklists import tasklists_plugin
+    from mdit_py_plugins.texmath import texmath_plugin
+
+    md = MarkdownIt("commonmark", {"html": False, "linkify": True, "typographer": False,
                                    "maxNesting": MAX_NESTING})
-    md.enable(["table", "strikethrough"])
+    md.enable(["table", "strikethrough", "linkify"])
+    # "$5 and $10" stays text: no space or digit next to an inner "$"
+    md.use(dollarmath_plugin, allow_space=False, allow_digits=False, allow_labels=False, double_inline=True)
+    md.use(texmath_plugin, delimiters="brackets")
+    md.use(tasklists_plugin)
+    md.use(footnote_plugin)
     md.core.ruler.push("align_to_class", _align_to_class)
+    md.core.ruler.push("new_tab", _new_tab)
     md.add_render_rule("fence", _fence)
     md.add_render_rule("code_block", _indented_code)
-    md.add_render_rule("image", _image_as_link)
+    md.add_render_rule("image", _image)
+    for name in ("math_inline", "math_inline_double"):
+        md.add_render_rule(name, _math_inline)
+    for name in ("math_block", "math_block_eqno", "math_block_label"):
+        md.add_render_rule(name, _math_block)
     md.add_render_rule("table_open", _table_open)
     md.add_render_rule("table_close", _table_close)
     return md
 
 
-@functools.cache
+_TOOLS_LOCK = threading.Lock()
+_TOOLS: SimpleNamespace | None = None
+
+
 def _tools() -> SimpleNamespace:
-    """markdown-it-py, Pygments and nh3, imported and set up on first use (about 60 ms
-    of imports the server's start does not wait for; :func:`init_app` warms it up)."""
+    """markdown-it-py (and its plugins), Pygments, latex2mathml and nh3, imported and set
+    up once, on first use (imports the server's start does not wait for; :func:`init_app`
+    warms them up). Under a lock: two threads importing Pygments' formatters at once can
+    see a half-initialised module."""
+    global _TOOLS
+    if _TOOLS is None:
+        with _TOOLS_LOCK:
+            if _TOOLS is None:
+                _TOOLS = _load_tools()
+    return _TOOLS
+
+
+def _load_tools() -> SimpleNamespace:
     import nh3
+    from latex2mathml.converter import convert as latex_to_mathml
     from markdown_it import MarkdownIt
     from pygments import highlight
     from pygments.formatters import HtmlFormatter
@@ -139,43 +259,59 @@ def _tools() -> SimpleNamespace:
     from pygments.util import ClassNotFound
 
     token_classes = {c for c in STANDARD_TYPES.values() if c}
+    mathml = {tag: MATHML_ATTRIBUTES for tag in ALLOWED_TAGS if tag.startswith("m") and tag != "math"}
     cleaner = nh3.Cleaner(
         tags=ALLOWED_TAGS,
-        attributes={"a": {"href", "title"}, "ol": {"start"}},
+        attributes={"a": {"href", "title", "id"}, "ol": {"start"}, "li": {"id"},
+                    "img": {"src", "alt", "title", "loading", "data-ws-path"}, "input": {"checked"},
+                    "math": MATHML_ATTRIBUTES, **mathml},
+        attribute_filter=_checkbox_attrs,
         allowed_classes={
             "span": token_classes | {"code-lang"},
-            "div": {"code-block", "code-head", "table-wrap"},
+            "div": {"code-block", "code-head", "table-wrap", "math-block"},
             "pre": {"hl"},
             "th": _ALIGN_CLASSES,
             "td": _ALIGN_CLASSES,
+            "a": {"remote-image", "footnote-backref"},
+            "code": {"math-source"},
+            "ul": {"contains-task-list"}, "ol": {"footnotes-list"},
+            "li": {"task-list-item", "footnote-item"},
+            "input": {"task-list-item-checkbox"},
+            "sup": {"footnote-ref"}, "hr": {"footnotes-sep"}, "section": {"footnotes"},
         },
-        url_schemes={"http", "https", "mailto"},
+        url_schemes={"http", "https", "mailto", "data"},
         link_rel="noopener noreferrer nofollow",
-        set_tag_attribute_values={"a": {"target": "_blank"}},
+        tag_attribute_values={"a": {"target": {"_blank"}}},
+        set_tag_attribute_values={"input": {"type": "checkbox", "disabled": "disabled"}},
     )
     return SimpleNamespace(md=_build_parser(MarkdownIt), cleaner=cleaner, formatter=HtmlFormatter(nowrap=True),
+                           latex=latex_to_mathml,
                            html_formatter=HtmlFormatter, highlight=highlight, get_lexer_by_name=get_lexer_by_name,
                            ClassNotFound=ClassNotFound)
 
 
+def _render(text: str) -> str:
+    t = _tools()
+    doc_id = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]  # footnote ids
+    return t.cleaner.clean(t.md.render(text, {"docId": doc_id}))
+
+
 @functools.lru_cache(maxsize=4096)
 def _render_cached(text: str) -> str:
-    t = _tools()
-    return t.cleaner.clean(t.md.render(text))
+    return _render(text)
 
 
 def render_markdown(text: str) -> str:
     """Sanitised HTML for markdown ``text`` (model output or any untrusted string).
 
     Safe to insert with ``innerHTML``: no scripts, event handlers, inline styles,
-    iframes, images or ``javascript:`` URLs survive. Links open in a
+    iframes, remote images, SVG or ``javascript:`` URLs survive. Links open in a
     new tab with ``rel="noopener noreferrer nofollow"``. Unbounded: callers that take
     untrusted input use :func:`render_bounded`.
     """
     if len(text) <= CACHE_TEXT_CHARS:
         return _render_cached(text)
-    t = _tools()
-    return t.cleaner.clean(t.md.render(text))
+    return _render(text)
 
 
 # A table's delimiter row once quote markers and indentation are stripped: "| --- | :-: |".
@@ -212,6 +348,8 @@ def too_costly(text: str) -> str | None:
         return f"more than {MAX_OPEN_BRACKETS} '['"
     if text.count("*") + text.count("_") + text.count("~") > MAX_EMPHASIS_DELIMITERS:
         return f"more than {MAX_EMPHASIS_DELIMITERS} emphasis delimiters"
+    if text.count("$") + text.count("\\(") + text.count("\\[") > MAX_MATH_DELIMITERS:
+        return f"more than {MAX_MATH_DELIMITERS} math delimiters"
     if "|" in text and "-" in text and table_cells(text) > MAX_TABLE_CELLS:
         return f"tables with more than {MAX_TABLE_CELLS} cells"
     return None
@@ -282,7 +420,7 @@ def highlight_css_endpoint():
 
 def _warm_up() -> None:
     # The first render imports Pygments' lexer tables (~150 ms); do it before a user waits.
-    render_markdown("*warm* `up`\n\n```python\nx = 1\n```\n\n| a |\n|---|\n| b |\n")
+    render_markdown("*warm* `up` $x^2$\n\n```python\nx = 1\n```\n\n| a |\n|---|\n| b |\n")
 
 
 def init_app(app: Flask) -> None:
