@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     (2: bad configuration, 3: state dir busy or unusable, or the port cannot be opened).
     ``--help`` and ``--version`` print and exit 0."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("migrate",):   # subcommands beside serving (api.commands)
+    if argv and argv[0] in ("migrate", "export"):   # subcommands beside serving (api.commands)
         return _api("commands").main(argv)
     config_mod = _api("config")
     try:

@@ -78,8 +78,8 @@ def create_app(config: Config, *, store: SessionStore | None = None, backend=Non
         module.init_app(app)
     from . import agent_control  # models, approvals, clarify, continue (DESIGN §7)
     agent_control.init_app(app)
-    from . import migrate_routes, project_routes  # coming over from the upstream; projects and tags
-    migrate_routes.init_app(app)
-    project_routes.init_app(app)
+    from . import backup_routes, migrate_routes, project_routes  # migration, projects and tags, backups
+    for module in (migrate_routes, project_routes, backup_routes):
+        module.init_app(app)
     app.wsgi_app = RequestLogMiddleware(app.wsgi_app)
     return app

@@ -27,26 +27,62 @@ from __future__ import annotations
 import time
 
 from .codec import clean_json, clean_text
+from .import_formats import ImportFormatError
 from .models import META_STRING_MAX_BYTES, clean_title
 
 EXPORT_VERSION = 1
 IMPORTED_TITLE = "Imported chat"
 _ROLES = ("user", "assistant", "system", "tool")
 _KEPT_META = ("title", "manual_title", "created_at", "updated_at", "model", "workspace", "pinned", "archived",
-              "imported_from", "source_id")
-
-
-class ImportFormatError(ValueError):
-    """The document is not something we can import; the message says where and why."""
+              "imported_from", "source_id", "project_id", "tags")
 
 
 def parse_import(doc) -> list[dict]:
-    """Sessions to create from a parsed JSON document.
+    """Sessions to create from a parsed JSON document (:func:`parse_document` without
+    the list of conversations it skipped)."""
+    return parse_document(doc)[0]
 
-    Returns ``[{"meta": {…}, "messages": [...], "skipped": n}]`` where ``meta`` holds
-    only metadata keys a new session may take (no id, no stream fields) and
-    ``skipped`` counts messages left out. Raises :class:`ImportFormatError`.
+
+def parse_document(doc) -> tuple[list[dict], list[dict]]:
+    """Sessions to create from a parsed JSON document, and the conversations skipped.
+
+    Returns ``([{"meta": {…}, "messages": [...], "skipped": n}], [{"title", "reason"}])``
+    where ``meta`` holds only metadata keys a new session may take (no id, no stream
+    fields) and ``skipped`` counts messages left out. In another app's export (ChatGPT,
+    Claude, Open WebUI) a conversation that is broken or empty is skipped and named, the
+    others are imported; our own export is all or nothing. Raises
+    :class:`ImportFormatError` for an unknown format or when no conversation is left.
     """
+    from . import import_formats as other
+    if isinstance(doc, dict) and "mapping" in doc:
+        doc = [doc]
+    if isinstance(doc, list) and any(isinstance(c, dict) and "mapping" in c for c in doc):
+        return _each(doc, _chatgpt_conversation)
+    if other.is_claude(doc):
+        return _each(doc, other.claude_conversation)
+    if other.is_open_webui(doc):
+        return _each(doc, other.open_webui_conversation)
+    return _parse_own(doc), []
+
+
+def _each(conversations: list, convert) -> tuple[list[dict], list[dict]]:
+    """``convert`` every conversation; the ones it refuses are skipped and named."""
+    from .import_formats import conversation_title
+    items, skipped = [], []
+    for n, conv in enumerate(conversations, 1):
+        try:
+            items.append(convert(conv))
+        except ImportFormatError as exc:
+            skipped.append({"title": conversation_title(conv, n), "reason": str(exc)})
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a shape no rule foresaw
+            skipped.append({"title": conversation_title(conv, n), "reason": f"malformed ({exc})"})
+    if not items:
+        detail = "; ".join(f"{s['title']}: {s['reason']}" for s in skipped[:5])
+        raise ImportFormatError(f"no conversation in the file could be imported ({detail})")
+    return items, skipped
+
+
+def _parse_own(doc) -> list[dict]:
     if isinstance(doc, dict) and "hermes_webui_export" in doc:
         if doc.get("hermes_webui_export") != EXPORT_VERSION:
             raise ImportFormatError(f"unsupported export version {doc.get('hermes_webui_export')!r}")
@@ -54,15 +90,12 @@ def parse_import(doc) -> list[dict]:
         if not isinstance(items, list) or not items:
             raise ImportFormatError("the export holds no sessions")
         return [own_session(s, f"session {i + 1}") for i, s in enumerate(items)]
-    if isinstance(doc, dict) and "mapping" in doc:
-        doc = [doc]
-    if isinstance(doc, list) and any(isinstance(c, dict) and "mapping" in c for c in doc):
-        return parse_chatgpt_export(doc)
     if isinstance(doc, dict) and "messages" in doc:
         return [own_session(doc, "session")]
     if isinstance(doc, list) and not doc:
         raise ImportFormatError("the file holds an empty list: no conversations to import")
-    raise ImportFormatError("not a hermes-webui export, a session file, or a ChatGPT conversations.json")
+    from .import_formats import describe_unknown
+    raise ImportFormatError(describe_unknown(doc))
 
 
 # ---------------------------------------------------------------- our own format
@@ -93,6 +126,11 @@ def own_session(obj, where: str) -> dict:
             meta.pop(key, None)
     for key in ("pinned", "archived", "manual_title"):
         meta[key] = meta.get(key) is True
+    if not (isinstance(meta.get("project_id"), str) and _short_string(meta["project_id"])):
+        meta.pop("project_id", None)
+    if "tags" in meta:
+        tags = meta["tags"] if isinstance(meta["tags"], list) else []
+        meta["tags"] = [clean_text(t)[:64] for t in tags if isinstance(t, str) and t.strip()][:32]
     meta["title"] = clean_title(meta.get("title") or "") or IMPORTED_TITLE
     return {"meta": meta, "messages": messages, "skipped": 0,
             "attachments": _own_attachments(obj.get("attachments"), where)}
@@ -145,6 +183,16 @@ def _is_number(value) -> bool:
 # ---------------------------------------------------------------- ChatGPT
 
 
+def _chatgpt_conversation(conv) -> dict:
+    """One session from a ChatGPT conversation; ImportFormatError if broken or empty."""
+    if not isinstance(conv, dict):
+        raise ImportFormatError("not an object")
+    messages, skipped = chatgpt_branch(conv, "the conversation")
+    if not messages:
+        raise ImportFormatError("no message to import")
+    return {"meta": _chatgpt_meta(conv, messages), "messages": messages, "skipped": skipped}
+
+
 def parse_chatgpt_export(conversations: list) -> list[dict]:
     """Sessions from a ChatGPT ``conversations.json`` list; see :func:`parse_import`.
 
@@ -187,6 +235,9 @@ def chatgpt_branch(conv: dict, where: str) -> tuple[list[dict], int]:
     if not isinstance(mapping, dict) or not mapping:
         raise ImportFormatError(f"{where}: \"mapping\" must be a non-empty object")
     node_id = conv.get("current_node")
+    if node_id is None:  # some exports leave it out: the newest leaf is the branch last seen
+        leaves = [k for k, n in mapping.items() if isinstance(n, dict) and not n.get("children")]
+        node_id = max(leaves, key=lambda k: _node_time(mapping[k]), default=None)
     if not isinstance(node_id, str) or node_id not in mapping:
         raise ImportFormatError(f"{where}: \"current_node\" {str(node_id)[:80]!r} is not a node of its mapping")
     chain, seen = [], set()
@@ -216,6 +267,11 @@ def chatgpt_branch(conv: dict, where: str) -> tuple[list[dict], int]:
         fallback_ts = msg["timestamp"]
         messages.append(msg)
     return messages, skipped
+
+
+def _node_time(node: dict) -> float:
+    msg = node.get("message") if isinstance(node.get("message"), dict) else {}
+    return msg.get("create_time") if _is_number(msg.get("create_time")) else 0.0
 
 
 def _chatgpt_message(raw: dict, fallback_ts: float) -> dict | None:

@@ -31,6 +31,7 @@ import json
 import os
 import re
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -322,6 +323,8 @@ def check_paths(src: Path, dst: Path) -> tuple[Path, Path]:
     """Resolved ``(src, dst)``; :class:`MigrationError` when there is nothing to migrate
     or the two are one folder (the upstream's ``HERMES_WEBUI_STATE_DIR`` has our name)."""
     src, dst = Path(src).expanduser().resolve(), Path(dst).expanduser().resolve()
+    if src.is_file() and zipfile.is_zipfile(src):
+        return src, dst  # a backup of ours (hermes-webui export --all)
     if not (src / "sessions").is_dir():
         raise MigrationError(f"no upstream state dir at {src} (it has no sessions/ folder); "
                              "pass the folder to migrate from, e.g. hermes-webui migrate ~/.hermes/webui")
@@ -347,8 +350,9 @@ def migrate(src: Path, dst: Path, *, dry_run: bool = False,
     t0 = time.perf_counter()
     src, dst = check_paths(src, dst)
     report = Report(source=str(src), dry_run=dry_run)
-    files = sorted(p for p in (src / "sessions").iterdir()
-                   if session_id_of_file(p.name) and not p.name.startswith("_") and p.is_file())
+    files = [] if src.is_file() else sorted(p for p in (src / "sessions").iterdir()
+                                            if session_id_of_file(p.name) and not p.name.startswith("_")
+                                            and p.is_file())
     report.total = len(files)
     record = load_record(dst)
     seen = record["sessions"]
@@ -361,6 +365,18 @@ def migrate(src: Path, dst: Path, *, dry_run: bool = False,
             opened[profile] = SessionStore(_profile_dir(dst, profile) / "sessions")
         return opened[profile]
 
+    if src.is_file():
+        from .backup import restore_backup
+        try:
+            restore_backup(src, store, report, dry_run=dry_run, profile_dir=lambda p: _profile_dir(dst, p),
+                           progress=progress)
+        except (ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise MigrationError(f"{src} is not a hermes-webui backup ({exc})") from None
+        finally:
+            for s in opened.values():
+                s.close()
+        report.seconds = time.perf_counter() - t0
+        return report
     try:
         projects = _migrate_projects(src, dst, dry_run)
         report.projects = projects

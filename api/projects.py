@@ -115,14 +115,20 @@ class ProjectStore:
             self._save(projects + [project])
         return project
 
-    def adopt(self, project_id: str, name: str, *, color=None, created_at=None) -> bool:
-        """Add a migrated project under its own id unless one with that id exists here.
-        Returns True if it was added; bad fields are dropped rather than refused."""
-        if self.get(project_id) is not None:
+    def adopt(self, project_id: str, name: str, *, color=None, created_at=None, workspace=None,
+              instructions=None) -> bool:
+        """Add a migrated or restored project under its own id unless one with that id
+        exists here. Returns True if it was added; a bad field is dropped, not refused."""
+        if self.get(project_id) is not None or not PROJECT_ID_RE.fullmatch(project_id):
             return False
+        fields = {"color": color, "workspace": workspace, "instructions": instructions}
+        for key, value in list(fields.items()):
+            try:
+                _apply({}, {key: value})
+            except ProjectError:
+                fields[key] = None
         try:
-            self.create(name, color=color if isinstance(color, str) and COLOR_RE.fullmatch(color) else None,
-                        project_id=project_id, created_at=created_at)
+            self.create(name, project_id=project_id, created_at=created_at, **fields)
         except ProjectError:
             return False
         return True

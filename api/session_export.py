@@ -30,7 +30,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from . import search
 from .app import app_state
-from .chatgpt_import import EXPORT_VERSION, ImportFormatError, parse_import
+from .chatgpt_import import EXPORT_VERSION, ImportFormatError, parse_document
 from .codec import clean_json, clean_text
 from .httputil import ApiError, arg_str
 from .models import DEFAULT_TITLE, PRIVATE_KEYS, message_text, validate_session_id
@@ -187,30 +187,42 @@ def render_markdown(meta: dict, messages: list[dict]) -> str:
 
 @bp.post("/api/session/import")
 def import_sessions():
-    """Import our JSON export or a ChatGPT ``conversations.json`` (or the export's .zip).
+    """Import our JSON export or backup (``hermes-webui export --all``), or another app's
+    export: ChatGPT's ``conversations.json`` or its .zip (also split in
+    ``conversations-NNN.json`` parts), Claude's or Open WebUI's JSON.
 
     Input: multipart with the file in the part named ``file``, or the document as the
     request body. Up to ``--max-import-bytes`` (200 MiB by default, room for a few
     embedded attachments; 413 beyond, also inside a .zip). Attachments embedded
     in our export are restored under the new session (an attachment over
     ``--max-attachment-bytes`` → 413, nothing written). Output: ``{sessions:
-    [compact], imported: n, skipped_messages: n}``; every conversation becomes a new
-    session with a fresh id. 400 with the reason (and nothing written) for a file that is
-    not UTF-8 JSON in a known format or has a malformed conversation; 413 (nothing
+    [compact], imported: n, skipped_messages: n, skipped_conversations: [{title, reason}]}``;
+    every conversation becomes a new session with a fresh id; in another app's export a
+    broken or empty conversation is skipped and named, never half imported. 400 with the
+    reason (and nothing written) for a file that is not UTF-8 JSON in a known format (the
+    message names what it looks like), or when no conversation can be imported; 413 (nothing
     written) when a user message is over ``--max-message-bytes`` or a tool result,
     tool arguments or reasoning over ``--max-tool-result-bytes`` (DESIGN §3 limits).
     """
-    doc = _decode(_upload_bytes())
+    doc = _upload_doc()
     try:
-        items = parse_import(doc)
+        items, skipped = parse_document(doc)
     except ImportFormatError as exc:
         raise ApiError(f"cannot import this file: {exc}") from None
     _check_import_limits(items)
     store = current_store()
     sessions = store.create_many(items, keep_times=True)
     _restore_attachments(store, sessions, items)
+    if isinstance(doc, dict) and isinstance(doc.get("projects"), list):  # a backup (api.backup): its projects
+        from .profiles import profile_dir
+        from .projects import ProjectStore
+        projects = ProjectStore(profile_dir())
+        for p in doc["projects"]:
+            if isinstance(p, dict) and isinstance(p.get("project_id"), str) and isinstance(p.get("name"), str):
+                projects.adopt(p["project_id"], p["name"], color=p.get("color"), workspace=p.get("workspace"),
+                               instructions=p.get("instructions"))
     return jsonify(sessions=[s.compact() for s in sessions], imported=len(sessions),
-                   skipped_messages=sum(item.get("skipped", 0) for item in items))
+                   skipped_messages=sum(item.get("skipped", 0) for item in items), skipped_conversations=skipped)
 
 
 def _restore_attachments(store, sessions, items) -> None:
@@ -277,24 +289,58 @@ def _upload_bytes() -> bytes:
         raise ApiError(f"the file is larger than {_import_max() / 1048576:g} MiB (--max-import-bytes)", 413)
     if not raw.strip():
         raise ApiError("the file is empty")
-    return _from_zip(raw) if raw[:4] == b"PK\x03\x04" else raw
+    return raw
 
 
-def _from_zip(raw: bytes) -> bytes:
-    """``conversations.json`` (or the only .json file) of a zip archive, size-capped."""
+def _upload_doc():
+    """The uploaded document, parsed: a JSON file, or the conversations of a zip archive."""
+    raw = _upload_bytes()
+    return _from_zip(raw) if raw[:4] == b"PK\x03\x04" else _decode(raw)
+
+
+_CONVERSATION_FILE = re.compile(r"conversations(-\d+)?\.json")
+
+
+def _from_zip(raw: bytes):
+    """The conversations of a zip archive: ``conversations.json``, or every
+    ``conversations-NNN.json`` (a ChatGPT export split in parts) joined in order, or the
+    only .json file; a hermes-webui backup (``hermes_webui_backup.json``) as it is.
+    The bytes read are capped at ``--max-import-bytes`` in all."""
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
             names = [n for n in archive.namelist() if n.lower().endswith(".json") and not n.endswith("/")]
-            chosen = [n for n in names if n.rsplit("/", 1)[-1] == "conversations.json"] or names
-            if len(chosen) != 1:
-                raise ApiError("the zip archive has no conversations.json")
-            with archive.open(chosen[0]) as member:
-                data = member.read(_import_max() + 1)
+            base = {n: n.rsplit("/", 1)[-1] for n in names}
+            if "hermes_webui_backup.json" in names:
+                from .backup import read_backup
+                try:
+                    return read_backup(archive, _import_max())
+                except (ValueError, UnicodeDecodeError) as exc:
+                    raise ApiError(f"cannot read this backup: {exc}") from None
+            chosen = sorted((n for n in names if _CONVERSATION_FILE.fullmatch(base[n])), key=_part_number) \
+                or (names if len(names) == 1 else [])
+            if not chosen:
+                raise ApiError("the zip archive has no conversations.json (nor conversations-NNN.json parts)")
+            budget, docs = _import_max(), []
+            for name in chosen:
+                with archive.open(name) as member:
+                    data = member.read(budget + 1)
+                budget -= len(data)
+                if budget < 0:
+                    raise ApiError(f"the conversations in the archive are larger than {_import_max() / 1048576:g} MiB "
+                                   "(--max-import-bytes)", 413)
+                docs.append(_decode(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError) as exc:
         raise ApiError(f"cannot read the zip archive: {exc}") from None
-    if len(data) > _import_max():
-        raise ApiError(f"{chosen[0]} is larger than {_import_max() / 1048576:g} MiB (--max-import-bytes)", 413)
-    return data
+    if len(docs) == 1:
+        return docs[0]
+    if not all(isinstance(d, list) for d in docs):
+        raise ApiError("the conversations-NNN.json parts of the archive must each hold a list")
+    return [conv for d in docs for conv in d]
+
+
+def _part_number(name: str) -> int:
+    m = re.search(r"-(\d+)\.json$", name)
+    return int(m.group(1)) if m else -1
 
 
 def _decode(raw: bytes):

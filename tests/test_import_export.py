@@ -184,13 +184,7 @@ MALFORMED = {
     "unknown shape": json.dumps({"hello": "world"}).encode(),
     "empty list": b"[]",
     "a number": b"42",
-    "current_node missing": json.dumps(_broken_second(dict(simple_conversation("x", "a"), current_node="zz"))).encode(),
-    "parent cycle": json.dumps(_broken_second({"title": "loop", "current_node": "a", "mapping": {
-        "a": node("a", "b", [], "user", "A"), "b": node("b", "a", ["a"], "assistant", "B")}})).encode(),
-    "dangling parent": json.dumps(_broken_second({"title": "dangling", "current_node": "a", "mapping": {
-        "a": node("a", "gone", [], "user", "A")}})).encode(),
-    "mapping not an object": json.dumps(_broken_second({"title": "m", "mapping": [], "current_node": "a"})).encode(),
-    "conversation not an object": json.dumps([simple_conversation("Good", "a"), "junk"]).encode(),
+    "only broken conversations": json.dumps([dict(simple_conversation("x", "a"), current_node="zz")]).encode(),
     "only hidden messages": json.dumps([{"title": "h", "current_node": "s", "mapping": {
         "s": node("s", None, [], "system", "sys", hidden=True)}}]).encode(),
     "our export, bad message": json.dumps({"hermes_webui_export": 1, "session": {
@@ -199,6 +193,34 @@ MALFORMED = {
     "empty file": b"",
     "broken zip": b"PK\x03\x04 definitely not a zip",
 }
+
+
+# A broken conversation among good ones: the good one is imported, the broken one named.
+BROKEN_AMONG_GOOD = {
+    "current_node not in mapping": (dict(simple_conversation("x", "a"), current_node="zz"), "x", "current_node"),
+    "parent cycle": ({"title": "loop", "current_node": "a", "mapping": {
+        "a": node("a", "b", [], "user", "A"), "b": node("b", "a", ["a"], "assistant", "B")}}, "loop", "cycle"),
+    "dangling parent": ({"title": "dangling", "current_node": "a", "mapping": {
+        "a": node("a", "gone", [], "user", "A")}}, "dangling", "missing"),
+    "mapping not an object": ({"title": "m", "mapping": [], "current_node": "a"}, "m", "mapping"),
+    "no mapping": ({"title": "nomap", "mapping": None}, "nomap", "mapping"),
+    "conversation not an object": ("junk", "conversation 2", "not an object"),
+    "only hidden messages": ({"title": "h", "current_node": "s", "mapping": {
+        "s": node("s", None, [], "system", "sys", hidden=True)}}, "h", "no message"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_AMONG_GOOD), ids=list(BROKEN_AMONG_GOOD))
+def test_a_broken_conversation_among_good_ones_is_skipped_and_named(live_server, case):
+    s = live_server
+    broken, title, reason = BROKEN_AMONG_GOOD[case]
+    r = upload(s, json.dumps(_broken_second(broken)).encode())
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["imported"] == 1 and body["sessions"][0]["title"] == "Good one"
+    assert [c["title"] for c in body["skipped_conversations"]] == [title]
+    assert reason in body["skipped_conversations"][0]["reason"]
+    assert s.session(body["sessions"][0]["session_id"])["message_count"] == 2
 
 
 @pytest.mark.parametrize("case", list(MALFORMED), ids=list(MALFORMED))
@@ -213,11 +235,11 @@ def test_malformed_files_are_400_and_import_nothing(live_server, case):
     assert sorted(p.name for p in s.sessions_dir.iterdir() if p.name != "_index.json") == files_before
 
 
-def test_malformed_conversation_error_names_it(live_server):
+def test_when_every_conversation_is_broken_the_400_names_them(live_server):
     bad = dict(simple_conversation("The broken one", "a"), current_node="zz")
-    r = upload(live_server, json.dumps([simple_conversation("Good", "a"), bad]).encode())
+    r = upload(live_server, json.dumps([bad, {"title": "No map"}]).encode())
     assert r.status_code == 400
-    assert "conversation 2" in r.json()["error"] and "The broken one" in r.json()["error"]
+    assert "The broken one" in r.json()["error"] and "current_node" in r.json()["error"]
 
 
 def test_import_needs_a_file_part(live_server):

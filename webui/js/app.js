@@ -53,8 +53,10 @@ function setTitle(title) {
 /** The chat header's ⋯ menu: the sidebar's items plus export, import, undo and clear. */
 function openChatMenu(anchor) {
   const importItem = { label: "Import chats…", icon: "upload", action: () => $("#import-input").click() };
+  // every chat of every profile, attachments and projects included: one ZIP that import reads back
+  const exportAll = { label: "Export all chats", icon: "download", action: () => location.assign("/api/export/all") };
   if (!chat.sessionId) {
-    openMenu(anchor, [importItem]);
+    openMenu(anchor, [importItem, exportAll]);
     return;
   }
   const empty = chat.count === 0;
@@ -62,6 +64,7 @@ function openChatMenu(anchor) {
     { label: "Export as Markdown", icon: "download", action: () => chat.exportAs("md") },
     { label: "Export as JSON", icon: "download", action: () => chat.exportAs("json") },
     importItem,
+    exportAll,
     "separator",
     ...(empty ? [] : [
       { label: "Undo last exchange", icon: "undo", action: () => chat.undo() },
@@ -75,11 +78,13 @@ async function importFile(file) {
   const form = new FormData();
   form.append("file", file, file.name);
   try {
-    const { sessions, imported, skipped_messages: skipped } = await postForm("/api/session/import", form);
+    const { sessions, imported, skipped_messages: skipped, skipped_conversations: left = [] } =
+      await postForm("/api/session/import", form);
     await sidebar.refresh();
     if (!imported) { toast("The file holds no chats to import."); return; }
-    const note = skipped ? ` (${skipped} message${skipped === 1 ? "" : "s"} could not be read)` : "";
-    toast(`Imported ${imported === 1 ? "1 chat" : `${imported} chats`}${note}.`);
+    let note = skipped ? ` (${skipped} message${skipped === 1 ? "" : "s"} could not be read)` : "";
+    if (left.length) note += `; skipped ${left.length}: ${left.slice(0, 5).map((c) => `“${c.title}” (${c.reason})`).join(", ")}`;
+    toast(`Imported ${imported === 1 ? "1 chat" : `${imported} chats`}${note}.`, left.length ? 10000 : 4000);
     await navigate(sessions[0].session_id);
   } catch (err) {
     toast(`Could not import ${file.name}: ${err.message}`, 7000);
