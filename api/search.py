@@ -51,7 +51,7 @@ from .errors import SessionError, SessionNotFound
 from .models import SessionStore, message_text
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 4           # 4: tool results and reasoning are indexed too
+SCHEMA_VERSION = 5           # 4: tool results and reasoning are indexed too; 5: CJK grams
 DB_NAME = "search.sqlite"
 INLINE_BUDGET = 25          # sessions a query re-indexes itself before deferring to the thread
 INLINE_WAIT = 0.1           # seconds a query waits for a busy catch-up before answering partial
@@ -71,11 +71,11 @@ _TOKENIZE = "tokenize = 'unicode61 remove_diacritics 2'"
 _SCHEMA = f"""
 CREATE TABLE sessions(id INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE, updated_at,
     message_count, title, shrink_at);
-CREATE VIRTUAL TABLE titles USING fts5(title, {_TOKENIZE});
+CREATE VIRTUAL TABLE titles USING fts5(title, grams, {_TOKENIZE});
 CREATE TABLE docs(rowid INTEGER PRIMARY KEY, session_id TEXT NOT NULL, message_index INTEGER NOT NULL,
     digest TEXT NOT NULL);
 CREATE INDEX docs_by_session ON docs(session_id, message_index);
-CREATE VIRTUAL TABLE msgs USING fts5(session_id UNINDEXED, message_index UNINDEXED, body, {_TOKENIZE},
+CREATE VIRTUAL TABLE msgs USING fts5(session_id UNINDEXED, message_index UNINDEXED, body, grams, {_TOKENIZE},
     detail = none, prefix = '2 3 4 5 6');
 """
 
@@ -104,31 +104,86 @@ def _fold(word: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", word.casefold()) if not unicodedata.combining(c))
 
 
+# Chinese, Japanese and Korean are written without spaces between words, so the
+# tokenizer would see a whole sentence as one word. Each run of these scripts is also
+# indexed (column ``grams``) as its single characters and its overlapping pairs
+# (東京都 → 東 京 都 東京 京都); a query's run becomes its pairs (or its one character),
+# all required, so a word inside a sentence is found.
+_CJK = re.compile("[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+                  "\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]+")
+
+
+_WORD_END = re.compile(r"[^\W_]{1,64}$")
+_WORD_START = re.compile(r"[^\W_]{1,64}")
+
+
+def cjk_grams(text: str) -> str:
+    """The CJK runs of ``text`` as space-separated characters and character pairs, and
+    the letters glued to a run (``iPhone用`` → ``iPhone``: the tokenizer saw one word)."""
+    out = []
+    for m in _CJK.finditer(text):
+        run = m.group()
+        out.append(" ".join(run))
+        out.append(" ".join(run[i:i + 2] for i in range(len(run) - 1)))
+        left = _WORD_END.search(text, max(0, m.start() - 64), m.start())
+        right = _WORD_START.match(text, m.end())
+        for glued in (_CJK.split(left.group())[-1] if left else "", _CJK.split(right.group())[0] if right else ""):
+            if glued:
+                out.append(glued)
+    return " ".join(p for p in out if p)
+
+
+def _cjk_terms(run: str) -> list[str]:
+    return [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
+
+
 class Query:
     """What a user typed, as FTS5 MATCH expressions and a word matcher for snippets.
 
     Words are runs of letters and digits, so quotes, ``*``, ``NEAR``, ``-`` … are never
-    syntax. ``exact`` requires every word; ``prefix`` also lets the last word (of two
-    characters or more) be the start of a longer one, or is None. ``empty`` when the
-    text holds no word.
+    syntax; a run of CJK characters inside a word is matched by its character pairs
+    (:func:`cjk_grams`). ``exact`` requires every word; ``prefix`` also lets the last word
+    (of two characters or more, not CJK) be the start of a longer one, or is None.
+    ``empty`` when the text holds no word.
     """
 
     def __init__(self, text: str):
         words = _TOKEN.findall(unicodedata.normalize("NFC", text))[:MAX_TERMS]
         self.empty = not words
-        self.exact = " ".join(f'"{w}"' for w in words)
-        self.prefix = self.exact + "*" if words and len(words[-1]) >= 2 else None
-        self._folded = [_fold(w) for w in words]
+        plain, self._cjk, terms = [], [], []
+        for w in words:
+            for part in re.split(f"({_CJK.pattern})", w):
+                if not part:
+                    continue
+                if _CJK.fullmatch(part):
+                    self._cjk.append(part)
+                    terms += _cjk_terms(part)
+                else:
+                    plain.append(part)
+                    terms.append(part)
+        self.exact = " ".join(f'"{t}"' for t in terms)
+        last_plain = bool(plain) and not _CJK.search(words[-1]) if words else False
+        self.prefix = self.exact + "*" if last_plain and len(words[-1]) >= 2 else None
+        self._folded = [_fold(w) for w in plain]
         # Finds where a hit may be without folding every word of a long text (see first_hit).
-        self._quick = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE) if words else None
+        self._quick = re.compile("|".join(re.escape(w) for w in plain + self._cjk), re.IGNORECASE) if words else None
 
     def hits(self, text: str, start: int = 0, end: int | None = None):
-        """``(start, end)`` of each word of ``text[start:end]`` that the query matches."""
+        """``(start, end)`` of each word of ``text[start:end]`` that the query matches
+        (for a CJK part: each place it occurs), in order."""
+        end = len(text) if end is None else end
+        found = []
         whole, last = set(self._folded), self._folded[-1] if self._folded else ""
-        for m in _TOKEN.finditer(text, start, len(text) if end is None else end):
+        for m in _TOKEN.finditer(text, start, end):
             word = _fold(m.group())
             if word in whole or (self.prefix and word.startswith(last)):
-                yield m.start(), m.end()
+                found.append((m.start(), m.end()))
+        for part in self._cjk:
+            at = text.find(part, start, end)
+            while at >= 0:
+                found.append((at, at + len(part)))
+                at = text.find(part, at + len(part), end)
+        yield from sorted(found)
 
     def first_hit(self, text: str) -> tuple[int, int] | None:
         """The first of :meth:`hits` in ``text``, or (rarely) a later one.
@@ -409,8 +464,8 @@ class SearchIndex:
             if have.get(mi, (None, None))[1] != dg:
                 rowid = conn.execute("INSERT INTO docs(session_id, message_index, digest) VALUES (?,?,?)",
                                      (sid, mi, dg)).lastrowid
-                conn.execute("INSERT INTO msgs(rowid, session_id, message_index, body) VALUES (?,?,?,?)",
-                             (rowid, sid, mi, text))
+                conn.execute("INSERT INTO msgs(rowid, session_id, message_index, body, grams) VALUES (?,?,?,?,?)",
+                             (rowid, sid, mi, text, cjk_grams(text)))
         row = conn.execute("SELECT id, title FROM sessions WHERE session_id=?", (sid,)).fetchone()
         if row is None:
             sess_id = conn.execute("INSERT INTO sessions(session_id, updated_at, message_count, title, shrink_at)"
@@ -421,7 +476,8 @@ class SearchIndex:
                          (*key, shrink, sess_id))
         if row is None or row[1] != key[2]:
             conn.execute("DELETE FROM titles WHERE rowid=?", (sess_id,))
-            conn.execute("INSERT INTO titles(rowid, title) VALUES (?,?)", (sess_id, str(key[2] or "")))
+            conn.execute("INSERT INTO titles(rowid, title, grams) VALUES (?,?,?)",
+                         (sess_id, str(key[2] or ""), cjk_grams(str(key[2] or ""))))
         self._recorded[sid], self._shrinks[sid] = key, shrink
 
     def start(self) -> None:
