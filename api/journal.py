@@ -183,16 +183,20 @@ def remove_journal(path: Path) -> None:
 
 def extend_reply(old: dict, part: dict | None) -> dict:
     """The reply ``old`` extended by ``part`` (the reply of a turn that continued it):
-    text, reasoning and tool calls appended, usage added up; status, model, error and
+    text, reasoning and tool calls appended (their ``offset`` moved past the old text),
+    usage added up; status, model, error and
     timestamp are the new part's. ``part`` None (nothing streamed) leaves ``old`` as it was."""
     if part is None:
         return dict(old)
     merged = dict(old)
-    merged["content"] = (old.get("content") if isinstance(old.get("content"), str) else "") + part.get("content", "")
+    before = old.get("content") if isinstance(old.get("content"), str) else ""
+    merged["content"] = before + part.get("content", "")
     if part.get("reasoning"):
         merged["reasoning"] = (old.get("reasoning") or "") + part["reasoning"]
-    if part.get("tool_calls"):
-        merged["tool_calls"] = list(old.get("tool_calls") or []) + list(part["tool_calls"])
+    if part.get("tool_calls"):  # a tool's offset counts from the start of the whole reply
+        moved = [dict(t, offset=t["offset"] + len(before)) if isinstance(t, dict) and isinstance(t.get("offset"), int)
+                 else t for t in part["tool_calls"]]
+        merged["tool_calls"] = list(old.get("tool_calls") or []) + moved
     for key in ("status", "model", "timestamp"):
         if key in part:
             merged[key] = part[key]

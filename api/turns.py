@@ -102,6 +102,7 @@ class Turn:
         self._journal_lock = threading.Lock()  # the journal's fd: appends and close
         self._journal = journal
         self._content: list[str] = []
+        self._content_chars = 0   # len("".join(self._content)), kept as it grows
         self._reasoning: list[str] = []
         self._reasoning_bytes = 0
         self._tools: dict[str, dict] = {}
@@ -175,6 +176,7 @@ class Turn:
                 return
             if event == "token":
                 self._content.append(str(data.get("text", "")))
+                self._content_chars += len(self._content[-1])
             elif event == "reasoning":
                 text = str(data.get("text", ""))
                 room = self.max_tool_result_bytes - self._reasoning_bytes
@@ -186,7 +188,10 @@ class Turn:
                 self._reasoning.append(text)
             elif event == "tool":
                 key = str(data.get("id"))
-                self._tools[key] = {"id": data.get("id"), "name": data.get("name"), "args": data.get("args")}
+                # where in the reply the tool ran: characters (code points) of content before it
+                data = dict(data, offset=self._content_chars)
+                self._tools[key] = {"id": data.get("id"), "name": data.get("name"), "args": data.get("args"),
+                                    "offset": self._content_chars}
                 self._dirty_tools.add(key)
             elif event == "tool_complete":
                 data = dict(data, result=_cap_text(data.get("result"), self.max_tool_result_bytes))

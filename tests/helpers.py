@@ -99,6 +99,12 @@ class LiveServer:
             if info is not None:
                 self.port = int(info["port"])
                 self.listening_s = time.perf_counter() - self.spawned_at
+                if self._pump is not None:
+                    # The port file is the signal; this only lets ``output`` catch up with
+                    # what the server logged before it (its start-up lines), so a test that
+                    # notes len(output) now counts only what comes after.
+                    wait_until(lambda: any(f":{self.port}/" in line for line in self.output),
+                               timeout=max(1.0, deadline - time.monotonic()), message="the start-up log")
                 return self
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.kill()

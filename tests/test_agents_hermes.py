@@ -164,7 +164,7 @@ def test_a_hermes_tool_call_streams_as_tool_events_and_is_saved(make_server, scr
     assert "apperror" not in names, events
     tool = [e["data"] for e in events if e["event"] == "tool"]
     done = [e["data"] for e in events if e["event"] == "tool_complete"]
-    assert tool == [{"id": "call_todo_1", "name": "todo", "args": TODO_ARGS}]
+    assert tool == [{"id": "call_todo_1", "name": "todo", "args": TODO_ARGS, "offset": 0}]
     assert len(done) == 1 and done[0]["id"] == "call_todo_1" and done[0]["name"] == "todo"
     assert "buy milk" in done[0]["result"] and done[0]["is_error"] is False
     assert isinstance(done[0]["duration_ms"], int) and done[0]["duration_ms"] >= 0
