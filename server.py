@@ -64,6 +64,9 @@ def _configure_logging(level: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler])
+    # Libraries that log every token they parse: their debug lines drown ours at --log-level debug.
+    for noisy in ("markdown_it", "urllib3", "httpx", "httpcore", "openai"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLogger().level))
 
 
 def _raise_interrupt(signum, frame):

@@ -44,7 +44,15 @@ export class Chat {
   get streaming() { return this.stream !== null; }
 
   /** Show session ``sid`` (null: an empty new chat). Resolves when its newest page is shown. */
-  async open(sid) {
+  /** Show session ``sid`` (or a new chat for null). ``this.ready`` settles when its
+   * messages are in, so a send never reads the message count of a chat still loading. */
+  open(sid) {
+    const done = this.load(sid);
+    this.ready = done.catch(() => {});
+    return done;
+  }
+
+  async load(sid) {
     const token = ++this.openToken;
     this.detach();
     this.sessionId = sid;
@@ -164,6 +172,7 @@ export class Chat {
   }
 
   async startTurn(text) {
+    await this.ready; // the count sent below must be the loaded chat's, not 0 while it loads
     let sid = this.sessionId;
     try {
       if (!sid) {

@@ -46,8 +46,9 @@ export function initComposer({ onSend, onStop }) {
     input.disabled = busy;
   };
   const showNote = (sentence, details = "") => {
-    note.replaceChildren(h("span", {}, sentence),
-      details ? h("details", { class: "note-details" }, h("summary", {}, "Details"), h("div", {}, details)) : null);
+    const parts = [h("span", {}, sentence)];
+    if (details) parts.push(h("details", { class: "note-details" }, h("summary", {}, "Details"), h("div", {}, details)));
+    note.replaceChildren(...parts);
     note.hidden = false;
   };
   const hideNote = () => { note.hidden = true; note.replaceChildren(); };
