@@ -97,8 +97,15 @@ def message_text(message: dict) -> str:
 
 
 def public_metadata(meta: dict) -> dict:
-    """``meta`` without the private keys: what ``GET /api/session`` shows."""
-    return {k: v for k, v in meta.items() if k not in PRIVATE_KEYS}
+    """``meta`` without the private keys, the sidebar's fields coerced to their types
+    (:func:`sidebar_row`): what ``GET /api/session`` shows, so a hand-edited
+    ``"pinned": "yes"`` reads the same there as in the list."""
+    out = {k: v for k, v in meta.items() if k not in PRIVATE_KEYS}
+    row = sidebar_row(meta)
+    if not isinstance(meta.get("message_count"), int):
+        row.pop("message_count")
+    out.update((k, v) for k, v in row.items() if k in meta or v is not None)
+    return out
 
 
 def check_meta_string(name: str, value: str | None) -> str | None:

@@ -311,3 +311,14 @@ def test_the_list_carries_only_the_sidebars_fields(make_server):
     assert set(row) <= {"session_id", "title", "manual_title", "created_at", "updated_at", "model", "workspace",
                         "pinned", "archived", "message_count", "active_stream_id", "project_id", "tags"}
     assert server.session("wide", messages=0)["upstream_field_0"] == "x" * 500  # the session itself keeps them
+
+
+def test_one_session_shows_wrong_typed_fields_as_the_list_does(make_server):
+    server = make_server()
+    _write_session(server.sessions_dir, "odd", 2, updated_at="2024-05-01", title=["x"], pinned="yes")
+    server.start()
+    listed = server.get("/api/sessions").json()["sessions"][0]
+    for params in ({}, {"msg_limit": 1}, {"messages": 0}):
+        shown = server.session("odd", **params)
+        assert {k: shown[k] for k in ("title", "pinned", "updated_at")} == \
+            {k: listed[k] for k in ("title", "pinned", "updated_at")}, params
