@@ -33,6 +33,8 @@ Endpoints (blueprint ``skills``):
 """
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
 import re
@@ -92,7 +94,16 @@ def validate_skill_name(value, what: str = "name") -> str:
 
 def parse_skill(text: str) -> tuple[dict, str]:
     """``(front_matter, body)`` of a SKILL.md; ValueError with a reason if malformed, too
-    large, too deeply nested, or using YAML aliases (see the module docstring)."""
+    large, too deeply nested, or using YAML aliases (see the module docstring).
+
+    Parsed texts are remembered (PyYAML's pure-Python loader takes ~0.6 s for a 45 KB
+    front matter, and every listing reads every skill); each caller gets its own copy."""
+    front, body = _parse_skill_cached(text)
+    return copy.deepcopy(front), body
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_skill_cached(text: str) -> tuple[dict, str]:
     text = text.lstrip("\ufeff")
     if not text.startswith("---"):
         raise ValueError("SKILL.md must start with YAML front matter between '---' lines")
