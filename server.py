@@ -1,6 +1,6 @@
 """Entry point: ``hermes-webui`` (console script) or ``python server.py``.
 
-Start-up order (DESIGN §1): configuration → state dir checked and locked → start-up
+Start-up order (docs/architecture.md §1): configuration → state dir checked and locked → start-up
 self-heal → ``create_app()`` → waitress → ``--port-file`` written. SIGINT and SIGTERM stop
 it cleanly: the listener closes, the session index is flushed and the state-dir lock is
 released.

@@ -1,4 +1,4 @@
-"""Agent control routes (DESIGN §7 "Agent control…"): models, approvals, clarify, continue.
+"""Agent control routes (docs/api.md "Agent control…"): models, approvals, clarify, continue.
 
 - ``GET /api/models`` → ``{models: [{id, label, backend, vision, context_length?}], default}``
 - ``POST /api/session/model {session_id, model}`` → ``{session: compact}`` (the session's

@@ -1,4 +1,4 @@
-"""The WSGI app: :func:`create_app` builds it (DESIGN §1); :func:`app_state` reaches it.
+"""The WSGI app: :func:`create_app` builds it (docs/architecture.md §1); :func:`app_state` reaches it.
 
 The app object is a factory's product, not a module global, so tests and the server
 can build as many as they need. Everything a request needs lives in one
@@ -76,7 +76,7 @@ def create_app(config: Config, *, store: SessionStore | None = None, backend=Non
     for module in (openai_api, session_ops, session_export, attachments, workspace, skills, memory, render,
                    profiles):
         module.init_app(app)
-    from . import agent_control  # models, approvals, clarify, continue (DESIGN §7)
+    from . import agent_control  # models, approvals, clarify, continue (docs/api.md)
     agent_control.init_app(app)
     from . import backup_routes, migrate_routes, project_routes  # migration, projects and tags, backups
     for module in (migrate_routes, project_routes, backup_routes):

@@ -1,4 +1,4 @@
-"""Human in the loop (DESIGN §7): approvals of risky tool calls and clarifying questions.
+"""Human in the loop (docs/api.md): approvals of risky tool calls and clarifying questions.
 
 Both are questions a running turn asks and waits on. :func:`ask` registers one, emits it
 as an event of the turn's stream (``approval {approval_id, tool, command, description}``

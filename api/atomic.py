@@ -1,6 +1,6 @@
 """Atomic, durable file writes: the one place the project writes a file in place.
 
-DESIGN §3 invariant 3: write ``<file>.tmp.<pid>.<thread>.<random>``, ``fsync`` it,
+docs/architecture.md §3 invariant 3: write ``<file>.tmp.<pid>.<thread>.<random>``, ``fsync`` it,
 ``os.replace`` it over the target, then ``fsync`` the directory. A crash or an
 ``OSError`` (ENOSPC, EIO) at any point leaves the previous file byte-identical; the
 temp file is removed on error and any litter from a crash is swept at start-up by

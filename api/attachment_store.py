@@ -1,4 +1,4 @@
-"""Files attached to a session's messages (DESIGN §7), on disk beside the sessions.
+"""Files attached to a session's messages (docs/api.md), on disk beside the sessions.
 
 Layout, in a profile's state dir (the parent of its ``sessions/``)::
 
@@ -37,7 +37,7 @@ from .errors import ApiError, SessionNotFound, TooLarge
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024   # DESIGN §3
+DEFAULT_MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024   # docs/architecture.md §3
 MAX_PER_MESSAGE = 20
 INCOMING = ".incoming"
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")

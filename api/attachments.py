@@ -1,4 +1,4 @@
-"""Attachment endpoints (DESIGN §7): upload a file for the next message, download it.
+"""Attachment endpoints (docs/api.md): upload a file for the next message, download it.
 
 - ``POST /api/attachments`` multipart: ``session_id`` and the file in the part named
   ``file`` → ``{attachment: {id, name, size, mime}}``. The name is cleaned

@@ -1,4 +1,4 @@
-"""Password auth and the request gate every request passes (DESIGN §6).
+"""Password auth and the request gate every request passes (docs/architecture.md §7).
 
 :func:`init_app` installs one ``before_request`` hook that runs, in order: the Host
 allow-list (:mod:`api.hosts`, against DNS rebinding: an unknown name answers 400 JSON

@@ -1,4 +1,4 @@
-"""The session file codec (DESIGN §2–3): the on-disk layout and its fast readers.
+"""The session file codec (docs/architecture.md §2–3): the on-disk layout and its fast readers.
 
 A session lives in ``sessions/<sid>.json``, written in this layout::
 
@@ -12,7 +12,7 @@ Metadata keys come first and ``messages`` last, one message per line. Any JSON o
 with a ``messages`` list is readable (hand-edited files, other layouts); the layout only
 makes two things fast: :func:`read_header` parses just the prefix before ``"messages"``
 and :func:`tail_messages` reads the newest messages from the end of the file without
-parsing the rest. The metadata part is small (DESIGN §3 invariant 8), but the parser is
+parsing the rest. The metadata part is small (docs/architecture.md §3 invariant 8), but the parser is
 right for a prefix of any size: a prefix that fails to parse means "read more", and
 only a parse of the whole file can call it malformed.
 

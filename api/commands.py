@@ -1,4 +1,4 @@
-"""The subcommands beside serving (DESIGN §7): ``hermes-webui migrate`` and
+"""The subcommands beside serving (docs/api.md): ``hermes-webui migrate`` and
 ``hermes-webui export --all``. ``server.main`` hands them their arguments.
 
     hermes-webui migrate [SRC] [--state-dir DST] [--dry-run]

@@ -42,19 +42,19 @@ class Config:
     hermes_home: str | None = None
     toolsets: str = ""
     # limits and timings
-    max_message_bytes: int = 1024 * 1024          # one user message, UTF-8 bytes (DESIGN §3)
+    max_message_bytes: int = 1024 * 1024          # one user message, UTF-8 bytes (docs/architecture.md §3)
     max_tool_result_bytes: int = 16 * 1024 * 1024  # one tool result or reasoning block, kept whole up to this
     max_body_bytes: int | None = None             # a JSON request body; default: room for the largest message
     max_upload_bytes: int = 20 * 1024 * 1024
-    max_attachment_bytes: int = 25 * 1024 * 1024  # one file attached to a message (DESIGN §3)
+    max_attachment_bytes: int = 25 * 1024 * 1024  # one file attached to a message (docs/architecture.md §3)
     max_import_bytes: int = 200 * 1024 * 1024     # one /api/session/import document (exports embed attachments)
-    # workspace (issue 7): extra roots a session may pick, separated by os.pathsep
+    # workspace: extra roots a session may pick, separated by os.pathsep
     workspace_roots: str = ""
     heartbeat_seconds: float = 5.0
     approval_timeout: float = 300.0               # seconds an approval or a clarify waits; then deny / no answer
     checkpoint_seconds: float = 1.0
     stream_retention_seconds: float = 300.0
-    # auth (issue 8) and the network perimeter (issue 14)
+    # auth and the network perimeter
     password: str | None = None
     password_file: Path | None = None       # read into ``password`` by parse_config
     password_on_command_line: bool = False  # --password was given as a flag (visible in ps)

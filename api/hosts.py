@@ -1,5 +1,5 @@
 """Which names this server answers to: the Host allow-list against DNS rebinding
-(DESIGN §6), and the Origin/Referer comparison the CSRF check builds on.
+(docs/architecture.md §7), and the Origin/Referer comparison the CSRF check builds on.
 
 A DNS-rebinding page is served from a name its owner controls (``evil.example``) that
 later resolves to this machine, so the browser thinks the server is "same-origin" with

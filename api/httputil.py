@@ -1,7 +1,7 @@
 """Request parsing and JSON errors shared by every blueprint.
 
 Every error leaves as ``{"error": "<human message>"}`` with a 4xx/5xx status
-(DESIGN §7); :func:`register_error_handlers` maps the store's and the turn engine's
+(docs/api.md); :func:`register_error_handlers` maps the store's and the turn engine's
 exceptions onto those statuses so routes stay free of try/except ladders.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The turn journal: a running turn's user message and partial reply, beside the session.
 
-DESIGN §3 invariant 8 keeps a session file's metadata part small, so a running turn's
+docs/architecture.md §3 invariant 8 keeps a session file's metadata part small, so a running turn's
 content does not live there. It lives in ``sessions/<sid>.turn.jsonl``, one JSON object
 per line:
 

@@ -2,7 +2,7 @@
 
 A message sent during a turn is queued in ``sessions/<sid>.queue.json`` beside the
 session (``{"queued": [{id, text, created_at, model?}]}``, written atomically), not in
-the session's metadata, which must stay small (DESIGN §3 invariant 8). When a turn ends
+the session's metadata, which must stay small (docs/architecture.md §3 invariant 8). When a turn ends
 (complete, truncated, error or cancelled; not at shutdown) the first queued message
 starts as the next turn; after a restart, queues are drained once the dead turn has been
 settled (:func:`drain_all`). The queue can be read, edited and emptied entry by entry.

@@ -1,4 +1,4 @@
-"""Which models a turn may run on (DESIGN §7 ``GET /api/models``). Never imports Flask.
+"""Which models a turn may run on (docs/api.md ``GET /api/models``). Never imports Flask.
 
 Each backend may offer ``list_models() -> [{id, label, backend, vision, context_length?}]``
 (the fake backend's two models, the OpenAI-compatible endpoint's ``/models``, the GGUF

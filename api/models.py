@@ -1,11 +1,11 @@
-"""The JSON-file session model and store (DESIGN §2–3). Never imports Flask.
+"""The JSON-file session model and store (docs/architecture.md §2–3). Never imports Flask.
 
 A session is ``sessions/<sid>.json`` in the layout of :mod:`api.codec` (metadata first,
 one message per line, ``messages`` last); a running turn's content is in its journal
 beside it (:mod:`api.journal`); ``<sid>.json.bak`` is the previous version, written only
 when a save would shrink the transcript; the sidebar index is :mod:`api.session_index`.
 
-Invariants kept here (DESIGN §3): a metadata-only object cannot be saved; every write
+Invariants kept here (docs/architecture.md §3): a metadata-only object cannot be saved; every write
 is atomic (:mod:`api.atomic`); a shrinking save snapshots the on-disk file first, and
 a deliberate one names that backup's generation; a corrupt file is reported, never
 overwritten; the metadata part stays small. Callers that mutate a session hold its lock
@@ -37,7 +37,7 @@ SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # always used with fullmatch
 RESERVED_IDS = {"_index"}
 TITLE_MAX = 200
 # Any other metadata string (model, workspace, …): longer values are refused with 400,
-# so the metadata part of a file stays small (DESIGN §3 invariant 8).
+# so the metadata part of a file stays small (docs/architecture.md §3 invariant 8).
 META_STRING_MAX_BYTES = 400
 DEFAULT_TITLE = "New chat"
 # Written by earlier versions (and by the upstream system): a running turn's content in
@@ -212,7 +212,7 @@ class Session:
         return len(self.messages)
 
     def save(self, *, touch: bool = True, intentional_shrink: bool = False) -> None:
-        """Write the session atomically (DESIGN §3).
+        """Write the session atomically (docs/architecture.md §3).
 
         ``touch`` sets ``updated_at`` to now. ``intentional_shrink`` records that a
         shrink is deliberate (undo, clear, edit) so start-up self-heal keeps it.
@@ -332,7 +332,7 @@ class SessionStore:
                 yield f, meta, key_at, mm, size
 
     def load_metadata_only(self, session_id: str) -> Session:
-        """Parse only the metadata prefix; returns an unsavable Session (DESIGN §3 inv. 2)."""
+        """Parse only the metadata prefix; returns an unsavable Session (docs/architecture.md §3 inv. 2)."""
         with self._mapped(session_id) as (_f, meta, _key_at, _mm, _size):
             pass
         if not isinstance(meta.get("message_count"), int):
@@ -544,7 +544,7 @@ class SessionStore:
         self.index.update(session_id, sidebar_row(ordered), stat_key(path))
         return ordered
 
-    # -- running turns (DESIGN §4; the journal is api.journal) ----------------------
+    # -- running turns (docs/architecture.md §4; the journal is api.journal) ----------------------
 
     def pending_turn(self, session_id: str, stream_id: str | None, *, head_only: bool = False) -> PendingTurn | None:
         """The journal of ``stream_id``'s turn, or None if there is none for that stream.

@@ -1,4 +1,4 @@
-"""Sessions and chat blueprints (DESIGN §4, §7) and ``_clear_stale_stream_state``.
+"""Sessions and chat blueprints (docs/architecture.md §4, §7) and ``_clear_stale_stream_state``.
 
 Routes parse input and shape output; the work happens in :mod:`api.models` (the
 store) and :mod:`api.turns` (the turn engine).
@@ -31,7 +31,7 @@ def _store():
 
 
 def _clear_stale_stream_state(session: Session) -> bool:
-    """Settle a session whose file names a stream that no longer runs (DESIGN §4): the
+    """Settle a session whose file names a stream that no longer runs (docs/architecture.md §4): the
     routes' name for :func:`api.turns.settle_stale_stream`, which holds the logic."""
     return turns.settle_stale_stream(session)
 
@@ -255,7 +255,7 @@ def _sse(channel: streams.StreamChannel, after_seq: int, heartbeat: float):
 
 @chat_bp.get("/api/chat/stream")
 def chat_stream():
-    """Server-sent events of one stream (DESIGN §4).
+    """Server-sent events of one stream (docs/architecture.md §4).
 
     Query ``stream_id``; resume with header ``Last-Event-ID`` or ``after_seq``: only
     events with a higher seq are sent. Each event has ``id: <seq>``; events ``token``,

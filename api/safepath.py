@@ -1,4 +1,4 @@
-"""Safe resolution of request paths inside a root directory (DESIGN §6).
+"""Safe resolution of request paths inside a root directory (docs/architecture.md §7).
 
 The one place where a path that came from a request becomes a file operation. The
 workspace, skills and memory blueprints all go through it, in three steps:

@@ -1,4 +1,4 @@
-"""Full-text search over session titles and message text (DESIGN §7 ``/api/sessions/search``).
+"""Full-text search over session titles and message text (docs/api.md ``/api/sessions/search``).
 
 A derived side index, ``search.sqlite`` beside the ``sessions/`` folder (SQLite FTS5
 from the standard library). The session files stay the only source of truth: the file

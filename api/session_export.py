@@ -11,7 +11,7 @@ A JSON export embeds the session's attachments (base64, ``session.attachments``)
 file carries the whole conversation; an import restores them under the new session.
 
 An import is parsed and validated whole (:mod:`api.chatgpt_import`, the limits of
-DESIGN §3) before the first file is written, and the files already written are removed
+docs/architecture.md §3) before the first file is written, and the files already written are removed
 if a later write fails (:meth:`api.models.SessionStore.create_many`).
 """
 from __future__ import annotations
@@ -202,7 +202,7 @@ def import_sessions():
     reason (and nothing written) for a file that is not UTF-8 JSON in a known format (the
     message names what it looks like), or when no conversation can be imported; 413 (nothing
     written) when a user message is over ``--max-message-bytes`` or a tool result,
-    tool arguments or reasoning over ``--max-tool-result-bytes`` (DESIGN §3 limits).
+    tool arguments or reasoning over ``--max-tool-result-bytes`` (docs/architecture.md §3 limits).
     """
     doc = _upload_doc()
     try:

@@ -1,6 +1,6 @@
 """The sidebar index: compact metadata of every session, kept in memory, cached on disk.
 
-DESIGN §2–3 invariant 1: the index is derived from the session files and never the
+docs/architecture.md §2–3 invariant 1: the index is derived from the session files and never the
 truth. It lives in memory (so listing 5,000 sessions costs one cached ``bytes``), is
 updated incrementally under its own lock on each save, and is written to
 ``sessions/_index.json`` in the background, at most every two seconds, so a write
@@ -39,7 +39,7 @@ class SessionIndex:
 
     ``loader(session_id) -> compact dict`` reads one file's metadata and raises on a
     bad file; ``id_of(file_name) -> session id | None`` says which files are sessions.
-    Thread-safe; takes only its own lock (the last in DESIGN §1's lock order). Each row
+    Thread-safe; takes only its own lock (the last in docs/architecture.md §1's lock order). Each row
     is kept serialised too, so a listing or a flush is a sort and a join of bytes.
     """
 

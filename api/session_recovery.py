@@ -1,4 +1,4 @@
-"""Start-up self-heal (DESIGN §3 invariant 5) and the operators' audit/repair command.
+"""Start-up self-heal (docs/architecture.md §3 invariant 5) and the operators' audit/repair command.
 
 :func:`recover_all_sessions_on_startup` runs before the HTTP listener binds. In every
 profile, for every ``sessions/<sid>.json.bak`` whose message count is higher than the

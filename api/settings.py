@@ -1,4 +1,4 @@
-"""``settings.json``: UI settings and the password hash (DESIGN §2, §6).
+"""``settings.json``: UI settings and the password hash (docs/architecture.md §2, §6).
 
 The file is one JSON object, written atomically (:func:`api.atomic.atomic_write_bytes`,
 mode 0600)::

@@ -1,4 +1,4 @@
-"""Live streams and per-session locks (DESIGN §1, §4). Knows nothing of HTTP.
+"""Live streams and per-session locks (docs/architecture.md §1, §4). Knows nothing of HTTP.
 
 ``STREAMS`` maps a live stream id to its :class:`StreamChannel`, guarded by
 ``STREAMS_LOCK``. A channel numbers every event (seq 1, 2, …) and keeps them all, so
@@ -46,7 +46,7 @@ def session_lock(session_id: str) -> threading.RLock:
         return lock
 
 
-_get_session_agent_lock = session_lock  # the name DESIGN §4 and older callers use
+_get_session_agent_lock = session_lock  # the name docs/architecture.md §4 and older callers use
 
 
 class StreamChannel:

@@ -1,4 +1,4 @@
-"""The turn engine (DESIGN §4): start a turn, run its worker, checkpoint, finish, cancel.
+"""The turn engine (docs/architecture.md §4): start a turn, run its worker, checkpoint, finish, cancel.
 
 A turn's life on disk:
 
@@ -111,7 +111,7 @@ class Turn:
         self._finished = False
         self._stop = threading.Event()
         self.checkpoints = 0
-        # agent control (DESIGN §7): set by :meth:`configure`
+        # agent control (docs/api.md): set by :meth:`configure`
         self.continues: int | None = None    # index of the reply this turn extends
         self.approval_timeout = DEFAULT_APPROVAL_TIMEOUT
         self.ctx = TurnContext(ask_approval=self.ask_approval, ask_clarify=self.ask_clarify)
@@ -322,7 +322,7 @@ class Turn:
                 stub = self.store.load_metadata_only(self.session_id)
                 if stub.active_stream_id == self.stream_id:
                     changes = dict(CLEARED_STREAM_FIELDS)
-                    if usage:  # the session's running total (DESIGN §7 "Usage")
+                    if usage:  # the session's running total (docs/api.md "Usage")
                         changes["usage"] = add_usage(stub.meta.get("usage"), usage)
                     if self.continues is None:
                         saved_meta = self.store.append_messages(self.session_id, [dict(self.user), reply], changes)
@@ -395,7 +395,7 @@ def check_message(text: str, limit: int, *, allow_empty: bool = False) -> str:
 
 
 def settle_stale_stream(session: Session) -> bool:
-    """Settle a session whose file names a stream that no longer runs (DESIGN §4).
+    """Settle a session whose file names a stream that no longer runs (docs/architecture.md §4).
 
     In this order: (1) a stream alive in ``STREAMS`` is left alone; (2) a metadata-only
     stub is reloaded in full, and if that fails nothing is cleared (a stale flag is
@@ -528,7 +528,7 @@ def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text
 
 def start_continue(store: SessionStore, backend: AgentBackend, session_id: str, *, config=None,
                    model: str | None = None, agent_home: dict | None = None) -> str:
-    """Extend the session's last reply in place and return the new stream id (DESIGN §7).
+    """Extend the session's last reply in place and return the new stream id (docs/api.md).
 
     The last message must be an assistant reply saved ``truncated`` or ``interrupted``
     (TurnConflict 409 otherwise, or while a stream runs). No user message is added: the

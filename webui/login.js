@@ -1,6 +1,6 @@
 // Login page: POST /api/auth/login {password}; on success go back to the page the user
 // was on (?next=, see nextPage) or to the app at "/".
-// Answers (DESIGN §7): 200 ok, 401 wrong password, 429 too many attempts (Retry-After s).
+// Answers (docs/api.md): 200 ok, 401 wrong password, 429 too many attempts (Retry-After s).
 
 const form = document.getElementById("login-form");
 const input = document.getElementById("login-password");

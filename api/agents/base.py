@@ -1,4 +1,4 @@
-"""The one interface every agent backend implements (DESIGN §5).
+"""The one interface every agent backend implements (docs/architecture.md §5).
 
 Backends never import the model layer: they get a plain history list and call
 ``emit(event, data)``; the turn engine (:mod:`api.turns`) does the rest.

@@ -1,4 +1,4 @@
-"""A user message with attachments, as a model reads it (DESIGN §5, §7).
+"""A user message with attachments, as a model reads it (docs/architecture.md §5, §7).
 
 :func:`user_content` turns the message text and its attached files into the ``content``
 of an OpenAI-style user message:

@@ -1,4 +1,4 @@
-"""The scripted ``fake`` backend of DESIGN §8: deterministic turns for tests and demos.
+"""The scripted ``fake`` backend of docs/architecture.md §5: deterministic turns for tests and demos.
 
 A plain message is echoed word by word: ``"echo:"``, ``" w1"``, ``" w2"`` … A message
 that is a JSON object with a key ``"fake"`` is a script::
@@ -13,7 +13,7 @@ cancelled). ``delay_ms`` is waited before each token. Defaults: 5 tokens, no del
 Every wait returns early on cancel. Before all of that, each attachment of the user
 message, in order, is the token ``"[attachment <name> <size> <mime>] "``.
 
-Agent control (DESIGN §8): ``"clarify": {"question", "choices"?}`` asks after the
+Agent control (docs/architecture.md §5): ``"clarify": {"question", "choices"?}`` asks after the
 reasoning and streams the answer as the token ``"answer: <text> "``; ``"approval":
 {"tool", "command", "description"}`` asks before the tools (denied: each tool completes
 with ``is_error`` and ``"denied by the user"``); ``"approval_timeout_ms"`` shortens the
@@ -56,7 +56,7 @@ class FakeBackend:
     model = "fake-echo"
 
     def list_models(self) -> list[dict]:
-        """The two fake models (DESIGN §8): same behaviour, different ids."""
+        """The two fake models (docs/architecture.md §5): same behaviour, different ids."""
         return [{"id": m, "label": m, "backend": "fake", "vision": False, "context_length": 4096}
                 for m in MODELS]
 

@@ -1,4 +1,4 @@
-"""The ``hermes`` backend (DESIGN §5): the real Hermes Agent, in-process.
+"""The ``hermes`` backend (docs/architecture.md §5): the real Hermes Agent, in-process.
 
 Each turn builds a ``run_agent.AIAgent`` and calls ``run_conversation(user_message,
 conversation_history=<our history>)``. Its callbacks become our events:

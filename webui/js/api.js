@@ -1,4 +1,4 @@
-// JSON over HTTP to the server (DESIGN §7). Every POST carries the CSRF token from
+// JSON over HTTP to the server (docs/api.md). Every POST carries the CSRF token from
 // <meta name="csrf-token">; a 401 from any /api call sends the browser to /login.
 
 /** An HTTP or network failure. ``status`` is the HTTP status, 0 for a network error. */

@@ -1,6 +1,6 @@
 // Building message elements: user bubbles, assistant replies with reasoning, tool-call
 // cards, error cards and status badges, both for saved messages and while streaming.
-// Message shape (DESIGN §3): {role, content, timestamp, status?, reasoning?,
+// Message shape (docs/architecture.md §3): {role, content, timestamp, status?, reasoning?,
 // tool_calls?: [{id, name, args, result, duration_ms, is_error}], error?}.
 //
 // Each saved message carries an action bar (.msg-actions): Copy, and Edit + Fork on the

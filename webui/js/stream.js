@@ -1,4 +1,4 @@
-// Following one reply's server-sent events (DESIGN §4) so that the thread is never lost.
+// Following one reply's server-sent events (docs/architecture.md §4) so that the thread is never lost.
 //
 // fetch() streaming rather than EventSource, for two reasons: heartbeat comments are
 // visible (a silent, half-dead connection is noticed and replaced), and reconnection is

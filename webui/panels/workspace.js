@@ -6,7 +6,7 @@
 //   panel.refresh();   // e.g. after a turn that may have changed files
 //   panel.unmount();
 //
-// It also refreshes itself on the document "hermes:session" event. API: DESIGN §7
+// It also refreshes itself on the document "hermes:session" event. API: docs/api.md
 // (/api/list, /api/file, /api/file/raw, /api/file/save|create|delete|rename, /api/upload).
 
 import { api, csrfToken, post } from "../js/api.js";
