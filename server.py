@@ -206,15 +206,24 @@ def main(argv: list[str] | None = None) -> int:
         _error(config_mod.describe_os_error(exc, f"the state dir {config.state_dir}"))
         return 3
     try:
-        report = recover_all_sessions_on_startup(config.state_dir)
-        log.info("self-heal: %d backups checked, %d sessions restored, %d skipped, %d temp files removed",
-                 report["backups_checked"], len(report["restored"]), len(report["skipped"]),
-                 len(report["temp_files_removed"]))
         try:
+            report = recover_all_sessions_on_startup(config.state_dir)
+            log.info("self-heal: %d backups checked, %d sessions restored, %d skipped, %d temp files removed",
+                     report["backups_checked"], len(report["restored"]), len(report["skipped"]),
+                     len(report["temp_files_removed"]))
             app = create_app(config)
         except SettingsUnreadable as exc:
             _error(str(exc))
             return 2
+        except OSError as exc:  # a file where the state dir needs a folder, or the reverse
+            where = exc.filename or config.state_dir
+            if exc.errno in (errno.EISDIR, errno.EEXIST, errno.ENOTDIR):
+                needed = "a file" if exc.errno == errno.EISDIR else "a folder"
+                _error(f"{where} is in the way: the server keeps {needed} there. Move it out of the "
+                       "state dir, or pass another --state-dir")
+            else:
+                _error(config_mod.describe_os_error(exc, f"{where} (in the state dir)"))
+            return 3
         state = app.extensions["hermes"]
         install = getattr(state.backend, "install_command", None)   # a backend whose packages are missing
         if install:

@@ -162,8 +162,9 @@ def parse_config(argv: list[str] | None = None, env: dict[str, str] | None = Non
             raw = env[ENV_PREFIX + name.upper()]
             try:
                 value = typ(raw)
-            except ValueError as exc:
-                raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r}: {exc}") from None
+            except ValueError:
+                kind = {int: "a whole number", float: "a number"}.get(typ, "a valid value")
+                raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not {kind}") from None
         if value is not None:
             setattr(cfg, name, value)
     if args.require_password or _env_bool(env.get(ENV_PREFIX + "REQUIRE_PASSWORD", "")):

@@ -105,6 +105,12 @@ def read_settings_file(path: Path) -> dict:
         raw = path.read_bytes()
     except FileNotFoundError:
         return {}
+    except IsADirectoryError:
+        raise SettingsUnreadable(f"{path} is a folder, not the settings file: move it out of the state "
+                                 "dir (or pass another --state-dir) and start again") from None
+    except PermissionError:
+        raise SettingsUnreadable(f"{path} cannot be read by this user: fix its owner or permissions "
+                                 f"(e.g. chown/chmod it), or pass another --state-dir") from None
     except OSError as exc:
         raise SettingsUnreadable(f"{path} cannot be read ({exc.strerror or exc}): {advice}") from None
     try:

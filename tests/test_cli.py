@@ -178,3 +178,24 @@ def test_server_py_runs_from_another_directory(tmp_path):
         assert server.get("/").status_code == 200
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("name,kind", [("sessions", "file"), ("profiles", "file"), ("auth_secret.key", "dir"),
+                                       ("settings.json", "dir"), ("search.sqlite", "dir")])
+def test_something_in_the_way_inside_the_state_dir_says_so_with_the_fix(tmp_path, name, kind):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / name).mkdir() if kind == "dir" else (state / name).write_text("in the way\n")
+    proc = run_server(tmp_path, "--state-dir", str(state))
+    assert proc.returncode in (2, 3), proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("hermes-webui: error: ") and name in last and "--state-dir" in last, last
+    assert "may hold the password" not in last
+    assert (state / name).is_dir() == (kind == "dir")  # left as it was
+
+
+def test_an_environment_value_of_the_wrong_type_is_named(tmp_path):
+    proc = run_server(tmp_path, env={"HERMES_WEBUI_THREADS": "abc"})
+    assert proc.returncode == 2
+    assert one_line_error(proc) == "hermes-webui: error: HERMES_WEBUI_THREADS='abc' is not a whole number"
