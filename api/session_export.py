@@ -155,7 +155,9 @@ def render_markdown(meta: dict, messages: list[dict]) -> str:
     in code blocks fenced longer than any backtick run inside them, each cut at
     :data:`MD_TOOL_TEXT_MAX` characters with a note (the JSON export keeps everything).
     """
-    lines = [f"# {meta.get('title') or DEFAULT_TITLE}", ""]
+    # The title is text, not markup: a title of "<b>x</b>" or "*x*" must read as typed.
+    title = " ".join(str(meta.get("title") or DEFAULT_TITLE).split())
+    lines = ["# " + re.sub(r"([\\`*_{}\[\]<>#!|~&])", r"\\\1", title), ""]
     facts = [f"Created {_when(meta.get('created_at'))}" if meta.get("created_at") else "",
              f"model {meta['model']}" if meta.get("model") else "", f"{len(messages)} messages"]
     lines += ["_" + " · ".join(f for f in facts if f) + "_", ""]

@@ -261,3 +261,12 @@ def test_import_takes_files_above_the_default_body_limit_and_refuses_oversized(m
     r = s.post(IMPORT, data=too_big, headers={"Content-Type": "application/json"})
     assert r.status_code == 413 and "error" in r.json()
     assert set(all_sessions(s)) == before
+
+
+def test_markdown_export_shows_a_title_as_typed_not_as_markup(live_server):
+    from markdown_it import MarkdownIt
+    title = "<b>bold</b> *x* [a](javascript:alert(1)) & c"
+    sid = live_server.post("/api/session/new", {"title": title}).json()["session"]["session_id"]
+    md = live_server.get("/api/session/export", params={"session_id": sid, "format": "md"}).text
+    heading = MarkdownIt().render(md.splitlines()[0])
+    assert heading == "<h1>&lt;b&gt;bold&lt;/b&gt; *x* [a](javascript:alert(1)) &amp; c</h1>\n"
