@@ -74,10 +74,11 @@ def test_first_turn_loads_the_model_and_streams_a_real_reply_saved_as_streamed(m
     assert text.strip(), "the model produced no text"
     assert 1 <= names.count("token") <= 24                      # --max-tokens caps the reply
     reply = server.session(sid)["messages"][-1]
-    assert reply["role"] == "assistant" and reply["status"] == "complete"
-    assert reply["content"] == text and reply["model"] == MODEL_ID
     usage = events[-2]["data"]["usage"]
     assert usage["completion_tokens"] == names.count("token") and usage["prompt_tokens"] > 0
+    cut = usage["completion_tokens"] >= 24                      # stopped by --max-tokens, not by the model
+    assert reply["role"] == "assistant" and reply["status"] == ("truncated" if cut else "complete")
+    assert reply["content"] == text and reply["model"] == MODEL_ID and reply["usage"] == usage
 
 
 def test_later_turns_reuse_the_loaded_model_and_see_the_history(local_server):
@@ -237,3 +238,16 @@ def test_missing_model_file_fails_the_turn_clearly_and_keeps_the_message(make_se
     assert msgs[0] == {**msgs[0], "role": "user", "content": "are you there?"}
     assert msgs[1]["status"] == "error"
     wait_until(lambda: not server.get("/api/session/status", params={"session_id": sid}).json()["streaming"])
+
+
+def test_a_reply_cut_at_max_tokens_is_truncated_and_continue_extends_it(make_server):
+    server = make_server(agent="local", args=("--max-tokens", "4", "--context-size", "1024")).start()
+    sid = server.new_session()
+    first = tokens_of(stream_events(server, server.start_chat(sid, "Write a long story about a cat.")))
+    reply = server.session(sid)["messages"][-1]
+    assert reply["status"] == "truncated" and reply["content"] == first
+    r = server.post("/api/session/continue", {"session_id": sid})
+    assert r.status_code == 200, r.text
+    more = tokens_of(stream_events(server, r.json()["stream_id"]))
+    msgs = server.session(sid)["messages"]
+    assert len(msgs) == 2 and msgs[-1]["content"] == first + more and more
