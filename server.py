@@ -189,10 +189,18 @@ def main(argv: list[str] | None = None) -> int:
     if config.password_on_command_line:
         log.warning("--password is visible to every user of this machine (ps, /proc); it is meant for "
                     "tests. Use --password-file FILE or HERMES_WEBUI_PASSWORD instead.")
+    if config.password_file is not None:
+        try:
+            mode = os.stat(os.path.expanduser(config.password_file)).st_mode
+        except OSError:
+            mode = 0
+        if mode & 0o077:
+            log.warning("the password file %s can be read by other users of this machine; "
+                        "make it private: chmod 600 %s", config.password_file, config.password_file)
     if not _is_loopback(config.host) and not has_password:
         log.warning("!" * 72)
         log.warning("Listening on %s WITHOUT A PASSWORD: anyone who can reach this port can read "
-                    "every conversation and talk to your agent. Set --password.", config.host)
+                    "every conversation and talk to your agent. Set a password with --password-file.", config.host)
         log.warning("!" * 72)
     agent_warning = _agent_warning(config)
     if agent_warning:

@@ -62,3 +62,15 @@ def test_a_bad_password_file_stops_the_start_with_a_reason(tmp_path, case):
     assert server.proc.wait(timeout=15) == 2
     log = "".join(server.output)
     assert expected[case] in log and "Traceback" not in log and PASSWORD not in log
+
+
+@pytest.mark.parametrize("mode,warns", [(0o600, False), (0o644, True), (0o640, True)])
+def test_a_password_file_other_users_can_read_is_warned_about(make_server, tmp_path, mode, warns):
+    secret = tmp_path / "pw"
+    secret.write_text(PASSWORD + "\n")
+    secret.chmod(mode)
+    server = make_server(args=("--password-file", str(secret))).start()
+    assert can_log_in(server, PASSWORD) == 200
+    server.stop()
+    log = "".join(server.output)
+    assert ("can be read by other users" in log and "chmod 600" in log) == warns
