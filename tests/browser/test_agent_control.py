@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from ..helpers import fake_script
+from .conftest import PHONE, sid_of, wait_reply_finished
+
 pytestmark = pytest.mark.browser
 
 
@@ -17,3 +20,140 @@ def test_a_misconfigured_server_shows_an_amber_footer_with_the_fix(make_server, 
     ok_color = page.evaluate("() => getComputedStyle(document.documentElement).getPropertyValue('--warn')")
     assert color != "rgba(0, 0, 0, 0)" and ok_color.strip()
     assert not page.locator("#backend-info.ok").count()
+
+
+# ------------------------------------------------------------------ approvals (questions.js)
+
+
+COMMAND = "rm -rf build && echo 'done' > \"log\""
+
+
+def approval_script(**extra) -> str:
+    return fake_script(tokens=4, approval={"tool": "terminal", "command": COMMAND, "description": "Clean the build folder"},
+                       tools=[{"name": "terminal", "args": {"command": COMMAND}, "result": "removed 12 files"}], **extra)
+
+
+def send(page, text: str) -> None:
+    page.fill("#composer-input", text)
+    page.keyboard.press("Enter")
+
+
+def open_card(page):
+    card = page.locator(".msg-assistant.streaming .approval-card[data-state='open']")
+    card.wait_for()
+    return page.locator(f".approval-card[data-approval-id='{card.get_attribute('data-approval-id')}']")
+
+
+def test_an_approval_card_shows_the_exact_command_and_allowing_it_runs_the_tool(live_server, open_page):
+    page = open_page(live_server)
+    send(page, approval_script())
+    card = open_card(page)
+    assert card.locator(".approval-command").inner_text() == COMMAND
+    assert card.locator(".approval-description").inner_text() == "Clean the build folder"
+    assert "terminal" in card.locator(".question-title").inner_text()
+    labels = card.locator(".question-actions button").all_inner_texts()
+    assert labels == ["Allow once", "Allow for this chat", "Always", "Deny"]
+    # the card is in the reply, before the tool has run; nothing ran yet
+    assert page.locator(".msg-assistant.streaming .tool-card").count() == 0
+    # keyboard: Tab reaches the buttons, Enter answers
+    card.locator("button[data-choice='once']").focus()
+    page.keyboard.press("Enter")
+    card.locator(".question-outcome").get_by_text("Allowed once").wait_for()
+    wait_reply_finished(page)
+    tool = page.locator(".msg-assistant .tool-card").last
+    assert tool.get_attribute("data-state") == "ok"
+    assert card.get_attribute("data-state") == "answered" and card.locator("button").count() == 0
+    saved = live_server.session(sid_of(page))["messages"][-1]
+    assert saved["tool_calls"][0]["result"] == "removed 12 files" and not saved["tool_calls"][0].get("is_error")
+
+
+def test_denying_shows_the_tool_failed_and_the_card_says_denied(live_server, open_page):
+    page = open_page(live_server)
+    send(page, approval_script())
+    card = open_card(page)
+    card.get_by_role("button", name="Deny").click()
+    card.locator(".question-outcome").get_by_text("Denied").wait_for()
+    wait_reply_finished(page)
+    tool = page.locator(".msg-assistant .tool-card").last
+    assert tool.get_attribute("data-state") == "error"
+    tool.locator("summary").click()
+    assert "denied by the user" in tool.locator(".tool-result").inner_text()
+
+
+def test_an_answer_from_another_tab_closes_the_card_and_a_reload_shows_an_open_one(live_server, open_page):
+    page = open_page(live_server)
+    send(page, approval_script())
+    open_card(page)
+    sid = sid_of(page)
+    page.reload()
+    page.wait_for_selector("html[data-ready]")
+    card = open_card(page)  # replayed: still open, with its buttons
+    assert card.locator(".approval-command").inner_text() == COMMAND
+    pending = live_server.get(f"/api/approval/pending?session_id={sid}").json()["approvals"]
+    assert [a["command"] for a in pending] == [COMMAND]
+    # another tab (here: the API) answers; this tab's card shows the outcome
+    resp = live_server.post("/api/approval/respond", {"stream_id": pending[0]["stream_id"],
+                                                      "approval_id": pending[0]["approval_id"], "choice": "session"})
+    assert resp.status_code == 200, resp.text
+    card.locator(".question-outcome").get_by_text("Allowed for this chat").wait_for()
+    assert card.locator("button").count() == 0
+    wait_reply_finished(page)
+
+
+def test_a_second_answer_is_refused_with_a_sentence(live_server, open_page, console):
+    console.allow(r"status of 409")  # the refused answer's own resource error, and only it
+    page = open_page(live_server)
+    send(page, approval_script(approval_timeout_ms=60_000))
+    card = open_card(page)
+    # hold back the event that would close the card, so the tab answers a question already answered
+    pending = live_server.get(f"/api/approval/pending?session_id={sid_of(page)}").json()["approvals"][0]
+    page.route("**/api/approval/respond", lambda route: route.fulfill(
+        status=409, content_type="application/json", body='{"error": "this approval was already answered or timed out"}'))
+    card.get_by_role("button", name="Always").click()
+    err = card.locator(".question-error")
+    err.wait_for()
+    assert "already answered" in err.inner_text() and err.locator("details summary").inner_text() == "Details"
+    page.unroute("**/api/approval/respond")
+    live_server.post("/api/approval/respond", {"stream_id": pending["stream_id"], "approval_id": pending["approval_id"],
+                                               "choice": "deny"})
+    card.locator(".question-outcome").get_by_text("Denied").wait_for()
+    wait_reply_finished(page)
+
+
+def test_approval_buttons_are_touch_sized_on_a_phone(live_server, open_page):
+    page = open_page(live_server, viewport=PHONE)
+    send(page, approval_script())
+    card = open_card(page)
+    heights = card.locator(".question-actions button").evaluate_all("bs => bs.map(b => b.getBoundingClientRect().height)")
+    assert len(heights) == 4 and min(heights) >= 44
+    card.get_by_role("button", name="Allow once").click()
+    wait_reply_finished(page)
+
+
+# ------------------------------------------------------------------ clarify
+
+
+def test_a_clarify_with_choices_is_answered_by_a_button(live_server, open_page):
+    page = open_page(live_server)
+    send(page, fake_script(tokens=2, clarify={"question": "Which branch?", "choices": ["main", "dev"]}))
+    card = page.locator(".msg-assistant.streaming .clarify-card")
+    card.wait_for()
+    assert card.locator(".question-title").inner_text() == "Which branch?"
+    assert card.locator(".question-actions button").all_inner_texts() == ["main", "dev"]
+    card.get_by_role("button", name="dev").click()
+    card.locator(".question-outcome").get_by_text("You answered: dev").wait_for()
+    wait_reply_finished(page)
+    assert page.locator(".msg-assistant .md").last.inner_text().strip() == "answer: dev t0 t1"
+
+
+def test_a_clarify_without_choices_is_answered_in_a_text_box(live_server, open_page):
+    page = open_page(live_server)
+    send(page, fake_script(tokens=2, clarify={"question": "What name should the file have?"}))
+    box = page.get_by_role("textbox", name="What name should the file have?")
+    box.wait_for()
+    box.fill("notes.txt")
+    box.press("Enter")
+    page.locator(".clarify-card .question-outcome").get_by_text("You answered: notes.txt").wait_for()
+    wait_reply_finished(page)
+    assert page.locator(".msg-assistant .md").last.inner_text().strip() == "answer: notes.txt t0 t1"
+    assert page.locator(".clarify-card input").count() == 0

@@ -10,6 +10,7 @@ import { messageLimit, tooLargeSentence, utf8Bytes } from "./limits.js";
 import { handleCopyClick, renderTexts } from "./markdown.js";
 import { openDialog } from "./menu.js";
 import { AssistantView, isMarkdown, messageElement, openEditor, textOf, userElement } from "./messages.js";
+import { approvalCard, clarifyCard, closeQuestion, settleApproval, settleClarify } from "./questions.js";
 import { StreamClient } from "./stream.js";
 
 export const PAGE_SIZE = 50;
@@ -210,7 +211,7 @@ export class Chat {
     this.list.append(userEl, view.el);
     this.markLast();
     const sid = this.sessionId;
-    const stream = { streamId, sid, view, userEl, done: null, client: null };
+    const stream = { streamId, sid, view, userEl, done: null, client: null, questions: new Map() };
     stream.client = new StreamClient({
       streamId,
       sessionId: sid,
@@ -237,6 +238,14 @@ export class Chat {
     } else if (name === "status") {
       announce(String(data?.text ?? ""));
       stream.view.handle(name, data);
+    } else if (name === "approval" || name === "clarify") {
+      const card = (name === "approval" ? approvalCard : clarifyCard)(data || {}, stream.streamId);
+      stream.questions.set(`${name}:${data?.[`${name}_id`]}`, card);
+      stream.view.addQuestion(card);
+    } else if (name === "approval_answered" || name === "clarify_answered") {
+      const kind = name.slice(0, -"_answered".length);
+      const card = stream.questions.get(`${kind}:${data?.[`${kind}_id`]}`);
+      if (card) (kind === "approval" ? settleApproval : settleClarify)(card, data);
     } else {
       stream.view.handle(name, data);
     }
@@ -246,6 +255,7 @@ export class Chat {
   // count; only then is the composer handed back, so the next send is never stale.
   async endStream(stream, status) {
     stream.client.close();
+    for (const card of stream.questions.values()) closeQuestion(card);
     await Promise.all([stream.view.finish(status), stream.done ? null : this.refreshCount(stream.sid)]);
     if (stream.sid === this.sessionId) {
       stream.userEl.dataset.index = String(this.count - 2);

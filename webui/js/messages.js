@@ -203,11 +203,21 @@ export class AssistantView {
     this.reasoning.body.append(text);
   }
 
-  addTool(data) {
+  toolsBox() {
     if (!this.tools) {
       this.tools = h("div", { class: "tools" });
       this.mdEl.before(this.tools);
     }
+    return this.tools;
+  }
+
+  /** Show a question card (approval, clarify) where the tool calls are. */
+  addQuestion(card) {
+    this.toolsBox().append(card);
+  }
+
+  addTool(data) {
+    this.toolsBox();
     const card = toolCard(data, false);
     this.cards.set(String(data.id), card);
     this.tools.append(card);
