@@ -1,4 +1,4 @@
-"""hermes-webui's backend. Importing this package is cheap: it imports nothing.
+"""hermes-webui's backend. Importing this package is cheap: it imports only its version.
 
 The app is built by :func:`api.app.create_app`; ``from api import create_app`` still
 works and imports the web layer only when it is asked for. Lower layers (the codec,
@@ -6,7 +6,7 @@ the store, the turn engine, the agent backends) import without Flask.
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402,F401 (one home: api/version.py)
 
 
 def __getattr__(name: str):
