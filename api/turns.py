@@ -44,21 +44,23 @@ DEFAULT_APPROVAL_TIMEOUT = 300.0
 CONTINUABLE = ("truncated", "interrupted")
 
 
+def _extends(ch: str) -> bool:
+    """True for a code point that belongs to the character before it: a combining mark,
+    a joiner, a variation selector, a skin-tone modifier or an emoji tag."""
+    cp = ord(ch)
+    return bool(unicodedata.combining(ch)) or ch in "\u200d\ufe0e\ufe0f" or 0x1F3FB <= cp <= 0x1F3FF \
+        or 0xE0020 <= cp <= 0xE007F
+
+
 def _cut_whole(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` code points without leaving a combining mark,
-    joiner or variation selector dangling at the end (so no half of an emoji or accent)."""
+    """``text`` cut to at most ``limit`` code points, never inside a character a person
+    sees as one (an accent with its letter, an emoji with its modifier or ZWJ sequence)."""
     if len(text) <= limit:
         return text
-    cut = text[:limit]
-    while cut and (unicodedata.combining(cut[-1]) or cut[-1] in "\u200d\ufe0f\ufe0e"
-                   or 0x1F3FB <= ord(cut[-1]) <= 0x1F3FF or 0xE0020 <= ord(cut[-1]) <= 0xE007F):
-        cut = cut[:-1]
-    if cut and cut[-1] == "\u200d":
-        cut = cut[:-1]
-    # an emoji followed by a modifier/joiner that we cut: drop the base too
-    if len(cut) < limit and cut and ord(cut[-1]) > 0xFFFF:
-        cut = cut[:-1]
-    return cut
+    end = limit
+    while end > 0 and (_extends(text[end]) or text[end - 1] == "\u200d"):
+        end -= 1
+    return text[:end]
 
 
 def auto_title(text: str) -> str:
