@@ -136,8 +136,8 @@ def test_approval_buttons_are_touch_sized_on_a_phone(live_server, open_page):
 def test_a_clarify_with_choices_is_answered_by_a_button(live_server, open_page):
     page = open_page(live_server)
     send(page, fake_script(tokens=2, clarify={"question": "Which branch?", "choices": ["main", "dev"]}))
-    card = page.locator(".msg-assistant.streaming .clarify-card")
-    card.wait_for()
+    page.locator(".msg-assistant.streaming .clarify-card").wait_for()
+    card = page.locator(".clarify-card")
     assert card.locator(".question-title").inner_text() == "Which branch?"
     assert card.locator(".question-actions button").all_inner_texts() == ["main", "dev"]
     card.get_by_role("button", name="dev").click()
@@ -157,3 +157,27 @@ def test_a_clarify_without_choices_is_answered_in_a_text_box(live_server, open_p
     wait_reply_finished(page)
     assert page.locator(".msg-assistant .md").last.inner_text().strip() == "answer: notes.txt t0 t1"
     assert page.locator(".clarify-card input").count() == 0
+
+
+# ------------------------------------------------------------------ continue
+
+
+def test_continue_extends_a_truncated_reply_in_the_same_bubble(live_server, open_page):
+    page = open_page(live_server)
+    send(page, fake_script(tokens=3, finish="length"))
+    wait_reply_finished(page)
+    sid = sid_of(page)
+    page.reload()  # as saved: marked cut off, with Continue offered
+    reply = page.locator(".msg-assistant[data-status='truncated']")
+    reply.wait_for()
+    assert reply.locator(".badge-truncated").inner_text() == "Cut off"
+    assert "cut off" in page.locator(".resume-notice").inner_text()
+    page.locator(".resume-notice").get_by_role("button", name="Continue").click()
+    page.wait_for_function("() => !document.querySelector('.msg-assistant.streaming')"
+                           " && document.querySelector('.msg-assistant .md').innerText.trim() !== 't0 t1 t2'")
+    assert page.locator(".msg-assistant").count() == 1 and page.locator(".msg-user").count() == 1
+    assert page.locator(".msg-assistant .md").inner_text().strip() == "t0 t1 t2 t0 t1 t2"
+    saved = live_server.session(sid)["messages"]
+    assert len(saved) == 2 and saved[1]["content"] == "t0 t1 t2 t0 t1 t2 " and saved[1]["status"] == "truncated"
+    # cut again: still marked, and Continue is offered again after a reload
+    assert page.locator(".msg-assistant[data-status='truncated'] .badge-truncated").count() == 1

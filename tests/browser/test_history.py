@@ -121,8 +121,11 @@ def test_interrupted_turn_is_marked_and_can_be_continued(history_server, open_pa
     reply.wait_for()
     assert reply.locator(".badge-interrupted").inner_text() == "Interrupted"
     assert reply.locator(".md").inner_text().strip() == "Once upon a"
-    page.click(".resume-notice button")
-    page.wait_for_function("() => document.querySelectorAll('.msg-assistant').length === 2"
-                           " && !document.querySelector('.msg-assistant.streaming')")
-    assert page.locator(".msg-assistant .md").last.inner_text().strip() == "echo: Continue."
+    users = page.locator(".msg-user").count()
+    page.click(".resume-notice button")  # Continue: the same reply grows, no new message is sent
+    page.wait_for_function("() => !document.querySelector('.msg-assistant.streaming')"
+                           " && document.querySelector('.msg-assistant .md').innerText.trim() !== 'Once upon a'")
+    assert page.locator(".msg-assistant").count() == 1 and page.locator(".msg-user").count() == users
+    text = page.locator(".msg-assistant .md").inner_text().strip()
+    assert text.startswith("Once upon a") and text != "Once upon a" and "Continue." not in text
     assert page.locator(".resume-notice").count() == 0

@@ -77,8 +77,10 @@ def test_server_restart_mid_stream_shows_banner_then_interrupted_reply(make_serv
     assert [m["status"] for m in saved] == ["interrupted", "interrupted"]
     assert partial == saved[1]["content"].strip()
     assert partial.startswith("t0 t1 t2") and "t199" not in partial
-    # The user carries on in the same chat.
+    # Continue extends the interrupted reply in its own bubble.
     page.click(".resume-notice button")
-    wait_reply_finished(page, 2)
-    assert assistant_texts(page)[-1] == "echo: Continue."
+    page.wait_for_selector(".msg-assistant.streaming")
+    wait_reply_finished(page, 1, timeout=30_000)
+    assert page.locator(".msg-assistant").count() == 1
+    assert assistant_texts(page)[-1].startswith(partial + " t0 t1") and "Continue." not in assistant_texts(page)[-1]
     assert page.is_hidden("#banner")

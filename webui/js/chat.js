@@ -204,11 +204,18 @@ export class Chat {
     }
   }
 
-  /** Follow stream ``streamId`` from its start, showing ``userText`` as the pending message. */
-  attach(streamId, userText, startedAt) {
-    const userEl = userElement({ role: "user", content: userText, timestamp: startedAt }, "");
+  /** Follow stream ``streamId`` from its start, showing ``userText`` as the pending message;
+   * with ``continues`` (a reply's article) the stream extends that reply in its own bubble. */
+  attach(streamId, userText, startedAt, continues = null) {
     const view = new AssistantView();
-    this.list.append(userEl, view.el);
+    let userEl = null;
+    if (continues) {
+      view.adopt(continues);
+      continues.replaceWith(view.el);
+    } else {
+      userEl = userElement({ role: "user", content: userText, timestamp: startedAt }, "");
+      this.list.append(userEl, view.el);
+    }
     this.markLast();
     const sid = this.sessionId;
     const stream = { streamId, sid, view, userEl, done: null, client: null, questions: new Map() };
@@ -258,7 +265,7 @@ export class Chat {
     for (const card of stream.questions.values()) closeQuestion(card);
     await Promise.all([stream.view.finish(status), stream.done ? null : this.refreshCount(stream.sid)]);
     if (stream.sid === this.sessionId) {
-      stream.userEl.dataset.index = String(this.count - 2);
+      if (stream.userEl) stream.userEl.dataset.index = String(this.count - 2);
       stream.view.el.dataset.index = String(this.count - 1);
     }
     if (this.stream === stream) {
@@ -318,14 +325,41 @@ export class Chat {
 
   addResumeNotice() {
     const last = this.list.lastElementChild;
-    if (!last || last.dataset.status !== "interrupted") return;
+    const status = last?.dataset.status;
+    if (!last || (status !== "interrupted" && !(status === "truncated" && last.dataset.role === "assistant"))) return;
     const isUser = last.dataset.role === "user";
-    const text = isUser ? "No reply: the server stopped before answering." : "The server stopped before this reply finished.";
+    const text = isUser ? "No reply: the server stopped before answering."
+      : status === "truncated" ? "This reply was cut off at the length limit."
+        : "The server stopped before this reply finished.";
     const action = isUser ? "Send again" : "Continue";
-    const message = isUser ? last.rawText : "Continue.";
+    const run = isUser ? () => this.resend(last.rawText) : () => this.continueReply(last);
     const notice = h("div", { class: "notice resume-notice", role: "note" }, h("span", {}, text),
-      h("button", { type: "button", class: "btn", onclick: () => this.resend(message) }, action));
+      h("button", { type: "button", class: "btn", onclick: run }, action));
     (last.querySelector(".msg-wrap") || last.querySelector(".msg-body") || last).append(notice);
+  }
+
+  /** Extend the cut-off reply ``article`` in place: the new part streams into the same bubble. */
+  async continueReply(article) {
+    const sid = this.sessionId;
+    if (this.stream || this.sending || !sid) return;
+    this.sending = true;
+    try {
+      const { stream_id: streamId } = await post("/api/session/continue", { session_id: sid });
+      if (sid !== this.sessionId || !article.isConnected) return;
+      this.removeResumeNotice();
+      this.stick = true;
+      this.attach(streamId, null, null, article);
+      this.hooks.onListChanged();
+    } catch (err) {
+      if (err.status === 409) {
+        toast(`Could not continue: ${err.message}. The chat was reloaded, so you see it as it is now.`, 7000);
+        if (sid === this.sessionId) await this.open(sid);
+      } else if (err.status !== 401) {
+        toast(`Could not continue the reply: ${err.message}`);
+      }
+    } finally {
+      this.sending = false;
+    }
   }
 
   removeResumeNotice() {

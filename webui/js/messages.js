@@ -10,7 +10,7 @@
 import { formatTime, h, icon } from "./dom.js";
 import { LARGE_CHARS, LiveMarkdown, plainTextElement, setRendered, showPlain } from "./markdown.js";
 
-const STATUS_LABELS = { interrupted: "Interrupted", cancelled: "Stopped", error: "Error", partial: "Partial" };
+const STATUS_LABELS = { truncated: "Cut off", interrupted: "Interrupted", cancelled: "Stopped", error: "Error", partial: "Partial" };
 
 /** Whether ``msg``'s content is rendered as markdown (assistant replies are). */
 export const isMarkdown = (msg) => msg.role === "assistant";
@@ -209,6 +209,21 @@ export class AssistantView {
       this.mdEl.before(this.tools);
     }
     return this.tools;
+  }
+
+  /** Continue the saved reply ``old`` (an article): take over its reasoning, tool cards,
+   * index and text, so the appended part streams on after it in one bubble. */
+  adopt(old) {
+    const body = old.querySelector(".msg-body");
+    const reasoning = body?.querySelector(":scope > details.reasoning");
+    const tools = body?.querySelector(":scope > .tools");
+    if (reasoning) this.body.prepend(reasoning);
+    if (tools) {
+      this.tools = tools;
+      this.mdEl.before(tools);
+    }
+    this.el.dataset.index = old.dataset.index ?? "";
+    if (old.rawText) this.live.append(old.rawText);
   }
 
   /** Show a question card (approval, clarify) where the tool calls are. */
