@@ -377,11 +377,12 @@ def migrate(src: Path, dst: Path, *, dry_run: bool = False,
                 s.close()
         report.seconds = time.perf_counter() - t0
         return report
+    by_sid = {k.split("/", 1)[-1]: k for k in seen}  # the record's key ("profile/sid") of each id
     try:
         projects = _migrate_projects(src, dst, dry_run)
         report.projects = projects
         for n, path in enumerate(files, 1):
-            _migrate_one(path, dst, report, seen, store, dry_run)
+            _migrate_one(path, dst, report, seen, by_sid, store, dry_run)
             if not dry_run and n % 250 == 0:
                 _save_record(dst, record)
             if progress is not None:
@@ -396,9 +397,13 @@ def migrate(src: Path, dst: Path, *, dry_run: bool = False,
     return report
 
 
-def _migrate_one(path: Path, dst: Path, report: Report, seen: dict, store, dry_run: bool) -> None:
+def _migrate_one(path: Path, dst: Path, report: Report, seen: dict, by_sid: dict, store, dry_run: bool) -> None:
     sid = path.name[:-5]
     sig = _signature(path)
+    known = by_sid.get(sid)
+    if known is not None and seen[known].get("source") == sig:
+        report.unchanged.append(sid)  # the source file is as it was: not even parsed again
+        return
     try:
         obj, restored = read_source_session(path)
     except _Unreadable as exc:

@@ -77,3 +77,10 @@ def test_bench_streams_quick_reports_every_figure(tmp_path):
     # every follower got its whole stream (the bench raises otherwise); durations cover the script
     assert v["concurrent_end_ms"]["median"] >= 50 * 20
     assert v["rss_peak_mib"] > 0
+
+
+def test_bench_migrate_quick_reports_every_figure(tmp_path):
+    v = _run_bench("bench_migrate.py", tmp_path)
+    assert v["sessions"] == 200 and v["bytes"] > 0
+    assert v["first_s"] > 0 and v["second_s"] > 0 and v["peak_mib"] > 0
+    assert v["first_line"].startswith("imported 200,") and v["second_line"].startswith("imported 0, updated 0, unchanged 200")

@@ -172,9 +172,9 @@ def test_import_opens_the_imported_chat(live_server, open_page, tmp_path):
         {"role": "user", "content": "imported question"}, {"role": "assistant", "content": "imported answer"}]}}
     path = tmp_path / "chat.json"
     path.write_text(json.dumps(doc), encoding="utf-8")
-    # Without an open chat the ⋯ menu offers only the import.
+    # Without an open chat the ⋯ menu offers only the import and the backup of every chat.
     page.click("#chat-menu-btn")
-    expect(page.get_by_role("menuitem")).to_have_text(["Import chats…"])
+    expect(page.get_by_role("menuitem")).to_have_text(["Import chats…", "Export all chats"])
     with page.expect_file_chooser() as chooser:
         page.get_by_role("menuitem", name="Import chats…").click()
     chooser.value.set_files(str(path))

@@ -37,3 +37,17 @@ def test_not_now_hides_the_offer_for_this_browser(make_server, open_page):
     page.wait_for_selector("html[data-migrate-checked]")
     assert page.evaluate("() => fetch('/api/migrate/status').then(r => r.json()).then(s => s.migrated)") is False
     assert page.locator("#migrate-offer").count() == 0
+
+
+def test_export_all_chats_downloads_the_backup_archive(live_server, open_page, tmp_path):
+    import zipfile
+    sid = live_server.new_session(title="kept in the backup")
+    page = open_page(live_server, f"/?s={sid}")
+    page.click("#chat-menu-btn")
+    with page.expect_download() as download:
+        page.get_by_role("menuitem", name="Export all chats").click()
+    path = tmp_path / "backup.zip"
+    download.value.save_as(path)
+    assert download.value.suggested_filename.startswith("hermes-webui-backup-")
+    with zipfile.ZipFile(path) as zf:
+        assert f"profiles/default/sessions/{sid}.json" in zf.namelist()
