@@ -181,3 +181,32 @@ def test_continue_extends_a_truncated_reply_in_the_same_bubble(live_server, open
     assert len(saved) == 2 and saved[1]["content"] == "t0 t1 t2 t0 t1 t2 " and saved[1]["status"] == "truncated"
     # cut again: still marked, and Continue is offered again after a reload
     assert page.locator(".msg-assistant[data-status='truncated'] .badge-truncated").count() == 1
+
+
+# ------------------------------------------------------------------ usage
+
+
+def test_tokens_show_under_each_reply_and_the_chat_total_in_the_header(live_server, open_page):
+    page = open_page(live_server)
+    assert page.locator("#chat-usage").is_hidden()
+    send(page, fake_script(tokens=4))
+    wait_reply_finished(page)
+    sid = sid_of(page)
+    first = live_server.session(sid)["messages"][1]["usage"]
+    assert first["completion_tokens"] == 4
+    assert page.locator(".msg-assistant .usage").inner_text() == f"{first['prompt_tokens']} in · 4 out"
+    send(page, "one two three")
+    wait_reply_finished(page, 2)
+    session = live_server.session(sid)
+    second = session["messages"][3]["usage"]
+    total = session["usage"]["prompt_tokens"] + session["usage"]["completion_tokens"]
+    assert total == sum(u["prompt_tokens"] + u["completion_tokens"] for u in (first, second))
+    page.locator("#chat-usage").get_by_text(f"{total:,} tokens").wait_for()
+    # as saved: after a reload, each reply keeps its own count and the header the total
+    page.reload()
+    page.wait_for_selector("html[data-ready]")
+    page.locator("#chat-usage").get_by_text(f"{total:,} tokens").wait_for()
+    assert page.locator(".msg-assistant .usage").all_inner_texts() == [
+        f"{u['prompt_tokens']:,} in · {u['completion_tokens']:,} out" for u in (first, second)]
+    page.click("#new-chat")
+    page.locator("#chat-usage").wait_for(state="hidden")

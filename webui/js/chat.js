@@ -63,6 +63,7 @@ export class Chat {
     this.list.setAttribute("aria-busy", "true");
     this.empty.hidden = Boolean(sid);
     document.dispatchEvent(new CustomEvent("hermes:session", { detail: { sessionId: sid } }));
+    this.showUsage(null);
     if (!sid) {
       this.hooks.onTitle(null);
       this.list.removeAttribute("aria-busy");
@@ -86,6 +87,7 @@ export class Chat {
     this.offset = session.messages_offset || 0;
     this.count = session.message_count || 0;
     this.hooks.onTitle(session.title || "New chat");
+    this.showUsage(session.usage);
     const nodes = await this.buildNodes(session.messages || [], this.offset);
     if (token !== this.openToken) return;
     this.list.replaceChildren(...nodes);
@@ -98,6 +100,16 @@ export class Chat {
     this.stick = true;
     this.scrollToBottom();
     this.maybeLoadOlder();
+  }
+
+  /** The session's total tokens in the header (hidden when the backend reports none). */
+  showUsage(usage) {
+    const el = $("#chat-usage");
+    const p = usage?.prompt_tokens || 0;
+    const c = usage?.completion_tokens || 0;
+    el.hidden = !(p || c);
+    el.textContent = `${(p + c).toLocaleString()} tokens`;
+    el.title = `This chat so far: ${p.toLocaleString()} prompt tokens and ${c.toLocaleString()} reply tokens`;
   }
 
   showLoadError(err, sid) {
@@ -236,9 +248,11 @@ export class Chat {
     if (stream !== this.stream) return;
     if (name === "done") {
       stream.done = data;
+      stream.view.usage = data?.usage || null;
       if (data?.session) {
         this.count = data.session.message_count ?? this.count;
         this.hooks.onTitle(data.session.title);
+        if (stream.sid === this.sessionId) this.showUsage(data.session.usage);
       }
     } else if (name === "stream_end") {
       this.endStream(stream, data?.status || "complete");

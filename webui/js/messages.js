@@ -36,6 +36,18 @@ function statusBadge(status) {
   return label ? h("span", { class: `badge badge-${status}` }, label) : null;
 }
 
+const count = (n) => Number(n).toLocaleString();
+
+/** The reply's tokens, subtle under it: "1,234 in · 56 out" (null without usage). */
+export function usageEl(usage) {
+  const p = usage?.prompt_tokens;
+  const c = usage?.completion_tokens;
+  if (!Number.isInteger(p) && !Number.isInteger(c)) return null;
+  const text = `${count(p || 0)} in · ${count(c || 0)} out`;
+  const full = `${count(p || 0)} prompt tokens and ${count(c || 0)} reply tokens`;
+  return h("span", { class: "usage", title: full, "aria-label": full }, text);
+}
+
 function timeEl(seconds) {
   return seconds ? h("time", { datetime: new Date(seconds * 1000).toISOString(), title: new Date(seconds * 1000).toLocaleString() }, formatTime(seconds)) : null;
 }
@@ -91,7 +103,8 @@ export function assistantElement(msg, index, html) {
   else if (content) showPlain(md, content, content.length > LARGE_CHARS ? "large" : "failed");
   if (content) body.append(md);
   if (msg.error || msg.status === "error") body.append(errorCard(msg.error || "The reply failed.", null));
-  body.append(h("div", { class: "msg-meta" }, statusBadge(msg.status), timeEl(msg.timestamp), actionBar("assistant", Boolean(content))));
+  body.append(h("div", { class: "msg-meta" }, statusBadge(msg.status), timeEl(msg.timestamp), usageEl(msg.usage),
+    actionBar("assistant", Boolean(content))));
   if (msg.status) el.dataset.status = msg.status;
   el.rawText = content;
   return el;
@@ -178,6 +191,7 @@ export class AssistantView {
     this.body.append(this.mdEl, this.typing, this.meta);
     this.live = new LiveMarkdown(this.mdEl);
     this.errored = false;
+    this.usage = null;      // the done event's {prompt_tokens, completion_tokens}
   }
 
   /** Apply one stream event (token, reasoning, tool, tool_complete, apperror, status). */
@@ -270,7 +284,7 @@ export class AssistantView {
     this.mdEl.classList.remove("md-live");
     if (status && status !== "complete") this.el.dataset.status = status;
     this.el.rawText = this.live.text;
-    const parts = [statusBadge(status === "complete" ? null : status), timeEl(Date.now() / 1000),
+    const parts = [statusBadge(status === "complete" ? null : status), timeEl(Date.now() / 1000), usageEl(this.usage),
       actionBar("assistant", Boolean(this.live.text))];
     this.meta.append(...parts.filter(Boolean));
   }
