@@ -210,3 +210,32 @@ def test_tokens_show_under_each_reply_and_the_chat_total_in_the_header(live_serv
         f"{u['prompt_tokens']:,} in · {u['completion_tokens']:,} out" for u in (first, second)]
     page.click("#new-chat")
     page.locator("#chat-usage").wait_for(state="hidden")
+
+
+# ------------------------------------------------------------------ model picker
+
+
+def test_the_model_picker_runs_a_turn_on_the_chosen_model_and_remembers_it_per_chat(live_server, open_page):
+    page = open_page(live_server)
+    picker = page.get_by_label("Model")
+    picker.wait_for()
+    assert picker.locator("option").all_inner_texts() == ["fake-echo", "fake-echo-2"]
+    assert picker.input_value() == "fake-echo"
+    picker.select_option("fake-echo-2")
+    send(page, "hello there")
+    wait_reply_finished(page)
+    sid = sid_of(page)
+    session = live_server.session(sid)
+    assert session["messages"][1]["model"] == "fake-echo-2" and session["model"] == "fake-echo-2"
+    page.click("#new-chat")  # another chat shows the default; this one keeps its choice
+    page.wait_for_function("() => document.querySelector('#model-select').value === 'fake-echo'")
+    page.goto(live_server.url(f"/?s={sid}"))
+    page.wait_for_selector("html[data-ready]")
+    page.wait_for_function("() => document.querySelector('#model-select').value === 'fake-echo-2'")
+    with page.expect_response("**/api/session/model") as resp:
+        page.get_by_label("Model").select_option("fake-echo")
+    assert resp.value.ok
+    assert live_server.session(sid)["model"] == "fake-echo"
+    send(page, "again")
+    wait_reply_finished(page, 2)
+    assert live_server.session(sid)["messages"][3]["model"] == "fake-echo"

@@ -7,6 +7,7 @@ import { api, postForm } from "./api.js";
 import { $, announce, toast } from "./dom.js";
 import { Chat } from "./chat.js";
 import { initComposer } from "./composer.js";
+import { initModelPicker } from "./models.js";
 import { offerMigration } from "./migrate.js";
 import { closeMenu, dialogIsOpen, menuIsOpen, openMenu } from "./menu.js";
 import { initProfiles } from "./profile.js";
@@ -23,6 +24,7 @@ let chat;
 let sidebar;
 let composer;
 let panel;
+let models;
 
 /** The session id in the address bar, or null. */
 function sidFromUrl() {
@@ -161,6 +163,8 @@ function wire() {
   });
   chat = new Chat({
     onTitle: setTitle,
+    onSessionShown: (session) => models.showSession(session),
+    model: () => models.value(),
     onCreated: (sid) => {
       history.replaceState({ sid }, "", urlFor(sid));
       sidebar.setActive(sid);
@@ -186,6 +190,7 @@ function wire() {
     setBanner: (on) => { $("#banner").hidden = !on; },
     onTooLarge: (text, detail) => composer.showTooLarge(text, detail),
   });
+  models = initModelPicker({ sessionId: () => chat.sessionId });
   composer = initComposer({ onSend: (text) => chat.send(text), onStop: () => chat.stop() });
   document.addEventListener("hermes:session", (e) => composer.setSession(e.detail.sessionId));
   panel = initWorkspacePanel({ sessionId: () => chat.sessionId });

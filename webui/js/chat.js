@@ -66,6 +66,7 @@ export class Chat {
     this.showUsage(null);
     if (!sid) {
       this.hooks.onTitle(null);
+      this.hooks.onSessionShown?.(null);
       this.list.removeAttribute("aria-busy");
       return;
     }
@@ -88,6 +89,7 @@ export class Chat {
     this.count = session.message_count || 0;
     this.hooks.onTitle(session.title || "New chat");
     this.showUsage(session.usage);
+    this.hooks.onSessionShown?.(session);
     const nodes = await this.buildNodes(session.messages || [], this.offset);
     if (token !== this.openToken) return;
     this.list.replaceChildren(...nodes);
@@ -188,14 +190,15 @@ export class Chat {
     await this.ready; // the count sent below must be the loaded chat's, not 0 while it loads
     let sid = this.sessionId;
     try {
+      const model = this.hooks.model?.() || undefined;
       if (!sid) {
-        const { session } = await post("/api/session/new", {});
+        const { session } = await post("/api/session/new", model ? { model } : {});
         sid = session.session_id;
         this.sessionId = sid;
         this.hooks.onCreated(sid);
       }
       const { stream_id: streamId } = await post("/api/chat/start",
-        { session_id: sid, message: text, expected_message_count: this.count });
+        { session_id: sid, message: text, expected_message_count: this.count, ...(model ? { model } : {}) });
       if (sid !== this.sessionId) return true; // the user moved on; the turn runs anyway
       this.removeResumeNotice();
       this.empty.hidden = true;
