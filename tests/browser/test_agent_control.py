@@ -239,3 +239,31 @@ def test_the_model_picker_runs_a_turn_on_the_chosen_model_and_remembers_it_per_c
     send(page, "again")
     wait_reply_finished(page, 2)
     assert live_server.session(sid)["messages"][3]["model"] == "fake-echo"
+
+
+# ------------------------------------------------------------------ send while the agent works
+
+
+def test_a_message_sent_during_a_reply_is_queued_removable_and_runs_after_it(live_server, open_page):
+    page = open_page(live_server)
+    send(page, fake_script(tokens=30, delay_ms=100))
+    page.wait_for_function("() => document.querySelector('.msg-assistant.streaming')?.innerText.includes('t2')")
+    send(page, "first in line")
+    queue = page.get_by_role("region", name="Queued messages")
+    queue.get_by_text("first in line").wait_for()
+    send(page, "second in line")
+    queue.get_by_text("second in line").wait_for()
+    assert page.input_value("#composer-input") == ""
+    assert queue.locator(".queued-text").all_inner_texts() == ["first in line", "second in line"]
+    assert page.locator(".msg-assistant.streaming").count() == 1  # nothing else started
+    queue.get_by_role("button", name="Remove from the queue: second in line").click()
+    page.wait_for_function("() => document.querySelectorAll('#queue .queued').length === 1")
+    sid = sid_of(page)
+    assert [q["text"] for q in live_server.get(f"/api/chat/queue?session_id={sid}").json()["queued"]] == ["first in line"]
+    # the queued message runs when the reply ends, and this page follows it
+    wait_reply_finished(page, 2, timeout=30_000)
+    page.wait_for_selector("#queue", state="hidden")
+    assert page.locator(".msg-user .msg-text").all_inner_texts()[-1] == "first in line"
+    assert page.locator(".msg-assistant .md").last.inner_text().strip() == "echo: first in line"
+    messages = live_server.session(sid)["messages"]
+    assert [m["content"] for m in messages if m["role"] == "user"][1:] == ["first in line"]

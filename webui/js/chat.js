@@ -64,6 +64,7 @@ export class Chat {
     this.empty.hidden = Boolean(sid);
     document.dispatchEvent(new CustomEvent("hermes:session", { detail: { sessionId: sid } }));
     this.showUsage(null);
+    this.showQueue([]);
     if (!sid) {
       this.hooks.onTitle(null);
       this.hooks.onSessionShown?.(null);
@@ -90,6 +91,7 @@ export class Chat {
     this.hooks.onTitle(session.title || "New chat");
     this.showUsage(session.usage);
     this.hooks.onSessionShown?.(session);
+    this.refreshQueue(session.session_id);
     const nodes = await this.buildNodes(session.messages || [], this.offset);
     if (token !== this.openToken) return;
     this.list.replaceChildren(...nodes);
@@ -177,7 +179,8 @@ export class Chat {
 
   /** Send ``text`` (creating the session first for a new chat). Resolves true if accepted. */
   async send(text) {
-    if (this.stream || this.sending) return false;
+    if (this.sending) return false;
+    if (this.stream) return this.queue(text);
     this.sending = true;
     try {
       return await this.startTurn(text);
@@ -217,6 +220,81 @@ export class Chat {
       }
       return false;
     }
+  }
+
+  // ------------------------------------------------------------ messages queued behind a reply
+
+  /** Queue ``text`` behind the running reply (POST /api/chat/queue); true if accepted. */
+  async queue(text) {
+    const sid = this.sessionId;
+    const model = this.hooks.model?.() || undefined;
+    try {
+      const res = await post("/api/chat/queue", { session_id: sid, message: text, ...(model ? { model } : {}) });
+      if (sid !== this.sessionId) return true;
+      this.showQueue(res.queued || []);
+      if (res.stream_id && !this.stream) this.attach(res.stream_id, text, Date.now() / 1000);
+      else announce("Queued: it is sent when the reply ends");
+      return true;
+    } catch (err) {
+      if (err.status === 413) this.hooks.onTooLarge(text, err.message);
+      else if (err.status !== 401) toast(`Not queued: ${err.message}`);
+      return false;
+    }
+  }
+
+  /** Show the queued messages above the box, each with Remove. */
+  showQueue(items) {
+    this.queued = items;
+    const box = $("#queue");
+    box.hidden = !items.length;
+    if (!items.length) { box.replaceChildren(); return; }
+    box.replaceChildren(
+      h("div", { class: "queue-label" }, items.length === 1 ? "1 message waits for the reply to end"
+        : `${items.length} messages wait for the reply to end`),
+      h("ul", { class: "queue-list" }, items.map((q) => h("li", { class: "queued", dataset: { id: q.id } },
+        h("span", { class: "queued-text" }, q.text),
+        h("button", { type: "button", class: "btn queued-remove", "aria-label": `Remove from the queue: ${q.text.slice(0, 80)}`,
+          onclick: () => this.unqueue(q.id) }, "Remove")))));
+  }
+
+  async unqueue(id) {
+    const sid = this.sessionId;
+    try {
+      const res = await post("/api/chat/queue/remove", { session_id: sid, id });
+      if (sid === this.sessionId) this.showQueue(res.queued || []);
+      announce("Removed from the queue");
+    } catch (err) {
+      toast(err.status === 404 ? "That message has already been sent." : `Could not remove it: ${err.message}`);
+      await this.refreshQueue(sid);
+    }
+  }
+
+  async refreshQueue(sid) {
+    if (!sid) { this.showQueue([]); return; }
+    try {
+      const { queued } = await api("/api/chat/queue", { params: { session_id: sid } });
+      if (sid === this.sessionId) this.showQueue(queued || []);
+    } catch { /* the next send reports what is wrong */ }
+  }
+
+  // A reply ended with messages queued: the server starts the first one; follow it.
+  async followQueued(sid) {
+    for (let i = 0; i < 50 && sid === this.sessionId && !this.stream; i++) {
+      let st;
+      try {
+        st = await api("/api/session/status", { params: { session_id: sid } });
+      } catch { break; }
+      if (sid !== this.sessionId || this.stream) return;
+      if (st.streaming && st.active_stream_id && st.pending_user_message != null) {
+        this.count = st.message_count;
+        this.attach(st.active_stream_id, st.pending_user_message, Date.now() / 1000);
+        this.hooks.onListChanged();
+        break;
+      }
+      if (st.message_count !== this.count) { await this.open(sid); return; }  // it ran already
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await this.refreshQueue(sid);
   }
 
   /** Follow stream ``streamId`` from its start, showing ``userText`` as the pending message;
@@ -295,6 +373,7 @@ export class Chat {
     announce(status === "complete" ? "Reply finished" : `Reply ${status}`);
     this.hooks.onListChanged();
     this.hooks.onTurnEnded?.();
+    if (this.queued?.length && stream.sid === this.sessionId && !this.stream) await this.followQueued(stream.sid);
   }
 
   async refreshCount(sid) {

@@ -40,8 +40,9 @@ export function initComposer({ onSend, onStop }) {
     input.style.height = `${Math.min(input.scrollHeight, max)}px`;
   };
   const refresh = () => {
-    send.disabled = busy || streaming || !input.value.trim() || tooLarge > 0;
-    send.hidden = streaming;
+    send.disabled = busy || !input.value.trim() || tooLarge > 0;
+    send.hidden = streaming && !input.value.trim();  // while a reply runs, Send queues the message
+    send.setAttribute("aria-label", streaming ? "Queue the message (sent when the reply ends)" : "Send message");
     stop.hidden = !streaming;
     input.disabled = busy;
   };
@@ -72,7 +73,7 @@ export function initComposer({ onSend, onStop }) {
 
   async function submit() {
     const text = input.value;
-    if (busy || streaming || !text.trim() || tooLarge) return;
+    if (busy || !text.trim() || tooLarge) return;
     saveNow(); // if the send meets an expired login, the text is waiting after it
     const sentFrom = key;
     busy = true;
