@@ -77,7 +77,9 @@ def test_html_svg_and_hostile_names_are_never_served_inline(server):
     sid = server.new_session()
     html = upload(server, sid, "../../../evil.html", b"<script>alert(1)</script>", "text/html").json()["attachment"]
     assert html["name"] == "evil.html"
-    svg = upload(server, sid, "C:\\x\\pic.svg", b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
+    # Forward slashes only: how a client quotes a backslash in a multipart filename differs
+    # between library versions (tests/test_security_paths.py covers backslashes with raw bytes).
+    svg = upload(server, sid, "/abs/dir/pic.svg", b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
                  "image/svg+xml").json()["attachment"]
     assert svg["name"] == "pic.svg"
     for att in (html, svg):
