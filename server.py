@@ -112,21 +112,11 @@ def _listen_error(exc: OSError, host: str, port: int) -> str:
 
 
 def _write_port_file(path: Path, host: str, port: int) -> None:
-    """Write ``{"host", "port", "pid", "url"}`` to ``path`` atomically (a temp file in the
-    same folder, then rename), so a reader never sees half of it."""
+    """Write ``{"host", "port", "pid", "url"}`` to ``path`` atomically
+    (:func:`api.atomic.atomic_write_text`), so a reader never sees half of it."""
     url_host = f"[{host}]" if ":" in host else host
     data = json.dumps({"host": host, "port": port, "pid": os.getpid(), "url": f"http://{url_host}:{port}/"})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(data + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    _api("atomic").atomic_write_text(path, data + "\n", mode=0o644)
 
 
 def _agent_warning(config) -> str | None:
