@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from ..helpers import fake_script
-from .conftest import PHONE, sid_of, wait_reply_finished
+from .conftest import PHONE, sid_of, tokens, wait_reply_finished
 
 pytestmark = pytest.mark.browser
 
@@ -267,3 +267,21 @@ def test_a_message_sent_during_a_reply_is_queued_removable_and_runs_after_it(liv
     assert page.locator(".msg-assistant .md").last.inner_text().strip() == "echo: first in line"
     messages = live_server.session(sid)["messages"]
     assert [m["content"] for m in messages if m["role"] == "user"][1:] == ["first in line"]
+
+
+def test_a_reload_during_continue_follows_it_in_the_same_bubble(make_server, open_page):
+    live_server = make_server().start()
+    page = open_page(live_server)
+    send(page, fake_script(tokens=20, delay_ms=80, finish="length"))
+    wait_reply_finished(page)
+    sid = sid_of(page)
+    page.locator(".resume-notice").get_by_role("button", name="Continue").click()
+    page.wait_for_function("() => document.querySelector('.msg-assistant.streaming')?.innerText.includes('t19 t0 t1')")
+    page.reload()
+    page.wait_for_selector("html[data-ready]")
+    page.wait_for_selector(".msg-assistant.streaming")  # re-attached to the continuation
+    wait_reply_finished(page, timeout=30_000)
+    assert page.locator(".msg-assistant").count() == 1 and page.locator(".msg-user").count() == 1
+    full = " ".join([tokens(20), tokens(20)])
+    assert page.locator(".msg-assistant .md").inner_text().strip() == full
+    assert live_server.session(sid)["messages"][1]["content"].strip() == full

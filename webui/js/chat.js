@@ -98,7 +98,11 @@ export class Chat {
     this.list.removeAttribute("aria-busy");
     this.markLast();
     const running = session.active_stream_id && session.pending_user_message != null;
+    // a running Continue has no new user message: it extends the last reply shown
+    const last = this.list.lastElementChild;
+    const continuing = !running && session.active_stream_id && last?.dataset.role === "assistant";
     if (running) this.attach(session.active_stream_id, session.pending_user_message, session.pending_started_at);
+    else if (continuing) this.attach(session.active_stream_id, null, null, last);
     else this.addResumeNotice();
     this.empty.hidden = nodes.length > 0 || running;
     this.stick = true;
@@ -300,6 +304,7 @@ export class Chat {
   /** Follow stream ``streamId`` from its start, showing ``userText`` as the pending message;
    * with ``continues`` (a reply's article) the stream extends that reply in its own bubble. */
   attach(streamId, userText, startedAt, continues = null) {
+    this.removeResumeNotice();
     const view = new AssistantView();
     let userEl = null;
     if (continues) {
@@ -370,6 +375,7 @@ export class Chat {
     }
     stream.view.el.classList.remove("streaming");
     this.markLast();
+    if (stream.sid === this.sessionId && !this.stream) this.addResumeNotice();  // cut off: offer Continue
     announce(status === "complete" ? "Reply finished" : `Reply ${status}`);
     this.hooks.onListChanged();
     this.hooks.onTurnEnded?.();
