@@ -152,6 +152,10 @@ def test_settings_sets_a_password_then_login_is_required(make_server, open_page)
     # The page took the new CSRF token: its POSTs still pass (they would get 403 without it).
     assert page.get_attribute('meta[name="csrf-token"]', "content")
     dialog.get_by_role("button", name="Close", exact=True).click()
+    # Closing hands the focus back to the Settings button (the dialog's close event):
+    # wait for that, or Enter below could land on the button and open Settings again.
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#settings-btn")).to_be_focused()
     page.fill("#composer-input", "still works")
     page.keyboard.press("Enter")
     wait_reply_finished(page)
