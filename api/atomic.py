@@ -4,7 +4,7 @@ docs/architecture.md §3 invariant 3: write ``<file>.tmp.<pid>.<thread>.<random>
 ``os.replace`` it over the target, then ``fsync`` the directory. A crash or an
 ``OSError`` (ENOSPC, EIO) at any point leaves the previous file byte-identical; the
 temp file is removed on error and any litter from a crash is swept at start-up by
-:func:`sweep_temp_files`.
+:func:`sweep_temp_files_tree`.
 """
 from __future__ import annotations
 
@@ -119,9 +119,11 @@ _TEMP_NAME = re.compile(r".+\.tmp\.\d+\.\d+\.[0-9a-f]{8}")  # what temp_name mak
 
 
 def sweep_temp_files_tree(root: Path) -> list[str]:
-    """:func:`sweep_temp_files` in ``root`` and every folder below it (symlinks are not
-    followed); returns the removed files' paths relative to ``root``. Only names that
-    :func:`temp_name` makes are touched, so a user's own ``notes.tmp.txt`` is safe."""
+    """Delete temp files a crashed writer left in ``root`` and every folder below it
+    (symlinks are not followed); returns the removed files' paths relative to ``root``.
+    Only call this while no writer can be running (start-up, under the state-dir lock).
+    Only names that :func:`temp_name` makes are touched, so a user's own
+    ``notes.tmp.txt`` is safe."""
     removed = []
     for folder, _dirs, files in os.walk(root):
         for name in files:
@@ -133,24 +135,4 @@ def sweep_temp_files_tree(root: Path) -> list[str]:
                         removed.append(os.path.relpath(path, root))
                 except OSError:
                     pass
-    return removed
-
-
-def sweep_temp_files(directory: Path) -> list[str]:
-    """Delete temp files a crashed writer left in ``directory``; returns their names.
-
-    Only call this while no writer can be running (start-up, under the state-dir lock).
-    """
-    removed = []
-    try:
-        entries = list(os.scandir(directory))
-    except FileNotFoundError:
-        return removed
-    for entry in entries:
-        if TMP_MARKER in entry.name and entry.is_file(follow_symlinks=False):
-            try:
-                os.unlink(entry.path)
-                removed.append(entry.name)
-            except OSError:
-                pass
     return removed
