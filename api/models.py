@@ -399,18 +399,23 @@ class SessionStore:
 
     # -- writing ------------------------------------------------------------
 
-    def create(self, title: str = "", model=None, workspace=None) -> Session:
-        """Create and save a new, empty session with a fresh id.
+    def create(self, title: str = "", model=None, workspace=None, project_id=None) -> Session:
+        """Create and save a new, empty session with a fresh id (in project
+        ``project_id`` when given: the caller checks that the project exists).
 
-        Raises ValueError if ``model`` or ``workspace`` is longer than
+        Raises ValueError if ``model``, ``workspace`` or ``project_id`` is longer than
         :data:`META_STRING_MAX_BYTES` (nothing is written).
         """
         check_meta_string("model", model)
         check_meta_string("workspace", workspace)
+        check_meta_string("project_id", project_id)
         sid = new_session_id()
         while self.path(sid).exists():
             sid = new_session_id()
-        session = Session(self, _new_meta(sid, clean_title(title or ""), model, workspace), [])
+        meta = _new_meta(sid, clean_title(title or ""), model, workspace)
+        if project_id:
+            meta["project_id"] = project_id
+        session = Session(self, meta, [])
         with session_lock(sid):
             session.save()
         return session

@@ -17,7 +17,8 @@ from .errors import SessionError
 from .models import (Session, clean_title, public_metadata,
                      validate_session_id)
 from .app import app_state
-from .profiles import agent_home, current_store
+from .profiles import agent_home, current_store, profile_dir
+from .projects import ProjectStore
 from .streams import session_lock
 
 log = logging.getLogger(__name__)
@@ -94,16 +95,25 @@ def search_sessions():
 
 @sessions_bp.post("/api/session/new")
 def new_session():
-    """Body ``{title?, model?, workspace?}`` → ``{session: full}`` (saved at once).
+    """Body ``{title?, model?, workspace?, project_id?}`` → ``{session: full}`` (saved at once).
 
     The title is cleaned to one line of at most 200 characters; ``model`` and
-    ``workspace`` longer than 400 UTF-8 bytes → 400, nothing stored.
+    ``workspace`` longer than 400 UTF-8 bytes → 400, nothing stored. ``project_id``
+    puts the chat in that project (404 if the profile has no such project), and
+    without a ``workspace`` the chat takes the project's default workspace.
     """
     body = json_body()
+    workspace = field(body, "workspace", str, required=False)
+    project_id = field(body, "project_id", str, required=False) or None
+    if project_id:
+        project = ProjectStore(profile_dir()).get(project_id)
+        if project is None:
+            raise ApiError(f"There is no project {project_id!r} (it may have been deleted).", 404)
+        workspace = workspace or project.get("workspace")
     try:
         session = _store().create(title=field(body, "title", str, required=False, default=""),
                                   model=field(body, "model", str, required=False),
-                                  workspace=field(body, "workspace", str, required=False))
+                                  workspace=workspace, project_id=project_id)
     except ValueError as exc:
         raise ApiError(str(exc)) from None
     return jsonify(session=dict(public_metadata(session.meta), messages=[], messages_offset=0, message_count=0))

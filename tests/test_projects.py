@@ -73,3 +73,22 @@ def test_moving_a_chat_keeps_its_messages_and_updated_at(live_server):
     after = s.session(sid)
     assert after["messages"] == before["messages"] and after["updated_at"] == before["updated_at"]
     assert json.dumps(after["tags"]) == '["x"]'
+
+
+def test_a_new_chat_starts_inside_a_project_with_its_workspace(live_server):
+    s = live_server
+    pid = s.post("/api/projects/create", {"name": "Thesis", "workspace": "/tmp/thesis"}).json()["project"]["project_id"]
+    r = s.post("/api/session/new", {"title": "chapter 1", "project_id": pid})
+    assert r.status_code == 200
+    sid = r.json()["session"]["session_id"]
+    assert r.json()["session"]["project_id"] == pid
+    assert _row(s, sid)["project_id"] == pid and s.session(sid, messages=0)["workspace"] == "/tmp/thesis"
+    # a workspace sent with it wins over the project's
+    r = s.post("/api/session/new", {"project_id": pid, "workspace": "/tmp/other"})
+    assert s.session(r.json()["session"]["session_id"], messages=0)["workspace"] == "/tmp/other"
+    # an unknown project or a wrong type: refused, no session written
+    before = len(s.get("/api/sessions").json()["sessions"])
+    r = s.post("/api/session/new", {"project_id": "gone00000000"})
+    assert r.status_code == 404 and "project" in r.json()["error"]
+    assert s.post("/api/session/new", {"project_id": 7}).status_code == 400
+    assert len(s.get("/api/sessions").json()["sessions"]) == before
