@@ -12,7 +12,8 @@ Endpoints (blueprint ``memory``):
   ``MEMORY.md`` then ``USER.md``; a missing file has ``exists: false, content: "",
   mtime: null``; a symlink is not read (``error`` says so).
 - ``POST /api/memory/write {file, content, expected_mtime?}`` → ``{file, size, mtime}``.
-  ``file`` is ``MEMORY.md`` or ``USER.md`` (400 otherwise); the write is atomic; a symlink
+  ``file`` is ``MEMORY.md`` or ``USER.md`` (400 otherwise), or the upstream's ``section``
+  (``memory`` | ``user``), answered with its ``ok`` and ``section`` too; the write is atomic; a symlink
   is refused (400); ``expected_mtime`` is the ``mtime`` the client read (``0`` for a file
   that did not exist): if the file changed since, 409 and nothing is written.
 """
@@ -56,18 +57,21 @@ def _read(root: str, name: str) -> dict:
 
 @memory_bp.get("/api/memory")
 def read_memory():
-    """``{files: [{file, exists, content, size, mtime, error?}]}`` (MEMORY.md, USER.md)."""
+    """``{files: [{file, exists, content, size, mtime, error?}]}`` (MEMORY.md, USER.md), and
+    the upstream's ``memory``, ``user``, ``memory_mtime``, ``user_mtime`` (:func:`api.compat.memory_view`)."""
+    from .compat import memory_view
     root = memory_dir()
     if not root.is_dir():
-        return jsonify(files=[_missing(name) for name in FILES])
-    return jsonify(files=[_read(str(root), name) for name in FILES])
+        return jsonify(memory_view([_missing(name) for name in FILES]))
+    return jsonify(memory_view([_read(str(root), name) for name in FILES]))
 
 
 @memory_bp.post("/api/memory/write")
 def write_memory():
-    """``{file, content, expected_mtime?}`` → ``{file, size, mtime}``; 400/409 as documented."""
+    """``{file | section, content, expected_mtime?}`` → ``{file, size, mtime}``; 400/409 as documented."""
+    from .compat import memory_file
     body = json_body()
-    name = field(body, "file", str)
+    name = memory_file(body)
     if name not in FILES:
         raise ApiError(f"file must be one of {', '.join(FILES)}")
     data = field(body, "content", str).encode("utf-8")
@@ -78,6 +82,8 @@ def write_memory():
     root.mkdir(parents=True, exist_ok=True)
     loc = safepath.locate(str(root), name, follow_final=False)
     st = safepath.write_file(loc, data, expected_mtime=expected)
+    if "section" in body:  # the upstream's answer too
+        return jsonify(ok=True, section=body["section"], file=name, size=st.st_size, mtime=st.st_mtime)
     return jsonify(file=name, size=st.st_size, mtime=st.st_mtime)
 
 

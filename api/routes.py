@@ -12,6 +12,7 @@ import time
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
 from . import message_queue, model_catalog, streams, turns
+from . import compat  # the upstream's shapes on shared paths
 from .httputil import ApiError, arg_bool, arg_int, arg_str, field, json_body
 from .errors import SessionError
 from .models import (Session, clean_title, public_metadata,
@@ -85,12 +86,16 @@ def search_sessions():
     one result per session, title matches first, then message matches, newest first;
     ``message_index`` is None for a title match; ``match_ranges`` are ``[start, end)``
     offsets of the matched words in ``snippet``; ``partial`` is true while the index is
-    still catching up. A ``q`` without words → no results.
+    still catching up. A ``q`` without words → no results. The upstream's shape comes too:
+    ``sessions`` (sidebar rows with ``match_type``, ``match_preview``), ``query``, ``count``
+    (:func:`api.compat.search_answer`).
     """
     from . import search
 
     limit = arg_int("limit", 20, minimum=1, maximum=100)
-    return jsonify(search.search_sessions(current_app, _store(), request.args.get("q") or "", limit))
+    store = _store()
+    return jsonify(compat.search_answer(search.search_sessions(current_app, store, request.args.get("q") or "",
+                                                               limit), store))
 
 
 @sessions_bp.post("/api/session/new")
@@ -124,8 +129,9 @@ def get_session():
     """One session: ``{session: {…metadata, messages, messages_offset, message_count}}``.
 
     Query: ``session_id``; ``messages=0`` for metadata only; ``msg_limit`` (newest N)
-    and ``msg_before`` (an index: messages before it). 400 bad id, 404 unknown,
-    500 unreadable file.
+    and ``msg_before`` (an index: messages before it). With messages, the upstream's
+    ``_messages_offset`` (= ``messages_offset``) and ``_messages_truncated`` come too.
+    400 bad id, 404 unknown, 500 unreadable file.
     """
     sid = validate_session_id(arg_str("session_id"))
     want_messages = arg_bool("messages", True)
@@ -138,14 +144,15 @@ def get_session():
                                     **store.pending_fields(stub.meta)))
     if limit is None and before is None:  # the whole transcript: pass the stored bytes through
         meta, array = store.read_all_raw(sid)
-        head = json.dumps(dict(public_metadata(meta), messages_offset=0, **store.pending_fields(meta)),
-                          ensure_ascii=False)[:-1]
+        head = json.dumps(dict(public_metadata(meta), messages_offset=0, **compat.window_keys(0, None),
+                               **store.pending_fields(meta)), ensure_ascii=False)[:-1]
         return Response(b'{"session": ' + head.encode("utf-8") + b', "messages": ' + array + b"}}",
                         mimetype="application/json")
     meta, window, offset = store.read_window(sid, limit, before)
     out = public_metadata(meta)
     out.update(store.pending_fields(meta))
-    out.update(messages=window, messages_offset=offset, message_count=meta.get("message_count", len(window)))
+    out.update(messages=window, messages_offset=offset, message_count=meta.get("message_count", len(window)),
+               **compat.window_keys(offset, limit))
     return jsonify(session=out)
 
 
@@ -249,13 +256,15 @@ def chat_start():
     return jsonify(stream_id=stream_id, session_id=sid)
 
 
-def _sse(channel: streams.StreamChannel, after_seq: int, heartbeat: float):
+def _sse(channel: streams.StreamChannel, after_seq: int, heartbeat: float, done_store=None):
     yield b"retry: 2000\n\n"
     seq = after_seq
     while True:
         batch, finished = channel.events_after(seq, heartbeat)
         if batch:
             seq = batch[-1][0]
+            if done_store is not None:  # the upstream's done carries the transcript (api.compat)
+                batch = [(s, e, compat.done_with_messages(done_store, d) if e == "done" else d) for s, e, d in batch]
             yield "".join(f"id: {s}\nevent: {e}\ndata: {d}\n\n" for s, e, d in batch).encode("utf-8")
         elif not finished:
             yield b": ping\n\n"
@@ -270,7 +279,9 @@ def chat_stream():
     Query ``stream_id``; resume with header ``Last-Event-ID`` or ``after_seq``: only
     events with a higher seq are sent. Each event has ``id: <seq>``; events ``token``,
     ``reasoning``, ``tool``, ``tool_complete``, ``status``, ``done``, ``cancel``,
-    ``apperror``, ``stream_end``; a ``: ping`` comment every heartbeat. 404 if the
+    ``apperror``, ``stream_end``; a ``: ping`` comment every heartbeat. With ``messages=1``
+    (or the upstream page's ``replay=1``) ``done``'s ``session`` also carries ``messages``,
+    the whole saved transcript, read when the event is sent. 404 if the
     stream is unknown or no longer replayable.
     """
     stream_id = arg_str("stream_id")
@@ -286,7 +297,8 @@ def chat_stream():
     if channel.closed:  # resuming at or past the end of a finished stream still gets stream_end
         after = min(after, channel.last_seq - 1)
     heartbeat = app_state().config.heartbeat_seconds
-    resp = Response(stream_with_context(_sse(channel, after, heartbeat)), mimetype="text/event-stream")
+    done_store = _store() if compat.wants_done_messages() else None
+    resp = Response(stream_with_context(_sse(channel, after, heartbeat, done_store)), mimetype="text/event-stream")
     resp.headers["Cache-Control"] = "no-cache"
     resp.headers["X-Accel-Buffering"] = "no"
     return resp

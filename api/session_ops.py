@@ -86,23 +86,30 @@ def _restart_from(session: Session, keep: int, text: str, model: str | None,
 
 @bp.post("/api/session/retry")
 def retry():
-    """``{session_id, expected_message_count?, model?}`` → ``{stream_id, session_id, message_count}``.
+    """``{session_id, expected_message_count?, model?, start_turn?}`` → ``{stream_id, session_id, message_count}``.
 
     Drops the last user message and everything after it (the reply being retried) and
     runs a new turn with that user message; ``message_count`` is the count after the
     trim (the turn appends the user message and the new reply when it finishes).
+    ``start_turn: false`` is the upstream's retry: the trim only, no turn, answered
+    ``{ok, session_id, message_count, last_user_text, removed_count, session}``
+    (:func:`api.compat.retry_answer`); the caller sends the text again itself.
     400 if there is no user message to retry; 404 unknown session; 409 live stream or
     stale ``expected_message_count`` (nothing changed).
     """
+    from . import compat
     body = json_body()
     sid, expected = _target(body)
     model = field(body, "model", str, required=False)
+    start = compat.retry_starts_turn(body)
     with _locked_session(sid, expected) as session:
         at = _last_user_index(session.messages)
         text = message_text(session.messages[at]) if at is not None else ""
         attachments = _attachment_ids(session.messages[at]) if at is not None else []
         if not text.strip() and not attachments:
             raise ApiError("nothing to retry: the session has no user message with text")
+        if not start:
+            return jsonify(compat.retry_answer(session, at, text))
         return _restart_from(session, at, text, model, attachments)
 
 

@@ -13,7 +13,8 @@ Paths are ``/``-separated and relative to the root; ``""`` is the root itself.
 Endpoints (blueprint ``workspace``); every one takes ``session_id`` (400 bad, 404 unknown,
 also 404 for a session of another profile):
 
-- ``GET /api/workspaces`` → ``{roots: [{name, path}]}``.
+- ``GET /api/workspaces`` → ``{roots: [{name, path}]}``, and the upstream's ``workspaces``
+  (the same list) and ``last`` (the default root's path).
 - ``GET /api/list?session_id&path`` → ``{path, root, entries: [{name, path, type, size,
   mtime, symlink}], truncated}``; ``type`` is ``dir``, ``file``, ``other``, or ``link`` for
   a symlink that dangles or leads outside. Folders first. At most 5,000 entries.
@@ -31,8 +32,9 @@ also 404 for a session of another profile):
   path, kind}``; 409 if the name exists.
 - ``POST /api/file/delete {session_id, path, recursive?}`` → ``{ok, path, kind}``; a symlink
   is removed itself; a non-empty folder needs ``recursive: true`` (409 otherwise).
-- ``POST /api/file/rename {session_id, path, new_path}`` → ``{ok, path: new_path}``; 409
-  if ``new_path`` exists. Never replaces a file: of two renames onto one free name at the
+- ``POST /api/file/rename {session_id, path, new_path}`` → ``{ok, path: new_path, old_path,
+  new_path}``; the upstream's ``new_name`` (a name in the same folder) instead of
+  ``new_path`` is accepted; 409 if ``new_path`` exists. Never replaces a file: of two renames onto one free name at the
   same instant exactly one succeeds, the other gets 409 (the same holds for ``create``
   and for an upload without ``overwrite``).
 - ``POST /api/upload`` multipart: ``session_id``, optional ``path`` (a folder), optional
@@ -128,8 +130,10 @@ def _join(folder: str, name: str) -> str:
 
 @workspace_bp.get("/api/workspaces")
 def list_roots():
-    """``{roots: [{name, path}]}``: the roots a session's ``workspace`` may name."""
-    return jsonify(roots=[{"name": n, "path": str(p)} for n, p in workspace_roots()])
+    """``{roots: [{name, path}], workspaces, last}``: the roots a session's ``workspace`` may
+    name; ``workspaces`` and ``last`` are the upstream's names (:func:`api.compat.workspaces_view`)."""
+    from .compat import workspaces_view
+    return jsonify(workspaces_view([{"name": n, "path": str(p)} for n, p in workspace_roots()]))
 
 
 def _entry(dir_fd: int, loc: Located, folder: str, entry: os.DirEntry) -> dict:
@@ -276,15 +280,16 @@ def delete_file():
 
 @workspace_bp.post("/api/file/rename")
 def rename_file():
-    """``{session_id, path, new_path}`` → ``{ok, path: new_path}``."""
+    """``{session_id, path, new_path | new_name}`` → ``{ok, path: new_path, old_path, new_path}``."""
+    from .compat import rename_target
     body = json_body()
     sid = field(body, "session_id", str)
     path = field(body, "path", str)
-    new_path = field(body, "new_path", str)
+    new_path = rename_target(body, path)
     src = _locate(sid, path, follow_final=False)
     dst = _locate(sid, new_path, follow_final=False)
     safepath.rename(src, dst)
-    return jsonify(ok=True, path=new_path)
+    return jsonify(ok=True, path=new_path, old_path=path, new_path=new_path)
 
 
 @contextmanager
