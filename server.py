@@ -257,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             interrupted = interrupt_all_turns()
             if interrupted:
                 log.info("saved %d running turn(s) as interrupted", interrupted)
+            _api("session_events").close_all()   # open /api/sessions/events streams end now
             server.close()
             state.store.close()
             if port_file:

@@ -23,6 +23,7 @@ import secrets
 import time
 from pathlib import Path
 
+from . import session_events
 from .atomic import FileRange, atomic_write_bytes
 from .attachment_store import AttachmentStore
 from .errors import InvalidSessionId, SessionNotFound, SessionUnreadable
@@ -493,6 +494,7 @@ class SessionStore:
         atomic_write_bytes(path, encode_session(meta, session.messages))
         session.meta = meta
         self.index.update(sid, session.compact(), stat_key(path))
+        self._announce(sid, on_disk.meta if on_disk is not None else None, meta)
 
     def patch_metadata(self, session_id: str, changes: dict, *, touch: bool = True) -> dict:
         """Change metadata keys without re-serialising the messages (caller holds the lock).
@@ -529,6 +531,7 @@ class SessionStore:
                     self._write(session, touch=touch, intentional_shrink=False)
                     return session.meta
                 total = len(session.messages)
+            before = dict(meta)
             meta.update(changes)
             for k, v in changes.items():
                 if v is None and k in LEGACY_PENDING_KEYS:
@@ -547,6 +550,7 @@ class SessionStore:
             head = dumps_json(ordered)[:-1].encode("utf-8")
             atomic_write_bytes(path, [head + (b",\n" if ordered else b"\n")] + parts)
         self.index.update(session_id, sidebar_row(ordered), stat_key(path))
+        self._announce(session_id, before, ordered)
         return ordered
 
     # -- running turns (docs/architecture.md §4; the journal is api.journal) ----------------------
@@ -654,11 +658,18 @@ class SessionStore:
             except FileNotFoundError:
                 pass
         self.index.remove(session_id)
+        if found:
+            session_events.publish(str(self.dir), session_id, "deleted")
         try:  # after the session file: a crash in between leaves files nothing refers to, never the reverse
             self.attachments.delete_session(session_id)
         except OSError as exc:
             log.error("could not delete the attachments of %s: %s", session_id, exc)
         return found
+
+    def _announce(self, session_id: str, before: dict | None, after: dict) -> None:
+        """Tell the open tabs of this store's profile that ``session_id`` changed
+        (:mod:`api.session_events`; the reason is read from the metadata before and after)."""
+        session_events.publish(str(self.dir), session_id, session_events.change_reason(before, after))
 
     # -- the index ------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import time
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
-from . import message_queue, model_catalog, streams, turns
+from . import message_queue, model_catalog, session_events, streams, turns
 from . import compat  # the upstream's shapes on shared paths
 from .httputil import ApiError, arg_bool, arg_int, arg_str, field, json_body
 from .errors import SessionError
@@ -48,10 +48,12 @@ def _load_settled(session_id: str) -> Session:
 
 @sessions_bp.get("/health")
 def health():
-    """``{status: "ok", sessions, active_streams, uptime_seconds, agent, model, problems}``;
-    ``problems``: ``[{message, fix}]`` found at start-up (:mod:`api.diagnostics`)."""
+    """``{status: "ok", sessions, active_streams, event_subscribers, uptime_seconds, agent, model, problems}``;
+    ``event_subscribers``: open ``/api/sessions/events`` streams; ``problems``:
+    ``[{message, fix}]`` found at start-up (:mod:`api.diagnostics`)."""
     st = app_state()
     return jsonify(status="ok", sessions=len(st.store.index), active_streams=streams.live_count(),
+                   event_subscribers=session_events.subscriber_count(),
                    uptime_seconds=round(time.time() - st.started_at, 3),
                    agent=st.backend.name, model=getattr(st.backend, "model", None),
                    problems=current_app.extensions.get("hermes_problems", []))
@@ -74,6 +76,42 @@ def list_sessions():
                 log.warning("could not settle %s while listing: %s", sid, exc)
     body = store.index.listing_json(arg_bool("include_archived", False))
     return Response(body, mimetype="application/json")
+
+
+def _session_events_sse(key: str, heartbeat: float):
+    sub = session_events.subscribe(key)  # before the first byte: once a client has the headers, it hears
+    try:
+        yield b"retry: 2000\n\n"
+        while True:
+            batch, closed = sub.wait(heartbeat)
+            if batch:
+                yield "".join(f"event: sessions_changed\ndata: {json.dumps(e, ensure_ascii=False)}\n\n"
+                              for e in batch).encode("utf-8")
+            elif not closed:
+                yield b": ping\n\n"  # a client that went away is noticed when this write fails
+            if closed:
+                return
+    finally:
+        session_events.unsubscribe(sub)
+
+
+@sessions_bp.get("/api/sessions/events")
+def session_events_stream():
+    """Server-sent events: ``sessions_changed {session_id, reason}`` whenever a session of
+    the request's profile changes, within a second, to every open tab.
+
+    ``reason``: ``created``, ``renamed``, ``pinned``, ``archived``, ``deleted``,
+    ``turn_started``, ``turn_finished`` or ``messages_changed`` (anything else: messages,
+    model, tags, project). Events carry no ``id:`` and are not replayed: a client that
+    reconnects refetches ``GET /api/sessions``. A ``: ping`` comment every
+    ``--heartbeat-seconds`` (a client that went away is noticed at the next one and its
+    thread freed); the stream ends when the server stops.
+    """
+    key, heartbeat = str(_store().dir), app_state().config.heartbeat_seconds
+    resp = Response(stream_with_context(_session_events_sse(key, heartbeat)), mimetype="text/event-stream")
+    resp.headers["Cache-Control"] = "no-cache"
+    resp.headers["X-Accel-Buffering"] = "no"
+    return resp
 
 
 @sessions_bp.get("/api/sessions/search")

@@ -1,0 +1,148 @@
+"""GET /api/sessions/events: every tab of a profile hears each change to its sessions, live."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import requests
+
+from .helpers import LiveServer, fake_script, stream_events, wait_until
+
+
+class Listener:
+    """An open ``/api/sessions/events`` stream read by a thread: ``events`` fills with the
+    ``sessions_changed`` payloads as they arrive; ``ended`` is set when the server closes it."""
+
+    def __init__(self, server: LiveServer, cookies: dict | None = None):
+        self.events: list[dict] = []
+        self.pings = 0
+        self.ended = threading.Event()
+        self.resp = requests.get(server.url("/api/sessions/events"), stream=True, timeout=30, cookies=cookies)
+        assert self.resp.status_code == 200, self.resp.text
+        assert self.resp.headers["Content-Type"].startswith("text/event-stream")
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        name = None
+        try:
+            for line in self.resp.iter_lines(decode_unicode=True):
+                if line.startswith(":"):
+                    self.pings += 1
+                elif line.startswith("event:"):
+                    name = line[6:].strip()
+                elif line.startswith("data:") and name == "sessions_changed":
+                    self.events.append(json.loads(line[5:]))
+                elif line == "":
+                    name = None
+        except (requests.RequestException, AttributeError, ValueError):
+            pass  # closed by the test
+        finally:
+            self.ended.set()
+
+    def wait_for(self, sid: str, reason: str, timeout: float = 5.0) -> dict:
+        """The first event for ``sid`` with ``reason``; fails after ``timeout`` s."""
+        return wait_until(lambda: next((e for e in list(self.events)
+                                        if e["session_id"] == sid and e["reason"] == reason), None),
+                          timeout=timeout, message=f"{reason} of {sid} (got {self.events})")
+
+    def reasons(self, sid: str) -> list[str]:
+        return [e["reason"] for e in list(self.events) if e["session_id"] == sid]
+
+    def close(self):
+        self.resp.close()
+
+
+@pytest.fixture
+def listen(live_server):
+    opened = []
+
+    def make(server=live_server, cookies=None) -> Listener:
+        listener = Listener(server, cookies)
+        opened.append(listener)
+        return listener
+
+    yield make
+    for listener in opened:
+        listener.close()
+
+
+def test_each_kind_of_change_arrives_with_its_reason(live_server, listen):
+    tab = listen()
+    sid = live_server.new_session()
+    tab.wait_for(sid, "created")
+    assert live_server.post("/api/session/rename", {"session_id": sid, "title": "Budget 📊 2025"}).ok
+    tab.wait_for(sid, "renamed")
+    assert live_server.post("/api/session/pin", {"session_id": sid, "pinned": True}).ok
+    tab.wait_for(sid, "pinned")
+    assert live_server.post("/api/session/archive", {"session_id": sid, "archived": True}).ok
+    tab.wait_for(sid, "archived")
+    stream_events(live_server, live_server.start_chat(sid, "hello there"))
+    tab.wait_for(sid, "turn_started")
+    tab.wait_for(sid, "turn_finished")
+    assert live_server.post("/api/session/undo", {"session_id": sid}).ok
+    tab.wait_for(sid, "messages_changed")
+    assert live_server.post("/api/session/delete", {"session_id": sid}).ok
+    tab.wait_for(sid, "deleted")
+    reasons = tab.reasons(sid)
+    assert reasons.index("turn_started") < reasons.index("turn_finished") < reasons.index("deleted")
+
+
+def test_a_cancelled_turn_is_announced_as_finished(live_server, listen):
+    tab = listen()
+    sid = live_server.new_session()
+    stream_id = live_server.start_chat(sid, fake_script(tokens=3, hang=True))
+    tab.wait_for(sid, "turn_started")
+    assert live_server.post("/api/chat/cancel", {"stream_id": stream_id}).json()["cancelled"]
+    tab.wait_for(sid, "turn_finished")
+
+
+def test_a_second_subscriber_hears_the_same_events(live_server, listen):
+    first, second = listen(), listen()
+    sid = live_server.new_session()
+    assert live_server.post("/api/session/rename", {"session_id": sid, "title": "两个标签"}).ok
+    for tab in (first, second):
+        tab.wait_for(sid, "renamed")
+    assert first.reasons(sid) == second.reasons(sid) == ["created", "renamed"]
+
+
+def test_reconnecting_hears_new_changes_and_the_old_stream_is_let_go(make_server, listen):
+    server = make_server().start()   # its own server: nothing else subscribes to it
+    subscribers = lambda: server.get("/health").json()["event_subscribers"]  # noqa: E731
+    tab = listen(server)
+    assert subscribers() == 1
+    tab.close()
+    # the server notices at a heartbeat (1 s in tests) that nobody reads, and frees the thread
+    wait_until(lambda: subscribers() == 0, timeout=10, message="the closed stream to be let go")
+    again = listen(server)
+    sid = server.new_session()
+    again.wait_for(sid, "created")
+    assert sid not in {e["session_id"] for e in tab.events}
+    assert subscribers() == 1
+
+
+def test_another_profile_does_not_hear_these_sessions(live_server, listen):
+    assert live_server.post("/api/profile/create", {"name": "work"}).ok
+    work = listen(cookies={"hermes_profile": "work"})
+    home = listen()
+    mine = live_server.new_session()
+    home.wait_for(mine, "created")
+    r = requests.post(live_server.url("/api/session/new"), json={}, cookies={"hermes_profile": "work"}, timeout=30)
+    theirs = r.json()["session"]["session_id"]
+    work.wait_for(theirs, "created")
+    assert live_server.post("/api/session/rename", {"session_id": mine, "title": "private"}).ok
+    home.wait_for(mine, "renamed")
+    assert all(e["session_id"] != mine for e in work.events)
+    assert all(e["session_id"] != theirs for e in home.events)
+
+
+def test_the_server_stops_cleanly_with_event_streams_open(make_server):
+    server = make_server().start()
+    tabs = [Listener(server) for _ in range(3)]
+    sid = server.new_session()
+    for tab in tabs:
+        tab.wait_for(sid, "created")
+    assert server.stop() == 0     # not killed after the stop timeout: the streams did not hold it
+    for tab in tabs:
+        assert tab.ended.wait(10), "the event stream was not ended by the server"
