@@ -254,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             # A clean stop keeps every running turn: its partial reply is saved, marked
             # interrupted, and its followers get stream_end, before the listener closes.
+            app.extensions["hermes_scheduler"].stop()   # no scheduled run starts from now on
             interrupted = interrupt_all_turns()
             if interrupted:
                 log.info("saved %d running turn(s) as interrupted", interrupted)

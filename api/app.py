@@ -81,6 +81,8 @@ def create_app(config: Config, *, store: SessionStore | None = None, backend=Non
     from . import backup_routes, migrate_routes, project_routes  # migration, projects and tags, backups
     for module in (migrate_routes, project_routes, backup_routes):
         module.init_app(app)
+    from . import task_routes  # scheduled tasks; starts the scheduler (api.scheduler)
+    task_routes.init_app(app)
     from . import compat  # the upstream's shapes on shared paths (docs/api.md)
     compat.init_app(app)
     app.wsgi_app = RequestLogMiddleware(app.wsgi_app)

@@ -109,6 +109,35 @@ def forget_stream(stream_id: str) -> None:
             q.answered.set()
 
 
+# ---------------------------------------------------------------- unattended turns
+
+
+UNATTENDED_DENIED = "denied: this scheduled task may not use it (add it to the task's allowed tools)"
+
+
+class UnattendedPolicy:
+    """Answers a turn's questions when nobody is there (a scheduled task's run).
+
+    ``allowed_tools``: the tool names the task may use without asking; any other tool is
+    denied at once (no event waits for a person) and recorded in :attr:`denied` as
+    ``{tool, command, reason}``. A clarifying question gets an empty answer at once.
+    Profile rules (``always``) do not widen it: a task runs with what it declares.
+    """
+
+    def __init__(self, allowed_tools):
+        self.allowed_tools = frozenset(allowed_tools or ())
+        self.denied: list[dict] = []
+        self._lock = threading.Lock()
+
+    def decide(self, tool: str, command: str) -> str:
+        """``once`` for an allowed tool, else ``deny`` (recorded)."""
+        if tool in self.allowed_tools:
+            return "once"
+        with self._lock:
+            self.denied.append({"tool": tool, "command": command, "reason": UNATTENDED_DENIED})
+        return "deny"
+
+
 # ---------------------------------------------------------------- rules
 
 

@@ -65,6 +65,9 @@ class Config:
     trust_proxy: bool = False
     trusted_proxies: str = "127.0.0.1,::1"  # peers whose X-Forwarded-* count, comma-separated
     proxy_hops: int = 1                     # proxies in front of us, each appending X-Forwarded-For
+    # tests only (HERMES_WEBUI_TEST_CLOCK=1): the task scheduler's clock moves only through
+    # POST /api/tasks/test-clock (api.scheduler.ManualClock); no flag, never for real use
+    test_clock: bool = False
 
     def __post_init__(self):
         if self.max_body_bytes is None:
@@ -173,6 +176,7 @@ def parse_config(argv: list[str] | None = None, env: dict[str, str] | None = Non
         cfg.trust_proxy = True
     if args.trusted_proxies is not None or ENV_PREFIX + "TRUSTED_PROXIES" in env:
         cfg.trust_proxy = True
+    cfg.test_clock = _env_bool(env.get(ENV_PREFIX + "TEST_CLOCK", ""))
     cfg.password_on_command_line = args.password is not None
     _read_password_file(cfg, from_flag=args.password is not None or ENV_PREFIX + "PASSWORD" in env)
     cfg.state_dir = Path(cfg.state_dir).expanduser().resolve()

@@ -117,11 +117,15 @@ class Turn:
         self.continues: int | None = None    # index of the reply this turn extends
         self.approval_timeout = DEFAULT_APPROVAL_TIMEOUT
         self.ctx = TurnContext(ask_approval=self.ask_approval, ask_clarify=self.ask_clarify)
+        self.approval_policy = None          # api.approvals.UnattendedPolicy of a scheduled run
 
     def configure(self, *, model: str | None = None, config=None, continues: int | None = None,
-                  home=None, profile: str = "default") -> "Turn":
+                  home=None, profile: str = "default", approval_policy=None) -> "Turn":
         """Set what the turn runs on: the model id, the reply it continues (an index),
-        the approval timeout (``config.approval_timeout``) and the profile's agent home."""
+        the approval timeout (``config.approval_timeout``) and the profile's agent home.
+        ``approval_policy`` (an :class:`api.approvals.UnattendedPolicy`): nobody is asked;
+        the policy answers (a scheduled task's run)."""
+        self.approval_policy = approval_policy
         self.ctx.model = model
         self.ctx.home = home
         self.ctx.profile = profile
@@ -139,6 +143,10 @@ class Turn:
         emitted and the worker waits (``timeout`` or ``--approval-timeout``); no answer is
         ``deny``. ``session`` / ``always`` answers are remembered.
         """
+        if self.approval_policy is not None:
+            return self._answer_unattended("approval", {"tool": tool, "command": command,
+                                                        "description": description},
+                                           self.approval_policy.decide(tool, command))
         profile_dir = self.store.dir.parent
         granted = approvals.allowed_by_rule(profile_dir, self.session_id, tool, command)
         if granted:
@@ -160,10 +168,20 @@ class Turn:
         data = {"question": question}
         if choices:
             data["choices"] = [str(c) for c in choices]
+        if self.approval_policy is not None:
+            return self._answer_unattended("clarify", data, "")
         wait = self.approval_timeout if timeout is None else timeout
         self.checkpoint()
         return approvals.ask("clarify", self.stream_id, self.session_id, data, self.emit,
                              self.channel.cancel_event, wait, default="")
+
+    def _answer_unattended(self, kind: str, data: dict, answer: str) -> str:
+        """The question and the policy's answer as events (marked ``unattended``), at once."""
+        qid = secrets.token_hex(8)
+        self.emit(kind, {f"{kind}_id": qid, **data, "unattended": True})
+        self.emit(f"{kind}_answered", {f"{kind}_id": qid, "answer": answer, "timed_out": False,
+                                       "unattended": True})
+        return answer
 
     # -- events from the backend (worker thread) ------------------------------
 
@@ -216,6 +234,9 @@ class Turn:
         model = self.ctx.model or getattr(self.backend, "model", None)
         if model:
             msg["model"] = model
+        policy = self.approval_policy
+        if policy is not None and policy.denied:   # an unattended run: what it was not allowed to do
+            msg["denied_tools"] = [dict(d) for d in policy.denied]
         return msg
 
     def checkpoint(self) -> bool:
@@ -465,11 +486,13 @@ def ensure_idle(session, expected_message_count: int | None = None) -> None:
 def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text: str, *,
                config=None, expected_message_count: int | None = None,
                model: str | None = None, replace_messages: list | None = None,
-               attachments: list | None = None, agent_home: dict | None = None) -> str:
+               attachments: list | None = None, agent_home: dict | None = None,
+               approval_policy=None) -> str:
     """Begin a turn and return its stream id.
 
     ``model``: the model id the turn runs on (the saved reply records it; the session's
     default is not changed). ``agent_home``: ``{home, profile}`` of the request's profile.
+    ``approval_policy``: answers approvals without asking (:meth:`Turn.configure`).
 
     ``attachments``: ids of files uploaded to this session (:mod:`api.attachment_store`),
     resolved under the session lock before anything is written (an id unknown here, or
@@ -521,7 +544,7 @@ def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text
             raise
         channel = StreamChannel(stream_id, session_id)
         turn = Turn(store, backend, channel, user, journal, checkpoint_seconds, max_tool_result_bytes, files)
-        turn.configure(model=model, config=config, **(agent_home or {}))
+        turn.configure(model=model, config=config, approval_policy=approval_policy, **(agent_home or {}))
         channel.turn = turn
         streams.register(channel)
     threading.Thread(target=turn.run, name=f"turn-{stream_id}", daemon=True).start()
