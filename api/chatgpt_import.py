@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 
 from .codec import clean_json, clean_text
-from .import_formats import ImportFormatError
+from .import_formats import ImportFormatError, ImportTooLarge
 from .models import META_STRING_MAX_BYTES, clean_title
 
 EXPORT_VERSION = 1
@@ -43,42 +43,55 @@ def parse_import(doc) -> list[dict]:
     return parse_document(doc)[0]
 
 
-def parse_document(doc) -> tuple[list[dict], list[dict]]:
+def parse_document(doc, over_limit=None) -> tuple[list[dict], list[dict]]:
     """Sessions to create from a parsed JSON document, and the conversations skipped.
 
     Returns ``([{"meta": {…}, "messages": [...], "skipped": n}], [{"title", "reason"}])``
     where ``meta`` holds only metadata keys a new session may take (no id, no stream
     fields) and ``skipped`` counts messages left out. In another app's export (ChatGPT,
     Claude, Open WebUI) a conversation that is broken or empty is skipped and named, the
-    others are imported; our own export is all or nothing. Raises
-    :class:`ImportFormatError` for an unknown format or when no conversation is left.
+    others are imported; so is one for which ``over_limit(item)`` (the server's size
+    limits) returns a reason. Our own export is all or nothing (its limits are the
+    caller's to check). Raises :class:`ImportFormatError` for an unknown format or when
+    no conversation is left, :class:`ImportTooLarge` when the only ones left out for
+    another reason than their size are none.
     """
     from . import import_formats as other
     if isinstance(doc, dict) and "mapping" in doc:
         doc = [doc]
     if isinstance(doc, list) and any(isinstance(c, dict) and "mapping" in c for c in doc):
-        return _each(doc, _chatgpt_conversation)
+        return _each(doc, _chatgpt_conversation, over_limit)
     if other.is_claude(doc):
-        return _each(doc, other.claude_conversation)
+        return _each(doc, other.claude_conversation, over_limit)
     if other.is_open_webui(doc):
-        return _each(doc, other.open_webui_conversation)
+        return _each(doc, other.open_webui_conversation, over_limit)
     return _parse_own(doc), []
 
 
-def _each(conversations: list, convert) -> tuple[list[dict], list[dict]]:
-    """``convert`` every conversation; the ones it refuses are skipped and named."""
+def _each(conversations: list, convert, over_limit=None) -> tuple[list[dict], list[dict]]:
+    """``convert`` every conversation; the ones it refuses, or that ``over_limit`` names
+    a reason for, are skipped and named."""
     from .import_formats import conversation_title
-    items, skipped = [], []
+    items, skipped, too_large = [], [], 0
     for n, conv in enumerate(conversations, 1):
         try:
-            items.append(convert(conv))
+            item = convert(conv)
         except ImportFormatError as exc:
             skipped.append({"title": conversation_title(conv, n), "reason": str(exc)})
+            continue
         except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a shape no rule foresaw
             skipped.append({"title": conversation_title(conv, n), "reason": f"malformed ({exc})"})
+            continue
+        reason = over_limit(item) if over_limit is not None else None
+        if reason:
+            too_large += 1
+            skipped.append({"title": conversation_title(conv, n), "reason": reason})
+        else:
+            items.append(item)
     if not items:
         detail = "; ".join(f"{s['title']}: {s['reason']}" for s in skipped[:5])
-        raise ImportFormatError(f"no conversation in the file could be imported ({detail})")
+        error = ImportTooLarge if too_large and too_large == len(skipped) else ImportFormatError
+        raise error(f"no conversation in the file could be imported ({detail})")
     return items, skipped
 
 

@@ -29,6 +29,10 @@ class ImportFormatError(ValueError):
     """The document (or one conversation) cannot be imported; the message says why."""
 
 
+class ImportTooLarge(ImportFormatError):
+    """Every conversation that could be read is over one of this server's limits (413)."""
+
+
 def _when(value, fallback: float) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return float(value / 1000 if value > 1e11 else value)  # milliseconds → seconds

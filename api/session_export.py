@@ -31,6 +31,7 @@ from flask import Blueprint, Response, jsonify, request
 from . import search
 from .app import app_state
 from .chatgpt_import import EXPORT_VERSION, ImportFormatError, parse_document
+from .import_formats import ImportTooLarge
 from .codec import clean_json, clean_text
 from .httputil import ApiError, arg_str
 from .models import DEFAULT_TITLE, PRIVATE_KEYS, message_text, validate_session_id
@@ -204,11 +205,15 @@ def import_sessions():
     reason (and nothing written) for a file that is not UTF-8 JSON in a known format (the
     message names what it looks like), or when no conversation can be imported; 413 (nothing
     written) when a user message is over ``--max-message-bytes`` or a tool result,
-    tool arguments or reasoning over ``--max-tool-result-bytes`` (docs/architecture.md §3 limits).
+    tool arguments or reasoning over ``--max-tool-result-bytes`` (docs/architecture.md §3 limits)
+    in our own export, or in every conversation of another app's export (there a
+    conversation over a limit is skipped and named like a broken one, the others imported).
     """
     doc = _upload_doc()
     try:
-        items, skipped = parse_document(doc)
+        items, skipped = parse_document(doc, over_limit=lambda item: _limit_problem(item, None))
+    except ImportTooLarge as exc:
+        raise ApiError(f"cannot import this file: {exc}", 413) from None
     except ImportFormatError as exc:
         raise ApiError(f"cannot import this file: {exc}") from None
     _check_import_limits(items)
@@ -247,24 +252,33 @@ def _utf8_size(value) -> int:
     return len(text.encode("utf-8", "replace"))
 
 
+def _limit_problem(item: dict, n: int | None) -> str | None:
+    """Why the conversation ``item`` (number ``n``, or None when it is named elsewhere)
+    is over one of this server's limits, naming the message; None if it is not."""
+    config = app_state().config
+    conv = f"conversation {n} ({item['meta'].get('title') or DEFAULT_TITLE!r}), " if n is not None else ""
+    for att in item.get("attachments") or []:
+        if len(att["data"]) > config.max_attachment_bytes:
+            return (f"{conv or 'it '}has an attachment ({att['name']!r}) over this server's limit of "
+                    f"{config.max_attachment_bytes:,} bytes")
+    for i, msg in enumerate(item["messages"]):
+        where = f"{conv}message {i + 1}"
+        if msg.get("role") == "user" and _utf8_size(message_text(msg)) > config.max_message_bytes:
+            return f"{where} is over this server's limit of {config.max_message_bytes:,} bytes for one message"
+        blocks = [msg.get("reasoning")] + [v for call in (msg.get("tool_calls") or []) if isinstance(call, dict)
+                                           for v in (call.get("result"), call.get("args"))]
+        if any(b is not None and _utf8_size(b) > config.max_tool_result_bytes for b in blocks):
+            return (f"{where} has a tool result or reasoning over this server's limit of "
+                    f"{config.max_tool_result_bytes:,} bytes")
+    return None
+
+
 def _check_import_limits(items: list[dict]) -> None:
     """ApiError 413 naming the first message of ``items`` that is over a limit."""
-    config = app_state().config
     for n, item in enumerate(items, 1):
-        for att in item.get("attachments") or []:
-            if len(att["data"]) > config.max_attachment_bytes:
-                raise ApiError(f"cannot import this file: conversation {n} has an attachment ({att['name']!r}) over "
-                               f"this server's limit of {config.max_attachment_bytes:,} bytes", 413)
-        for i, msg in enumerate(item["messages"]):
-            where = f"conversation {n} ({item['meta'].get('title') or DEFAULT_TITLE!r}), message {i + 1}"
-            if msg.get("role") == "user" and _utf8_size(message_text(msg)) > config.max_message_bytes:
-                raise ApiError(f"cannot import this file: {where} is over this server's limit of "
-                               f"{config.max_message_bytes:,} bytes for one message", 413)
-            blocks = [msg.get("reasoning")] + [v for call in (msg.get("tool_calls") or []) if isinstance(call, dict)
-                                               for v in (call.get("result"), call.get("args"))]
-            if any(b is not None and _utf8_size(b) > config.max_tool_result_bytes for b in blocks):
-                raise ApiError(f"cannot import this file: {where} has a tool result or reasoning over this "
-                               f"server's limit of {config.max_tool_result_bytes:,} bytes", 413)
+        problem = _limit_problem(item, n)
+        if problem:
+            raise ApiError(f"cannot import this file: {problem}", 413)
 
 
 @bp.url_value_preprocessor

@@ -112,3 +112,23 @@ def test_an_unsupported_format_is_a_400_naming_it_and_writes_nothing(live_server
     assert "unsupported format (a list of objects with keys header, time, title)" in err
     assert "Claude" in err and "Open WebUI" in err
     assert sorted(p.name for p in s.sessions_dir.iterdir()) == files_before
+
+
+def test_an_oversize_conversation_is_skipped_and_named_the_others_imported(make_server):
+    s = make_server(args=("--max-message-bytes", "2000")).start()
+    huge = simple_conversation("Pasted a log", "日志" * 700, "ok")            # 4,200 bytes: over 2,000
+    archive = _zip({"conversations-000.json": [simple_conversation("Small talk", "hi", "hello")],
+                    "conversations-001.json": [huge, simple_conversation("Later", "bye", "see you")]})
+    before = set(all_sessions(s))
+    r = upload(s, archive, "export.zip")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [row["title"] for row in body["sessions"]] == ["Small talk", "Later"]
+    [skip] = body["skipped_conversations"]
+    assert skip["title"] == "Pasted a log" and "message 1" in skip["reason"] and "2,000 bytes" in skip["reason"]
+    assert set(all_sessions(s)) - before == {row["session_id"] for row in body["sessions"]}
+    # nothing but oversize conversations: a 413 that names them, nothing written
+    files_before = sorted(p.name for p in s.sessions_dir.iterdir())
+    r = upload(s, json.dumps([huge]).encode())
+    assert r.status_code == 413 and "Pasted a log" in r.json()["error"]
+    assert sorted(p.name for p in s.sessions_dir.iterdir()) == files_before
