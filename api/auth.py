@@ -49,7 +49,8 @@ from .csrf import check_csrf
 from .hosts import HostPolicy, TrustedProxyMiddleware, parse_allowed_hosts, parse_trusted_proxies
 from .httputil import ApiError, error_response, field, json_body
 from .security_headers import add_security_headers
-from .settings import SettingsStore, SettingsUnreadable, settings_bp, verify_password
+from .settings import SettingsStore, SettingsUnreadable, verify_password
+from .settings_routes import settings_bp
 
 log = logging.getLogger(__name__)
 

@@ -2,15 +2,17 @@
 
 Each backend may offer ``list_models() -> [{id, label, backend, vision, context_length?}]``
 (the fake backend's two models, the OpenAI-compatible endpoint's ``/models``, the GGUF
-files of the local backend, the models of hermes-agent's ``config.yaml``); a backend
-without it offers its one configured ``model``. The list is cached for a minute, since
-asking an endpoint costs a round trip.
+files of the local backend); the ``hermes`` backend's are the providers and models of
+``$HERMES_HOME/config.yaml`` (:func:`hermes_config_models`); a backend without a list
+offers its one configured ``model``. The list is cached for a minute, since asking an
+endpoint costs a round trip.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from pathlib import Path
 
 from .errors import ApiError
 
@@ -34,6 +36,8 @@ def list_models(backend) -> list[dict]:
             return hit[1]
     models: list[dict] = []
     lister = getattr(backend, "list_models", None)
+    if lister is None and getattr(backend, "name", None) == "hermes" and getattr(backend, "hermes_home", None):
+        lister = lambda: hermes_config_models(backend.hermes_home)  # noqa: E731
     if lister is not None:
         try:
             models = [dict(m) for m in lister() or [] if isinstance(m, dict) and isinstance(m.get("id"), str)]
@@ -63,3 +67,82 @@ def resolve(backend, requested: str | None, session_default: str | None = None) 
     if session_default and session_default in ids:
         return session_default
     return default_model(backend)
+
+
+# ---------------------------------------------------------------- hermes-agent's config.yaml
+
+
+def _positive_int(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _model_rows(models) -> list[tuple[str, dict]]:
+    """A provider's ``models`` (a mapping ``{id: {context_length?, supports_vision?}}``, or
+    a list of ids or ``{id|name, …}`` rows, as hermes-agent reads them) as ``(id, meta)``."""
+    if isinstance(models, dict):
+        return [(k, v if isinstance(v, dict) else {}) for k, v in models.items() if isinstance(k, str)]
+    rows = []
+    for item in models if isinstance(models, list) else []:
+        if isinstance(item, str):
+            rows.append((item, {}))
+        elif isinstance(item, dict) and isinstance(item.get("id") or item.get("name"), str):
+            rows.append((item.get("id") or item.get("name"), item))
+    return rows
+
+
+def hermes_config_models(home: Path) -> list[dict]:
+    """The models ``$HERMES_HOME/config.yaml`` names, as ``GET /api/models`` entries with
+    ``provider``: ``model.default`` (or ``model`` as a string) first, then each entry of
+    ``providers`` (``{key: {name?, default_model|model?, models?, context_length?}}``) and
+    ``custom_providers`` (``[{name, model?, models?, context_length?}]``). ``vision`` is
+    ``supports_vision`` where the file says so; ``context_length`` the model's own or its
+    provider's. Each id once (the first wins). No file, an unreadable one or YAML that is
+    not a mapping: ``[]`` (logged). Read with ``yaml.safe_load``: no tags, no code.
+    """
+    import yaml
+
+    path = Path(home) / "config.yaml"
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        log.warning("cannot read %s for the model list: %s", path, exc)
+        return []
+    if not isinstance(doc, dict):
+        return []
+    found: dict[str, dict] = {}
+
+    def add(model_id, provider, meta: dict, provider_ctx=None) -> None:
+        if not isinstance(model_id, str) or not model_id.strip() or model_id.strip() in found:
+            return
+        model_id = model_id.strip()
+        entry = {"id": model_id, "label": f"{model_id} ({provider})" if provider else model_id,
+                 "backend": "hermes", "vision": meta.get("supports_vision") is True or meta.get("vision") is True}
+        ctx = _positive_int(meta.get("context_length")) or _positive_int(provider_ctx)
+        if ctx:
+            entry["context_length"] = ctx
+        if provider:
+            entry["provider"] = provider
+        found[model_id] = entry
+
+    model = doc.get("model")
+    if isinstance(model, str):
+        add(model, None, {})
+    elif isinstance(model, dict):
+        provider = model.get("provider") if isinstance(model.get("provider"), str) else None
+        add(model.get("default") or model.get("model"), provider, model)
+    entries = [(str(k), v) for k, v in doc["providers"].items()] if isinstance(doc.get("providers"), dict) else []
+    entries += [(None, v) for v in doc.get("custom_providers") or [] if isinstance(doc.get("custom_providers"), list)]
+    for key, entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        name = entry.get("name") if isinstance(entry.get("name"), str) else key
+        rows = _model_rows(entry.get("models"))
+        default = entry.get("default_model") or entry.get("model")
+        if isinstance(default, str) and default not in (r[0] for r in rows):
+            rows.insert(0, (default, {}))
+        for model_id, meta in rows:
+            add(model_id, name, meta, entry.get("context_length"))
+    return list(found.values())
+

@@ -18,10 +18,11 @@ from contextlib import contextmanager
 
 from flask import Blueprint, Response, jsonify
 
+from . import model_catalog
 from .app import app_state
 from .httputil import ApiError, field, json_body
 from .models import DEFAULT_TITLE, Session, clean_title, message_text, validate_session_id
-from .profiles import current_store
+from .profiles import agent_home, current_store
 from .streams import session_lock
 from .turns import check_message, ensure_idle, settle_stale_stream, start_turn
 
@@ -70,12 +71,16 @@ def _restart_from(session: Session, keep: int, text: str, model: str | None,
     """Start a turn with ``text`` on ``session`` trimmed to its first ``keep`` messages
     (the caller holds the session lock). The trim and the pending turn are one atomic
     write (:func:`api.turns.start_turn` ``replace_messages``), so no crash can lose the
-    user's text in between. Answers ``{stream_id, session_id, message_count}``."""
+    user's text in between. ``model`` (400 if not listed) defaults to the session's own, as
+    for a chat start; the turn runs in the profile's agent home. Answers
+    ``{stream_id, session_id, message_count}``."""
     sid = session.session_id
+    model = model_catalog.resolve(app_state().backend, model, session.meta.get("model"))
     try:
         stream_id = start_turn(current_store(), app_state().backend, sid, text, config=app_state().config,
                                expected_message_count=len(session.messages), model=model,
-                               replace_messages=session.messages[:keep], attachments=attachments)
+                               replace_messages=session.messages[:keep], attachments=attachments,
+                               agent_home=agent_home())
     except ValueError as exc:  # a model name over the metadata limit
         raise ApiError(str(exc)) from None
     return jsonify(stream_id=stream_id, session_id=sid, message_count=keep)

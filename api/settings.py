@@ -1,18 +1,23 @@
-"""``settings.json``: UI settings and the password hash (docs/architecture.md §2, §6).
+"""``settings.json``: per-profile settings and the password hash (docs/architecture.md §2, §6).
 
-The file is one JSON object, written atomically (:func:`api.atomic.atomic_write_bytes`,
+Flask-free (the routes are :mod:`api.settings_routes`). Each profile has one file in its
+own folder (``<state>/settings.json`` for ``default``, ``<state>/profiles/<name>/settings.json``
+otherwise), one JSON object, written atomically (:func:`api.atomic.atomic_write_bytes`,
 mode 0600)::
 
-    {"password_hash": "scrypt$32768$8$3$<salt b64>$<hash b64>" | absent,
-     "revoked_logins": {"<login id>": <expiry, epoch seconds>},
-     "ui": {"<name>": <any JSON value>}}
+    {"password_hash": "scrypt$32768$8$3$<salt b64>$<hash b64>" | absent,   (default's file only)
+     "revoked_logins": {"<login id>": <expiry, epoch seconds>},              (default's file only)
+     "ui": {"theme": "system"|"light"|"dark", "custom_instructions": str,
+            "default_model": str, "send_key": "enter"|"ctrl-enter"}}
+
+The password is server-wide: only the state dir's own file holds it. ``ui`` holds the
+profile's settings, each one of :data:`FIELDS` (an absent one has its default); other
+keys an older version stored are kept on disk but neither shown nor used.
 
 It fails closed: a settings file that exists but cannot be read or parsed (0 bytes, half
 a file, not an object, a malformed hash) raises :class:`SettingsUnreadable`; the server
 then refuses to start (exit code 2) and a running server refuses to write over it. An
 unreadable file never means "no password".
-
-Routes: ``GET /api/settings`` and ``POST /api/settings`` (registered by ``api.auth``).
 """
 from __future__ import annotations
 
@@ -26,24 +31,21 @@ import secrets
 import threading
 from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify
+from dataclasses import dataclass
+from typing import Any, Callable
 
-from .app import auth_state
 from .atomic import atomic_write_bytes
-from .httputil import ApiError, field, json_body
+from .errors import ApiError
 
 SETTINGS_FILE = "settings.json"
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024
-UI_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
-MAX_UI_KEYS = 200
+INSTRUCTIONS_MAX_CHARS = 20_000
+MODEL_MAX_BYTES = 400
 # scrypt at 32 MiB, ~0.3 s on one core (OWASP's N=2^15, r=8, p=3 row).
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 15, 8, 3
 _SCRYPT_MAXMEM = 256 * 1024 * 1024
 _HASH_RE = re.compile(r"^scrypt\$(\d{1,8})\$(\d{1,3})\$(\d{1,3})\$([A-Za-z0-9+/=]{16,88})\$([A-Za-z0-9+/=]{32,88})$")
-
-settings_bp = Blueprint("settings", __name__)
-
 
 class SettingsUnreadable(RuntimeError):
     """settings.json exists but cannot be trusted; the message says what to do."""
@@ -170,75 +172,126 @@ def password_is_set(config) -> bool:
     return bool(read_settings_file(Path(config.state_dir) / SETTINGS_FILE).get("password_hash"))
 
 
-# ---------------------------------------------------------------- routes
+# ---------------------------------------------------------------- per-profile settings
 
 
-def _public_view(data: dict) -> dict:
-    return {"settings": dict(data.get("ui") or {}), "password_set": auth_state().enabled,
-            "password_source": auth_state().password_source}
+@dataclass(frozen=True)
+class Field:
+    """One per-profile setting: its value when unset, and ``check(value) -> value``
+    (raises :class:`api.errors.ApiError` 400 with a sentence for a bad value)."""
+
+    default: Any
+    check: Callable[[Any], Any]
+    help: str = ""
 
 
-@settings_bp.get("/api/settings")
-def get_settings():
-    """``{settings: {name: value}, password_set: bool, password_source: "config"|"settings"|null}``.
+def _choice(name: str, *allowed: str):
+    def check(value):
+        if value not in allowed:
+            raise ApiError(f"{name} must be one of {', '.join(allowed)}")
+        return value
+    return check
 
-    The password and its hash never leave the server.
+
+def _instructions(value):
+    if not isinstance(value, str):
+        raise ApiError("custom_instructions must be a string")
+    if len(value) > INSTRUCTIONS_MAX_CHARS:
+        raise ApiError(f"custom_instructions is {len(value):,} characters; at most {INSTRUCTIONS_MAX_CHARS:,}")
+    return value
+
+
+def _model(value):
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError("default_model must be a model id from GET /api/models")
+    if len(value.encode("utf-8")) > MODEL_MAX_BYTES:
+        raise ApiError(f"default_model is over {MODEL_MAX_BYTES} bytes")
+    return value
+
+
+FIELDS: dict[str, Field] = {}
+
+
+def register_field(name: str, default: Any, check: Callable[[Any], Any], help: str = "") -> None:
+    """Add a per-profile setting (one line per feature that needs one; unknown names are refused)."""
+    FIELDS[name] = Field(default, check, help)
+
+
+register_field("theme", "system", _choice("theme", "system", "light", "dark"),
+               "the page's colours: follow the system, or always light or dark")
+register_field("custom_instructions", "", _instructions,
+               "a system prompt sent with every turn of this profile (before a project's instructions)")
+register_field("default_model", None, _model,
+               "the model new chats start on (an id of GET /api/models); unset: the backend's default")
+register_field("send_key", "enter", _choice("send_key", "enter", "ctrl-enter"),
+               "Enter sends (Shift+Enter: new line), or Ctrl/Cmd+Enter sends (Enter: new line)")
+
+
+def defaults() -> dict:
+    """``{name: default}`` of every per-profile setting."""
+    return {name: f.default for name, f in FIELDS.items()}
+
+
+def stored_values(data: dict) -> dict:
+    """The per-profile settings stored in a parsed settings file: known names only,
+    values that pass their check (a value an older version stored badly reads as unset)."""
+    out = {}
+    for name, value in (data.get("ui") or {}).items():
+        f = FIELDS.get(name)
+        if f is None:
+            continue
+        try:
+            out[name] = f.check(value)
+        except ApiError:
+            continue
+    return out
+
+
+def checked_changes(changes) -> dict:
+    """``changes`` (``{name: value | null}``) checked against :data:`FIELDS`: ApiError 400
+    for anything but an object, an unknown name or a bad value (nothing is stored then).
+    ``null`` resets a setting to its default."""
+    if not isinstance(changes, dict):
+        raise ApiError("'settings' must be an object of setting names and values")
+    out = {}
+    for name, value in changes.items():
+        f = FIELDS.get(name)
+        if f is None:
+            raise ApiError(f"unknown setting {str(name)[:80]!r}; the settings are: {', '.join(FIELDS)}")
+        out[name] = None if value is None else f.check(value)
+    return out
+
+
+def apply_changes(data: dict, changes: dict) -> None:
+    """Write checked ``changes`` into a parsed settings file's ``ui`` (``None`` deletes)."""
+    ui = dict(data.get("ui") or {})
+    for name, value in changes.items():
+        if value is None:
+            ui.pop(name, None)
+        else:
+            ui[name] = value
+    data["ui"] = ui
+
+
+def profile_settings(profile_dir: Path) -> dict:
+    """The profile's settings with defaults filled in (``{name: value}`` for every field).
+
+    Raises :class:`SettingsUnreadable` if the profile's settings.json is damaged.
     """
-    return jsonify(_public_view(auth_state().settings.snapshot()))
+    return {**defaults(), **stored_values(read_settings_file(Path(profile_dir) / SETTINGS_FILE))}
 
 
-def _checked_ui_changes(body: dict) -> dict:
-    changes = field(body, "settings", dict, required=False, default={})
-    for key in changes:
-        if not UI_KEY_RE.fullmatch(key):
-            raise ApiError(f"setting name {key[:80]!r} is not allowed (letters, digits, _ . -; at most 64)")
-    return changes
+_STORES: dict[str, SettingsStore] = {}
+_STORES_LOCK = threading.Lock()
 
 
-@settings_bp.post("/api/settings")
-def post_settings():
-    """Set UI settings and/or the password.
-
-    Body: ``{password?: str (8-1024 chars), settings?: {name: JSON value | null}}``; a
-    ``null`` value deletes that setting. Answers like ``GET /api/settings``; when the
-    password was set or changed the response also carries ``csrf_token`` and a fresh
-    login cookie for this client, and every other login ends.
-
-    Errors: 400 bad input; 409 if the password comes from ``--password`` /
-    ``HERMES_WEBUI_PASSWORD`` (change it there); 500 if settings.json is damaged (it
-    is left as it is). Changing an existing password needs a login, like every route
-    once a password is set.
-    """
-    body = json_body()
-    password = field(body, "password", str, required=False)
-    changes = _checked_ui_changes(body)
-    if password is not None:
-        if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
-            raise ApiError(f"password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters")
-        if auth_state().password_source == "config":
-            raise ApiError("the password is set with --password or HERMES_WEBUI_PASSWORD; change it there", 409)
-    new_hash = hash_password(password) if password is not None else None
-
-    def change(data: dict) -> None:
-        ui = dict(data.get("ui") or {})
-        for key, value in changes.items():
-            if value is None:
-                ui.pop(key, None)
-            else:
-                ui[key] = value
-        if len(ui) > MAX_UI_KEYS:
-            raise ApiError(f"at most {MAX_UI_KEYS} settings")
-        data["ui"] = ui
-        if new_hash is not None:
-            data["password_hash"] = new_hash
-            data["revoked_logins"] = {}
-
-    try:
-        data = auth_state().settings.update(change)
-    except SettingsUnreadable as exc:
-        current_app.logger.error("%s", exc)
-        raise ApiError("settings.json is damaged; nothing was changed (see the server log)", 500) from None
-    if new_hash is None:
-        return jsonify(_public_view(data))
-    auth_state().set_password_hash(new_hash)
-    return auth_state().login_response(_public_view(data))
+def store_for(profile_dir: Path) -> SettingsStore:
+    """The :class:`SettingsStore` of a profile folder other than the state dir (whose store
+    the auth layer owns), one per folder so its writes are serialised. Raises
+    :class:`SettingsUnreadable` if the file is damaged."""
+    key = str(Path(profile_dir).resolve())
+    with _STORES_LOCK:
+        store = _STORES.get(key)
+        if store is None:
+            store = _STORES[key] = SettingsStore(Path(profile_dir))
+        return store

@@ -28,7 +28,7 @@ import threading
 import time
 import unicodedata
 
-from . import approvals, streams
+from . import approvals, instructions, streams
 from .agents.base import AgentBackend, BackendError, TurnContext
 from .codec import clean_text
 from .errors import ApiError, SessionError, SessionNotFound, TooLarge, TurnConflict
@@ -518,6 +518,7 @@ def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text
     with session_lock(session_id):
         session = store.load_metadata_only(session_id)
         ensure_idle(session, expected_message_count)
+        system = instructions.system_prompt(store.dir.parent, session.meta)  # the profile's and project's
         files = store.attachments.resolve(session_id, attachments) if attachments else []
         if not text.strip() and not files:
             raise ApiError("the message is empty")
@@ -545,6 +546,7 @@ def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text
         channel = StreamChannel(stream_id, session_id)
         turn = Turn(store, backend, channel, user, journal, checkpoint_seconds, max_tool_result_bytes, files)
         turn.configure(model=model, config=config, approval_policy=approval_policy, **(agent_home or {}))
+        turn.ctx.system_prompt = system
         channel.turn = turn
         streams.register(channel)
     threading.Thread(target=turn.run, name=f"turn-{stream_id}", daemon=True).start()
@@ -565,6 +567,7 @@ def start_continue(store: SessionStore, backend: AgentBackend, session_id: str, 
     with session_lock(session_id):
         session = store.load_metadata_only(session_id)
         ensure_idle(session)
+        system = instructions.system_prompt(store.dir.parent, session.meta)
         _meta, window, offset = store.read_window(session_id, 2, None)
         last = window[-1] if window else None
         if not last or last.get("role") != "assistant" or last.get("status") not in CONTINUABLE:
@@ -585,6 +588,7 @@ def start_continue(store: SessionStore, backend: AgentBackend, session_id: str, 
         turn = Turn(store, backend, channel, user, journal, getattr(config, "checkpoint_seconds", 1.0),
                     getattr(config, "max_tool_result_bytes", DEFAULT_MAX_TOOL_RESULT_BYTES))
         turn.configure(model=model, config=config, continues=index, **(agent_home or {}))
+        turn.ctx.system_prompt = system
         channel.turn = turn
         streams.register(channel)
     threading.Thread(target=turn.run, name=f"turn-{stream_id}", daemon=True).start()

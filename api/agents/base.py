@@ -34,7 +34,10 @@ class TurnContext:
     answers and returns ``once``, ``session``, ``always`` or ``deny`` (a timeout is
     ``deny``); ``ask_clarify(question, choices=None, timeout=None)`` returns the answer
     (``""`` on timeout). ``home``: the profile's agent home (hermes backend);
-    ``profile``: the profile's name. Without a context, approvals are denied.
+    ``profile``: the profile's name. ``system_prompt``: the profile's custom
+    instructions and the project's (:func:`api.instructions.system_prompt`), None if
+    neither is set; a backend sends it as its system prompt (see :func:`with_system`).
+    Without a context, approvals are denied.
     """
 
     model: str | None = None
@@ -43,6 +46,7 @@ class TurnContext:
     ask_clarify: Callable[..., str] = _no_answer
     home: Path | None = None
     profile: str = "default"
+    system_prompt: str | None = None
 
 
 def continuation(history: list[dict], user_message: str, ctx: "TurnContext | None") -> tuple[list[dict], str]:
@@ -52,6 +56,15 @@ def continuation(history: list[dict], user_message: str, ctx: "TurnContext | Non
         return history, user_message
     return (list(history) + [{"role": "user", "content": user_message},
                              {"role": "assistant", "content": ctx.continue_text}], CONTINUE_PROMPT)
+
+
+def with_system(messages: list[dict], ctx: "TurnContext | None") -> list[dict]:
+    """``messages`` for a chat-completion API with the turn's system prompt
+    (``ctx.system_prompt``) as a first ``system`` message; unchanged without one."""
+    prompt = ctx.system_prompt if ctx is not None else None
+    if not prompt:
+        return messages
+    return [{"role": "system", "content": prompt}] + list(messages)
 
 
 class BackendError(Exception):

@@ -45,7 +45,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from .base import BackendError, Emit, continuation, plain_history
+from .base import BackendError, Emit, continuation, plain_history, with_system
 from .content import user_content
 
 if importlib.util.find_spec("xllamacpp") is None:
@@ -460,10 +460,12 @@ _MODELS: dict[tuple, LocalModel] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def shared_model(config) -> LocalModel:
-    """The process-wide :class:`LocalModel` for ``config.model_path`` (default: the bundled
-    SmolLM2 file) and ``config.context_size``. Cheap: nothing loads until first use."""
-    path = Path(config.model_path).expanduser().resolve() if config.model_path else bundled_model_path()
+def shared_model(config, path: Path | None = None) -> LocalModel:
+    """The process-wide :class:`LocalModel` for ``path`` (default ``config.model_path``,
+    else the bundled SmolLM2 file) and ``config.context_size``. Cheap: nothing loads
+    until first use."""
+    if path is None:
+        path = Path(config.model_path).expanduser().resolve() if config.model_path else bundled_model_path()
     key = (str(path), int(config.context_size))
     with _MODELS_LOCK:
         if key not in _MODELS:
@@ -471,22 +473,52 @@ def shared_model(config) -> LocalModel:
         return _MODELS[key]
 
 
+MODELS_DIR = "models"   # <state dir>/models/*.gguf: more models a turn may run on
+
+
 class LocalBackend:
-    """``--agent local``: chat with the embedded model. ``model`` is the GGUF file's name."""
+    """``--agent local``: chat with the embedded model. ``model`` is the GGUF file's name
+    (without ``.gguf``); any ``*.gguf`` in ``<state dir>/models/`` may be chosen per turn."""
 
     name = "local"
 
     def __init__(self, config):
+        self.config = config
         self.max_tokens = int(config.max_tokens)
         self._model = shared_model(config)
         self.model = self._model.id
+        self.models_dir = Path(config.state_dir) / MODELS_DIR
+
+    def _extra_files(self) -> dict[str, Path]:
+        """``{id: path}`` of the GGUF files in ``<state dir>/models/`` (sorted; the default's id
+        and unreadable entries left out)."""
+        try:
+            entries = sorted(os.scandir(self.models_dir), key=lambda e: e.name)
+        except OSError:
+            return {}
+        found: dict[str, Path] = {}
+        for entry in entries:
+            model_id = entry.name.removesuffix(".gguf")
+            if entry.name.endswith(".gguf") and model_id and model_id != self.model and entry.is_file():
+                found[model_id] = Path(entry.path)
+        return found
 
     def list_models(self) -> list[dict]:
-        """The one loaded model, with its context window."""
-        if not self.model:
-            return []
-        return [{"id": self.model, "label": self.model, "backend": "local", "vision": False,
-                 "context_length": self._model.context_size}]
+        """The default model (``--model-path`` or the bundled one), then each ``*.gguf`` of
+        ``<state dir>/models/`` by name; all with the context window (``--context-size``)."""
+        ids = ([self.model] if self.model else []) + list(self._extra_files())
+        return [{"id": i, "label": i, "backend": "local", "vision": False,
+                 "context_length": self._model.context_size} for i in ids]
+
+    def _model_for(self, ctx) -> LocalModel:
+        """The :class:`LocalModel` of ``ctx.model`` (the default one when unset or unknown)."""
+        wanted = ctx.model if ctx is not None else None
+        if not wanted or wanted == self.model:
+            return self._model
+        path = self._extra_files().get(wanted)
+        if path is None:
+            raise BackendError(f"model {wanted!r} is not in {self.models_dir} any more", type="not_found")
+        return shared_model(self.config, path.resolve())
 
     def run_turn(self, history: list[dict], user_message: str, emit: Emit,
                  cancel_event: threading.Event, attachments: Sequence = (), ctx=None) -> dict | None:
@@ -496,15 +528,19 @@ class LocalBackend:
         (within about three characters per token of the context window), and each image
         becomes a note saying it cannot be seen (:func:`api.agents.content.user_content`).
 
+        ``ctx.model`` picks a GGUF file of ``<state dir>/models/``; ``ctx.system_prompt``
+        (custom instructions) goes first as a ``system`` message.
+
         Raises :class:`BackendError` (``backend_unavailable``, ``not_found``,
         ``model_error``) when the model cannot run.
         """
         history, user_message = continuation(history, user_message, ctx)
+        model = self._model_for(ctx)
         content = user_message
         if attachments:
-            content = user_content(user_message, attachments, images=False, budget=self._model.context_size * 3)
-        messages = plain_history(history) + [{"role": "user", "content": content}]
-        gen = self._model.generate(messages, max_tokens=self.max_tokens, cancel_event=cancel_event,
+            content = user_content(user_message, attachments, images=False, budget=model.context_size * 3)
+        messages = with_system(plain_history(history) + [{"role": "user", "content": content}], ctx)
+        gen = model.generate(messages, max_tokens=self.max_tokens, cancel_event=cancel_event,
                                    on_status=lambda text: emit("status", {"text": text}))
         try:
             for text in gen:
@@ -515,5 +551,5 @@ class LocalBackend:
             gen.close()
         if gen.dropped:
             log.info("local turn: %d oldest messages left out to fit %d tokens", gen.dropped,
-                     self._model.context_size)
+                     model.context_size)
         return {"usage": gen.usage, "finish_reason": gen.finish_reason}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Sequence
 
-from .base import BackendError, Emit, TurnContext, continuation, plain_history
+from .base import BackendError, Emit, TurnContext, continuation, plain_history, with_system
 from .content import user_content
 
 
@@ -67,13 +67,14 @@ class OpenAIBackend:
                  ctx: TurnContext | None = None) -> dict | None:
         """Stream one reply on ``ctx.model`` (default ``--model``). Attached images go as
         ``image_url`` content parts, other files as text (:func:`api.agents.content.user_content`).
-        Continuing a cut reply sends it back with a request to go on."""
+        Continuing a cut reply sends it back with a request to go on. ``ctx.system_prompt``
+        (custom instructions) goes first as a ``system`` message."""
         client = self._get_client()
         history, user_message = continuation(history, user_message, ctx)
         model = (ctx.model if ctx else None) or self.model
         finish = None
         content = user_content(user_message, attachments, images=True) if attachments else user_message
-        messages = plain_history(history) + [{"role": "user", "content": content}]
+        messages = with_system(plain_history(history) + [{"role": "user", "content": content}], ctx)
         usage = None
         try:
             stream = client.chat.completions.create(model=model, messages=messages, stream=True,

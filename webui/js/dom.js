@@ -22,6 +22,9 @@ const ICONS = {
   upload: [["path", { d: "M12 16V5M7 10l5-5 5 5M5 20h14" }]],
   undo: [["path", { d: "M9 14L4.5 9.5 9 5" }], ["path", { d: "M4.5 9.5H14a5.5 5.5 0 0 1 0 11h-3" }]],
   eraser: [["path", { d: "M14.5 4.5l5 5-9 9h-5l-2-2a1.5 1.5 0 0 1 0-2.1z" }], ["path", { d: "M9.5 9.5l5 5M10.5 20.5H20" }]],
+  folder: [["path", { d: "M3.5 7.5A2 2 0 0 1 5.5 5.5h4l2 2.5h7a2 2 0 0 1 2 2v7.5a2 2 0 0 1-2 2h-13a2 2 0 0 1-2-2z" }]],
+  plus: [["path", { d: "M12 5v14M5 12h14" }]],
+  tag: [["path", { d: "M4 4h7.5L20 12.5 12.5 20 4 11.5z" }], ["circle", { cx: 8.5, cy: 8.5, r: 1.3 }]],
   brand: [["rect", { width: 32, height: 32, rx: 9, class: "brand-bg" }], ["path", { d: "M10 8v16M22 8v16M10 16h12", class: "brand-glyph" }]],
 };
 
