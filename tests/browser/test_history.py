@@ -102,11 +102,11 @@ def test_code_blocks_are_highlighted_with_a_copy_button(history_server, open_pag
     assert page.evaluate("() => navigator.clipboard.readText()") == CODE
 
 
-def test_sidebar_groups_pinned_today_yesterday_earlier(history_server, open_page):
+def test_sidebar_groups_pinned_today_yesterday_previous_days(history_server, open_page):
     page = open_page(history_server)
     page.wait_for_selector(".session")
     labels = page.locator(".group-label").all_inner_texts()
-    assert [x.lower() for x in labels] == ["pinned", "today", "yesterday", "earlier"]
+    assert [x.lower() for x in labels] == ["pinned", "projects", "today", "yesterday", "previous 7 days"]
     groups = page.evaluate("""() => [...document.querySelectorAll('.sessions')].map(
         ul => [...ul.querySelectorAll('.session')].map(li => li.dataset.sid))""")
     assert groups[0] == ["pinned_chat"]

@@ -12,6 +12,7 @@ import { offerMigration } from "./migrate.js";
 import { closeMenu, dialogIsOpen, menuIsOpen, openMenu } from "./menu.js";
 import { initProfiles } from "./profile.js";
 import { initSettings } from "./settings.js";
+import { initShortcuts } from "./shortcuts.js";
 import { Sidebar } from "./sidebar.js";
 import { initWorkspacePanel } from "./workspace.js";
 
@@ -160,6 +161,7 @@ function wire() {
     onSelect: (sid) => navigate(sid),
     onDeleted: (sid) => { if (sid === chat.sessionId) navigate(null, { replace: true }); },
     onRenamed: (s) => { if (s.session_id === chat.sessionId) setTitle(s.title); },
+    onNewChat: () => navigate(null),
   });
   chat = new Chat({
     onTitle: setTitle,
@@ -189,6 +191,7 @@ function wire() {
     setStreaming: (on) => { composer.setStreaming(on); app.classList.toggle("is-streaming", on); },
     setBanner: (on) => { $("#banner").hidden = !on; },
     onTooLarge: (text, detail) => composer.showTooLarge(text, detail),
+    newChatFields: () => sidebar.newChatFields(),
   });
   models = initModelPicker({ sessionId: () => chat.sessionId });
   composer = initComposer({ onSend: (text) => chat.send(text), onStop: () => chat.stop() });
@@ -220,6 +223,7 @@ function wire() {
     if (btn) composer.setText(btn.dataset.prompt);
   });
   document.addEventListener("keydown", onKey);
+  initShortcuts({ newChat: () => navigate(null), toggleSidebar: () => sidebar.toggleCollapsed() });
   window.addEventListener("popstate", () => {
     const sid = sidFromUrl();
     sidebar.setActive(sid);

@@ -20,7 +20,8 @@ const STICK_PX = 80;         // "at the bottom" tolerance for following a stream
 /**
  * Chat controller. ``hooks``: {onTitle(title|null), onCreated(sid), onListChanged(),
  * onMissing(sid), setStreaming(bool), setBanner(bool), onForked(sid), offerText(text),
- * onTurnEnded(), onTooLarge(text, serverMessage)} (the last: a send refused with 413).
+ * onTurnEnded(), onTooLarge(text, serverMessage)} (the last: a send refused with 413),
+ * newChatFields() (extra fields for POST /api/session/new, e.g. the sidebar's project_id).
  */
 export class Chat {
   constructor(hooks) {
@@ -199,7 +200,8 @@ export class Chat {
     try {
       const model = this.hooks.model?.() || undefined;
       if (!sid) {
-        const { session } = await post("/api/session/new", model ? { model } : {});
+        const fields = { ...(model ? { model } : {}), ...(this.hooks.newChatFields?.() || {}) }; // e.g. project_id
+        const { session } = await post("/api/session/new", fields);
         sid = session.session_id;
         this.sessionId = sid;
         this.hooks.onCreated(sid);
