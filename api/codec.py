@@ -31,6 +31,10 @@ METADATA_KEYS = (
     "intentional_shrink_generation",
 )
 HEAD_CHUNK = 16 * 1024  # read_header's first read; it grows ×4 until the header is whole
+# Keys written after "messages", each on one line, so they never weigh on the metadata
+# prefix: the stored versions of a conversation (api.versions), which can be as large as
+# the transcript. A file that has them is read by the any-layout readers below.
+TRAILING_KEYS = ("versions",)
 
 
 def clean_text(value: str) -> str:
@@ -56,7 +60,8 @@ def clean_json(value):
 def ordered_metadata(meta: dict) -> dict:
     """Metadata in file order: ``METADATA_KEYS`` first, unknown keys after, never messages."""
     ordered = {k: meta[k] for k in METADATA_KEYS if k in meta}
-    ordered.update((k, v) for k, v in meta.items() if k not in ordered and k != "messages")
+    ordered.update((k, v) for k, v in meta.items()
+                   if k not in ordered and k != "messages" and k not in TRAILING_KEYS)
     return ordered
 
 
@@ -70,12 +75,14 @@ def dumps_json(value) -> str:
 
 
 def encode_session(meta: dict, messages: list) -> bytes:
-    """Serialise to the on-disk layout described in the module docstring."""
+    """Serialise to the on-disk layout described in the module docstring; a non-empty
+    :data:`TRAILING_KEYS` value follows the array, ``,\n"versions":{…}`` on one line."""
     ordered = ordered_metadata(meta)
     head = dumps_json(ordered)[:-1]
     sep = "," if ordered else ""
     body = ",\n".join(dumps_json(m) for m in messages)
-    return (f'{head}{sep}\n"messages":[\n{body}\n]}}\n').encode("utf-8")
+    trailing = "".join(f',\n{dumps_json(k)}:{dumps_json(meta[k])}' for k in TRAILING_KEYS if meta.get(k))
+    return (f'{head}{sep}\n"messages":[\n{body}\n]{trailing}}}\n').encode("utf-8")
 
 
 _WS = re.compile(r"[ \t\n\r]*")

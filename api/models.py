@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from . import session_events
+from . import versions
 from .atomic import FileRange, atomic_write_bytes
 from .attachment_store import AttachmentStore
 from .errors import InvalidSessionId, SessionNotFound, SessionUnreadable
@@ -47,7 +48,8 @@ LEGACY_PENDING_KEYS = ("pending_user_message", "pending_started_at", "pending_as
 # What a finished turn writes back over the stream fields (a legacy key set to None is removed).
 CLEARED_STREAM_FIELDS = {"active_stream_id": None, **{k: None for k in LEGACY_PENDING_KEYS}}
 # Kept in the file but not shown by the API.
-PRIVATE_KEYS = ("generation", "intentional_shrink_generation", "intentional_shrink_at") + LEGACY_PENDING_KEYS
+PRIVATE_KEYS = ("generation", "intentional_shrink_generation", "intentional_shrink_at",
+                "version_points") + LEGACY_PENDING_KEYS
 # The sidebar's fields: all that the index keeps and the list returns, with their types.
 SIDEBAR_FIELDS = {
     "session_id": str, "title": str, "manual_title": bool, "created_at": float, "updated_at": float,
@@ -101,7 +103,9 @@ def public_metadata(meta: dict) -> dict:
     """``meta`` without the private keys, the sidebar's fields coerced to their types
     (:func:`sidebar_row`): what ``GET /api/session`` shows, so a hand-edited
     ``"pinned": "yes"`` reads the same there as in the list."""
-    out = {k: v for k, v in meta.items() if k not in PRIVATE_KEYS}
+    out = {k: v for k, v in meta.items() if k not in PRIVATE_KEYS and k != "versions"}
+    if meta.get("version_points"):  # the stored versions, summed up (api.versions)
+        out["versions"] = versions.summary(meta)
     row = sidebar_row(meta)
     if not isinstance(meta.get("message_count"), int):
         row.pop("message_count")
@@ -491,6 +495,7 @@ class SessionStore:
             meta["updated_at"] = time.time()
         meta["generation"] = _generation(on_disk.meta if on_disk is not None else meta) + 1
         meta["message_count"] = len(session.messages)
+        versions.refresh_points(meta)
         atomic_write_bytes(path, encode_session(meta, session.messages))
         session.meta = meta
         self.index.update(sid, session.compact(), stat_key(path))

@@ -1,4 +1,4 @@
-"""Session operations: retry, edit, undo, clear and duplicate.
+"""Session operations: retry, edit, undo, clear, duplicate and switching versions.
 
 Every mutating operation follows one path (:func:`_locked_session`): settle a stale
 stream, take the session lock, refuse with 409 while a live stream owns the session or
@@ -8,6 +8,8 @@ with ``intentional_shrink=True``: the previous file goes to ``<sid>.json.bak`` a
 marker keeps start-up self-heal from bringing removed messages back. Retry and edit then
 start the new turn through :func:`api.turns.start_turn` while still holding the
 (re-entrant) session lock, so no other request can slip in between the trim and the turn.
+Retry and edit keep what they replace as a version (:mod:`api.versions`);
+``POST /api/session/version`` switches the version shown.
 
 Export and import are :mod:`api.session_export`.
 """
@@ -19,6 +21,7 @@ from contextlib import contextmanager
 from flask import Blueprint, Response, jsonify
 
 from . import model_catalog
+from . import versions
 from .app import app_state
 from .httputil import ApiError, field, json_body
 from .models import DEFAULT_TITLE, Session, clean_title, message_text, validate_session_id
@@ -86,6 +89,29 @@ def _restart_from(session: Session, keep: int, text: str, model: str | None,
     return jsonify(stream_id=stream_id, session_id=sid, message_count=keep)
 
 
+@contextmanager
+def _kept_as_version(session: Session, at: int):
+    """Keep the conversation shown from ``at`` on as a version (:func:`api.versions.branch`)
+    before a retry or an edit replaces it (the caller holds the session lock).
+
+    Saved before the body runs (the turn's own save then trims the transcript): a crash
+    in between shows the old version twice, never loses it. If the body raises (the turn
+    could not start), the new version is taken back.
+    """
+    before = session.meta.get("versions") or {}
+    session.meta["versions"] = versions.branch(session.messages, before, at)[1]
+    session.save(touch=False)
+    try:
+        yield
+    except BaseException:
+        session.meta["versions"] = before
+        try:
+            session.save(touch=False)
+        except OSError as exc:  # the file keeps a duplicate of the shown version: nothing is lost
+            log.error("could not take back the new version of %s: %s", session.session_id, exc)
+        raise
+
+
 # ---------------------------------------------------------------- operations
 
 
@@ -95,7 +121,9 @@ def retry():
 
     Drops the last user message and everything after it (the reply being retried) and
     runs a new turn with that user message; ``message_count`` is the count after the
-    trim (the turn appends the user message and the new reply when it finishes).
+    trim (the turn appends the user message and the new reply when it finishes). What
+    was dropped stays as a version at that user message's index (``versions`` of
+    ``GET /api/session``; ``POST /api/session/version`` shows it again).
     ``start_turn: false`` is the upstream's retry: the trim only, no turn, answered
     ``{ok, session_id, message_count, last_user_text, removed_count, session}``
     (:func:`api.compat.retry_answer`); the caller sends the text again itself.
@@ -115,7 +143,8 @@ def retry():
             raise ApiError("nothing to retry: the session has no user message with text")
         if not start:
             return jsonify(compat.retry_answer(session, at, text))
-        return _restart_from(session, at, text, model, attachments)
+        with _kept_as_version(session, at):
+            return _restart_from(session, at, text, model, attachments)
 
 
 @bp.post("/api/session/edit")
@@ -124,7 +153,8 @@ def edit():
     ``{stream_id, session_id, message_count}``.
 
     Replaces user message ``message_index`` (0-based) with ``content``: that message and
-    everything after it are dropped and a new turn runs with ``content``. 400 if the
+    everything after it leave the transcript shown and a new turn runs with ``content``;
+    what left stays as a version at ``message_index``. 400 if the
     index is out of range, not a user message, or ``content`` is empty; 413 if
     ``content`` is over ``--max-message-bytes`` UTF-8 bytes; 404/409 as for retry.
     """
@@ -142,7 +172,8 @@ def edit():
                            f"{len(session.messages)} messages)")
         if session.messages[index].get("role") != "user":
             raise ApiError(f"message {index} is not a user message; only those can be edited")
-        return _restart_from(session, index, content, model, _attachment_ids(session.messages[index]))
+        with _kept_as_version(session, index):
+            return _restart_from(session, index, content, model, _attachment_ids(session.messages[index]))
 
 
 @bp.post("/api/session/undo")
@@ -151,8 +182,9 @@ def undo():
     ``{session: compact, removed: n, removed_user_message: str | null}``.
 
     Removes the last exchange: the last user message and everything after it (or, with
-    no user message, the last message). ``removed_user_message`` is that message's text,
-    for the composer. 400 if the session is empty; 404/409 as for retry.
+    no user message, the last message), with the other versions of what it removes.
+    ``removed_user_message`` is that message's text, for the composer. 400 if the
+    session is empty; 404/409 as for retry.
     """
     sid, expected = _target(json_body())
     with _locked_session(sid, expected) as session:
@@ -162,6 +194,7 @@ def undo():
         at = len(session.messages) - 1 if at is None else at
         removed = session.messages[at:]
         session.messages = session.messages[:at]
+        session.meta["versions"] = versions.truncate(session.meta.get("versions"), at)
         session.save(intentional_shrink=True)
         user_text = message_text(removed[0]) if removed[0].get("role") == "user" else None
         return jsonify(session=session.compact(), removed=len(removed), removed_user_message=user_text)
@@ -171,13 +204,14 @@ def undo():
 def clear():
     """``{session_id, expected_message_count?}`` → ``{session: compact, removed: n}``.
 
-    Removes every message (title and settings stay). 404/409 as for retry.
+    Removes every message and every version (title and settings stay). 404/409 as for retry.
     """
     sid, expected = _target(json_body())
     with _locked_session(sid, expected) as session:
         removed = len(session.messages)
-        if removed:
+        if removed or session.meta.get("versions"):
             session.messages = []
+            session.meta["versions"] = {}
             session.save(intentional_shrink=True)
         return jsonify(session=session.compact(), removed=removed)
 
@@ -203,6 +237,35 @@ def duplicate():
                 "workspace": source.meta.get("workspace"), "forked_from": sid}
     [copy] = current_store().create_many([{"meta": meta, "messages": messages}], keep_times=False)
     return jsonify(session=copy.compact())
+
+
+@bp.post("/api/session/version")
+def switch_version():
+    """``{session_id, message_index, version, expected_message_count?}`` →
+    ``{session: compact, message_count, versions: {"<i>": {count, current}}}``.
+
+    Shows version ``version`` (0-based) of the versions at ``message_index`` (the keys of
+    ``versions`` in ``GET /api/session``): the transcript from that index on becomes that
+    version's, the one shown before is kept, and so are the versions inside each. New
+    turns, continue, undo and retry then work on the version shown. ``updated_at`` is not
+    changed. A switch to a shorter version is a deliberate shrink (start-up self-heal
+    keeps it). 400 when the index has no versions or ``version`` is out of range; 404
+    unknown session; 409 live stream or stale ``expected_message_count`` (nothing changed).
+    """
+    body = json_body()
+    sid, expected = _target(body)
+    index = field(body, "message_index", int)
+    version = field(body, "version", int)
+    with _locked_session(sid, expected) as session:
+        try:
+            messages, shown = versions.switch(session.messages, session.meta.get("versions"), index, version)
+        except versions.VersionError as exc:
+            raise ApiError(str(exc)) from None
+        if messages != session.messages or shown != (session.meta.get("versions") or {}):
+            session.messages, session.meta["versions"] = messages, shown
+            session.save(touch=False, intentional_shrink=True)
+        return jsonify(session=session.compact(), message_count=len(session.messages),
+                       versions=versions.summary(session.meta))
 
 
 def init_app(app) -> None:
