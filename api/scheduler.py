@@ -200,7 +200,7 @@ class Scheduler:
             self.fire(profile, task, "scheduled", advance_to=upcoming)
         else:
             missed = count_due(cron, zone, due, now)
-            what = f"{missed} run{'s' if missed != 1 else ''} missed while the server was stopped"
+            what = f"{missed} run{'s' if missed != 1 else ''} missed (the server was stopped or asleep)"
             if task.get("missed") == "run_once":
                 self.fire(profile, task, "missed", advance_to=upcoming, note=f"{what}: this run makes up for them")
             else:
@@ -325,9 +325,11 @@ class Scheduler:
         denied = [{"tool": d["tool"], "command": d["command"]} for d in policy.denied]
         if denied and not note:
             note = f"{len(denied)} tool call{'s' if len(denied) != 1 else ''} denied: not in the task's allowed tools"
+        changes = {"status": outcome, "finished_at": self.clock.now(), "denied": denied}
+        if note:   # else the note the run started with (e.g. why it was made up) stays
+            changes["note"] = note
         try:
-            ts.update_run(tid, run_id, {"status": outcome, "finished_at": self.clock.now(), "note": note,
-                                        "denied": denied})
+            ts.update_run(tid, run_id, changes)
         except OSError as exc:   # the record stays "running": interrupted at the next start
             log.error("could not record the end of run %s of task %s: %s", run_id, tid, exc)
         finally:

@@ -1,0 +1,348 @@
+"""Scheduled tasks (docs/api.md "Scheduled tasks", api/scheduler.py): real servers with the
+fake backend and the test clock (HERMES_WEBUI_TEST_CLOCK=1: the scheduler's time moves
+only through POST /api/tasks/test-clock, which ticks once), so nothing sleeps until 8:00."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from api import tasks as tasks_mod
+from api.errors import ApiError
+
+from .helpers import LiveServer, fake_script, wait_until
+
+PARIS = ZoneInfo("Europe/Paris")
+CLOCK_ENV = {"HERMES_WEBUI_TEST_CLOCK": "1"}
+MONDAY = datetime(2026, 1, 5, tzinfo=PARIS)   # a Monday in winter (UTC+1)
+
+
+def at(day: int, hour: int, minute: int = 0, second: int = 0) -> float:
+    """Epoch seconds of MONDAY + ``day`` days at hour:minute, Paris time."""
+    return (MONDAY + timedelta(days=day)).replace(hour=hour, minute=minute, second=second).timestamp()
+
+
+@pytest.fixture
+def clocked(make_server):
+    def make(**kw):
+        return make_server(env=CLOCK_ENV, **kw).start()
+    return make
+
+
+def set_clock(server: LiveServer, t: float) -> None:
+    r = server.post("/api/tasks/test-clock", {"now": t})
+    assert r.status_code == 200, r.text
+
+
+def save(server: LiveServer, **body) -> dict:
+    body.setdefault("name", "Inbox summary")
+    body.setdefault("prompt", "summarise my inbox")
+    body.setdefault("schedule", "weekdays at 08:00")
+    body.setdefault("timezone", "Europe/Paris")
+    r = server.post("/api/tasks/save", body)
+    assert r.status_code == 200, r.text
+    return r.json()["task"]
+
+
+def runs(server: LiveServer, task_id: str) -> list[dict]:
+    r = server.get("/api/tasks/runs", params={"task_id": task_id})
+    assert r.status_code == 200, r.text
+    return r.json()["runs"]
+
+
+def settled_runs(server: LiveServer, task_id: str, count: int) -> list[dict]:
+    """The task's runs once there are ``count`` and none is running (newest first)."""
+    return wait_until(lambda: (lambda rs: rs if len(rs) == count and all(r["status"] != "running" for r in rs)
+                               else None)(runs(server, task_id)), message=f"{count} finished runs")
+
+
+def listed(server: LiveServer, task_id: str) -> dict:
+    return next(t for t in server.get("/api/tasks").json()["tasks"] if t["id"] == task_id)
+
+
+def test_a_task_fires_at_its_times_each_in_a_new_chat(clocked):
+    server = clocked()
+    set_clock(server, at(0, 7))
+    task = save(server)
+    assert task["cron"] == "0 8 * * 1-5"
+    assert task["next_runs"][:2] == [(MONDAY.replace(hour=8)).isoformat(),
+                                     (MONDAY + timedelta(days=1)).replace(hour=8).isoformat()]
+    assert task["next_runs"][4] == (MONDAY + timedelta(days=4)).replace(hour=8).isoformat()  # Friday
+
+    set_clock(server, at(0, 7, 59, 59))
+    assert runs(server, task["id"]) == []
+    set_clock(server, at(0, 8))
+    first = settled_runs(server, task["id"], 1)[0]
+    assert first["status"] == "complete" and first["reason"] == "scheduled"
+    assert first["started_at"] == at(0, 8)
+    session = server.session(first["session_id"])
+    assert [m["role"] for m in session["messages"]] == ["user", "assistant"]
+    assert session["messages"][0]["content"] == "summarise my inbox"
+    assert session["messages"][1]["content"] == "echo: summarise my inbox"
+    assert session["title"].startswith("Inbox summary")
+
+    set_clock(server, at(0, 8, 1))           # the same due time is not run twice
+    set_clock(server, at(0, 23))
+    assert len(runs(server, task["id"])) == 1
+    set_clock(server, at(1, 8))              # Tuesday
+    second = settled_runs(server, task["id"], 2)[0]
+    assert second["status"] == "complete" and second["session_id"] != first["session_id"]
+    assert listed(server, task["id"])["last_run"] == {"run_id": second["run_id"], "started_at": at(1, 8),
+                                                      "status": "complete"}
+    for day in (2, 3, 4):                    # Wednesday to Friday
+        set_clock(server, at(day, 8))
+        settled_runs(server, task["id"], day + 1)
+    set_clock(server, at(5, 8))              # the weekend: no run
+    set_clock(server, at(6, 8))
+    assert [r["started_at"] for r in runs(server, task["id"])] == [at(d, 8) for d in (4, 3, 2, 1, 0)]
+
+
+def test_missed_runs_follow_the_policy_after_a_restart(clocked):
+    server = clocked()
+    set_clock(server, at(0, 7))
+    skip = save(server, name="skipper", schedule="daily at 08:00")
+    once = save(server, name="catch-up", schedule="daily at 08:00", missed="run_once")
+    server.stop()
+    server.start()
+    set_clock(server, at(3, 10))             # down from Monday 7:00 to Thursday 10:00: four runs missed
+    skipped = settled_runs(server, skip["id"], 1)
+    assert skipped[0]["status"] == "skipped" and skipped[0]["reason"] == "missed"
+    assert "4 runs missed" in skipped[0]["note"] and skipped[0]["session_id"] is None
+    made_up = settled_runs(server, once["id"], 1)
+    assert made_up[0]["status"] == "complete" and made_up[0]["reason"] == "missed"
+    assert "4 runs missed" in made_up[0]["note"]
+    set_clock(server, at(3, 10, 5))          # nothing more is made up
+    assert len(runs(server, skip["id"])) == 1 and len(runs(server, once["id"])) == 1
+    assert listed(server, once["id"])["next_runs"][0] == (MONDAY + timedelta(days=4)).replace(hour=8).isoformat()
+    set_clock(server, at(4, 8))              # and the schedule goes on
+    assert len(settled_runs(server, once["id"], 2)) == 2
+
+
+def test_sigkill_during_a_run_marks_it_interrupted_and_never_reruns_it(clocked):
+    server = clocked()
+    set_clock(server, at(0, 7))
+    task = save(server, schedule="daily at 08:00", prompt=fake_script(tokens=4, hang=True))
+    set_clock(server, at(0, 8))
+    run = wait_until(lambda: (runs(server, task["id"]) or [None])[0], message="the run")
+    assert run["status"] == "running"
+    wait_until(lambda: server.get("/api/session/status", params={"session_id": run["session_id"]}).json()["streaming"])
+    server.kill()
+    server.start()
+    after = runs(server, task["id"])
+    assert len(after) == 1 and after[0]["status"] == "interrupted" and after[0]["run_id"] == run["run_id"]
+    set_clock(server, at(0, 8, 0, 30))       # still "on time" for 8:00: not run again
+    set_clock(server, at(0, 9))
+    assert len(runs(server, task["id"])) == 1
+    chat = server.session(run["session_id"])     # settled like any chat cut by a crash
+    assert chat["messages"][0]["content"] == task["prompt"] and not chat["active_stream_id"]
+    assert any(m.get("status") == "interrupted" for m in chat["messages"])
+    set_clock(server, at(1, 8))              # the next day's run happens as usual
+    assert wait_until(lambda: len(runs(server, task["id"])) == 2)
+
+
+def test_pause_stops_runs_and_resume_does_not_make_them_up(clocked):
+    server = clocked()
+    set_clock(server, at(0, 7))
+    task = save(server, schedule="hourly", missed="run_once")
+    r = server.post("/api/tasks/pause", {"task_id": task["id"], "paused": True})
+    assert r.status_code == 200 and r.json() == {"ok": True}
+    paused = listed(server, task["id"])
+    assert paused["enabled"] is False and paused["next_runs"] == []
+    for hour in (8, 9, 10):
+        set_clock(server, at(0, hour))
+    assert runs(server, task["id"]) == []
+    assert server.post("/api/tasks/pause", {"task_id": task["id"], "paused": False}).status_code == 200
+    assert listed(server, task["id"])["next_runs"][0] == MONDAY.replace(hour=11).isoformat()
+    set_clock(server, at(0, 10, 30))
+    assert runs(server, task["id"]) == []    # nothing made up for 8, 9 and 10 o'clock
+    set_clock(server, at(0, 11))
+    assert settled_runs(server, task["id"], 1)[0]["reason"] == "scheduled"
+    assert server.post("/api/tasks/pause", {"task_id": "nope", "paused": True}).status_code == 404
+    assert server.post("/api/tasks/pause", {"task_id": task["id"], "paused": "yes"}).status_code == 400
+
+
+@pytest.mark.parametrize("body, words", [
+    ({"schedule": "61 * * * *"}, "not a schedule"),
+    ({"schedule": "every tuesday"}, "not a schedule"),
+    ({"schedule": "weekly funday at 09:00"}, "unknown day"),
+    ({"schedule": "0 0 31 2 *"}, "never happens"),
+    ({"timezone": "Mars/Olympus_Mons"}, "unknown time zone"),
+    ({"timezone": "../../etc/passwd"}, "unknown time zone"),
+    ({"model": "gpt-17"}, "unknown model"),
+    ({"profile": "nobody"}, "no profile"),
+    ({"session_mode": "sometimes"}, "session_mode"),
+    ({"missed": "all"}, "missed"),
+    ({"allowed_tools": "terminal"}, "allowed_tools"),
+    ({"name": "   "}, "needs a name"),
+    ({"colour": "red"}, "unknown field"),
+])
+def test_invalid_task_is_refused_with_400_and_nothing_stored(live_server_clocked, body, words):
+    server = live_server_clocked
+    before = server.get("/api/tasks").json()["tasks"]
+    sessions_before = server.get("/api/sessions").json()["sessions"]
+    full = {"name": "t", "prompt": "p", "schedule": "hourly", "session_mode": "continue", **body}
+    r = server.post("/api/tasks/save", full)
+    assert r.status_code == 400, r.text
+    assert words in r.json()["error"]
+    assert server.get("/api/tasks").json()["tasks"] == before
+    assert server.get("/api/sessions").json()["sessions"] == sessions_before  # no continuing chat made
+
+
+@pytest.fixture(scope="module")
+def live_server_clocked(tmp_path_factory):
+    server = LiveServer(tmp_path_factory.mktemp("tasks-live"), env=CLOCK_ENV).start()
+    yield server
+    server.kill()
+
+
+def test_invalid_edit_leaves_the_stored_task_and_file_unchanged(live_server_clocked):
+    server = live_server_clocked
+    task = save(server, name="keep me")
+    path = server.state_dir / "tasks.json"
+    on_disk = path.read_bytes()
+    for bad in ({"schedule": "* * *"}, {"timezone": "Nowhere/Land"}, {"model": "nope"},
+                {"prompt": "x" * (1024 * 1024 + 1)}):
+        r = server.post("/api/tasks/save", {"id": task["id"], **bad})
+        assert r.status_code in (400, 413), r.text
+        assert path.read_bytes() == on_disk
+    assert server.post("/api/tasks/save", {"id": "gone", "name": "x"}).status_code == 404
+    assert server.get("/api/tasks/preview", params={"schedule": "hourly", "timezone": "Nowhere/Land"}).status_code == 400
+    preview = server.get("/api/tasks/preview", params={"schedule": "weekly sun at 23:30", "timezone": "Asia/Tokyo"})
+    assert preview.status_code == 200 and preview.json()["cron"] == "30 23 * * 0"
+    assert len(preview.json()["next_runs"]) == 5
+    assert all(datetime.fromisoformat(t).weekday() == 6 and t.endswith("23:30:00+09:00")
+               for t in preview.json()["next_runs"])
+
+
+def test_a_tool_outside_the_allowed_list_is_denied_and_recorded(live_server_clocked):
+    server = live_server_clocked
+    script = fake_script(tokens=2, approval={"tool": "terminal", "command": "rm -rf build"},
+                         tools=[{"name": "terminal", "args": {"cmd": "rm -rf build"}, "result": "removed"}])
+    task = save(server, name="cleaner", prompt=script, allowed_tools=["web_search"])
+    r = server.post("/api/tasks/run", {"task_id": task["id"]})
+    assert r.status_code == 200, r.text
+    run = settled_runs(server, task["id"], 1)[0]
+    assert run["status"] == "complete" and run["reason"] == "manual"
+    assert run["denied"] == [{"tool": "terminal", "command": "rm -rf build"}]
+    assert "denied" in run["note"]
+    reply = server.session(r.json()["session_id"])["messages"][-1]
+    assert reply["denied_tools"][0]["tool"] == "terminal"
+    assert "allowed tools" in reply["denied_tools"][0]["reason"]
+    assert reply["tool_calls"][0]["is_error"] is True and reply["tool_calls"][0]["result"] != "removed"
+    # an allowed tool runs without anyone answering
+    allowed = save(server, name="searcher", allowed_tools=["terminal"], prompt=script)
+    server.post("/api/tasks/run", {"task_id": allowed["id"]})
+    ok = settled_runs(server, allowed["id"], 1)[0]
+    assert ok["denied"] == [] and ok["status"] == "complete"
+    assert server.session(ok["session_id"])["messages"][-1]["tool_calls"][0]["result"] == "removed"
+
+
+def test_continue_mode_writes_every_run_into_one_chat(live_server_clocked):
+    server = live_server_clocked
+    task = save(server, name="diary", session_mode="continue", prompt="note one thing")
+    sid = task["session_id"]
+    assert sid and server.session(sid)["title"] == "diary"
+    for n in (1, 2):
+        r = server.post("/api/tasks/run", {"task_id": task["id"]})
+        assert r.status_code == 200 and r.json()["session_id"] == sid
+        settled_runs(server, task["id"], n)
+    assert {r["session_id"] for r in runs(server, task["id"])} == {sid}
+    assert [m["role"] for m in server.session(sid)["messages"]] == ["user", "assistant"] * 2
+
+
+def test_a_run_due_while_the_last_one_runs_is_skipped(clocked):
+    server = clocked()
+    set_clock(server, at(0, 7, 30))
+    task = save(server, schedule="hourly", prompt=fake_script(tokens=2, hang=True))
+    set_clock(server, at(0, 8))
+    first = wait_until(lambda: (runs(server, task["id"]) or [None])[0])
+    set_clock(server, at(0, 9))
+    latest = wait_until(lambda: (lambda rs: rs if len(rs) == 2 else None)(runs(server, task["id"])))
+    assert latest[0]["status"] == "skipped" and "still going" in latest[0]["note"]
+    assert latest[1]["run_id"] == first["run_id"] and latest[1]["status"] == "running"
+    r = server.post("/api/tasks/run", {"task_id": task["id"]})
+    assert r.status_code == 409 and "already running" in r.json()["error"]
+    stream = server.get("/api/session/status", params={"session_id": first["session_id"]}).json()["active_stream_id"]
+    server.post("/api/chat/cancel", {"stream_id": stream})   # the user stops it from the chat
+    assert wait_until(lambda: runs(server, task["id"])[1]["status"] == "interrupted")
+    assert server.post("/api/tasks/run", {"task_id": task["id"]}).status_code == 200
+
+
+def test_delete_removes_the_task_and_its_history_but_keeps_its_chats(live_server_clocked):
+    server = live_server_clocked
+    task = save(server, name="short-lived")
+    server.post("/api/tasks/run", {"task_id": task["id"]})
+    sid = settled_runs(server, task["id"], 1)[0]["session_id"]
+    assert server.post("/api/tasks/delete", {"task_id": task["id"]}).json() == {"ok": True}
+    assert all(t["id"] != task["id"] for t in server.get("/api/tasks").json()["tasks"])
+    assert server.get("/api/tasks/runs", params={"task_id": task["id"]}).status_code == 404
+    assert not (server.state_dir / "task_runs" / f"{task['id']}.json").exists()
+    assert server.session(sid)["message_count"] == 2
+    assert server.post("/api/tasks/delete", {"task_id": task["id"]}).status_code == 404
+
+
+def test_tasks_belong_to_their_profile(live_server_clocked):
+    server = live_server_clocked
+    assert server.post("/api/profile/create", {"name": "work"}).status_code == 200
+    task = save(server, name="work task", profile="work")
+    assert all(t["id"] != task["id"] for t in server.get("/api/tasks").json()["tasks"])
+    assert json.loads((server.state_dir / "profiles" / "work" / "tasks.json").read_text())["tasks"][0]["id"] == task["id"]
+    server.post("/api/profile/switch", {"name": "work"})
+    try:
+        assert [t["id"] for t in server.get("/api/tasks").json()["tasks"]] == [task["id"]]
+        r = server.post("/api/tasks/run", {"task_id": task["id"]})
+        assert r.status_code == 200
+        sid = settled_runs(server, task["id"], 1)[0]["session_id"]
+        assert server.get("/api/session", params={"session_id": sid}).status_code == 200
+    finally:
+        server.post("/api/profile/switch", {"name": "default"})
+    assert server.get("/api/session", params={"session_id": sid}).status_code == 404  # not the default's chat
+
+
+def test_a_second_server_on_the_state_dir_cannot_run_its_tasks(clocked, tmp_path):
+    first = clocked(tmp=tmp_path / "one")
+    set_clock(first, at(0, 7))
+    task = save(first, schedule="daily at 08:00")
+    second = LiveServer(tmp_path / "one", env=CLOCK_ENV)
+    with pytest.raises(RuntimeError, match="already using"):
+        second.start(timeout=20)
+    set_clock(first, at(0, 8))
+    assert len(settled_runs(first, task["id"], 1)) == 1
+
+
+def test_the_test_clock_route_exists_only_when_asked_for(make_server):
+    server = make_server().start()
+    assert server.post("/api/tasks/test-clock", {"now": 0}).status_code == 404
+    task = save(server, schedule="hourly")
+    assert len(task["next_runs"]) == 5   # real time: the scheduler thread runs on its own
+
+
+# -- schedules (no server) ----------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(hour=st.integers(0, 23), minute=st.integers(0, 59),
+       zone=st.sampled_from(["Europe/Paris", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe", "UTC"]),
+       start=st.floats(1.6e9, 2.2e9))
+def test_daily_preset_runs_once_a_day_at_its_wall_time(hour, minute, zone, start):
+    cron = tasks_mod.resolve_schedule(f"daily at {hour}:{minute:02d}")
+    times = tasks_mod.due_times(cron, zone, start, 5)
+    assert all(a < b for a, b in zip(times, times[1:])) and times[0] > start
+    local = [datetime.fromtimestamp(t, ZoneInfo(zone)) for t in times]
+    assert len({d.date() for d in local}) == 5      # never twice a day, even across a DST change
+    # the wall time is the preset's, except on a day whose clock skipped it (then just after the gap)
+    for d in local:
+        assert (d.hour, d.minute) == (hour, minute) or d.utcoffset() != d.replace(hour=0, minute=0).utcoffset()
+
+
+@given(st.text(max_size=40))
+def test_schedule_parser_accepts_or_refuses_with_a_sentence(text):
+    try:
+        cron = tasks_mod.resolve_schedule(text)
+    except ApiError as exc:
+        assert exc.status == 400 and exc.message
+    else:
+        assert len(cron.split(" ")) == 5
