@@ -11,8 +11,9 @@ Two formats are understood (:func:`parse_import` tells them apart):
   conversations, each ``{title, create_time, update_time, mapping, current_node, …}``
   where ``mapping`` is a tree ``{node_id: {message, parent, children}}``. The branch
   the user last saw is the path from the root to ``current_node``; it is taken in order
-  and every other branch is ignored. System, visually hidden and empty messages and tool
-  messages are skipped. Each conversation becomes one session.
+  and is the version shown; every other branch is kept as another version where it parts
+  from it (:mod:`api.versions`; :func:`chatgpt_versions`). System, visually hidden and
+  empty messages and tool messages are skipped. Each conversation becomes one session.
 
 Titles are cleaned as the store cleans them (:func:`api.models.clean_title`: one line,
 at most 200 characters, lone surrogates replaced); other metadata strings (model, ids)
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import time
 
+from . import versions
 from .codec import clean_json, clean_text
 from .import_formats import ImportFormatError, ImportTooLarge
 from .models import META_STRING_MAX_BYTES, clean_title
@@ -119,16 +121,14 @@ def own_session(obj, where: str) -> dict:
     if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list):
         raise ImportFormatError(f"{where}: not a session object with a \"messages\" list")
     obj = clean_json(obj)
-    messages = []
-    for i, msg in enumerate(obj["messages"]):
-        if not isinstance(msg, dict) or msg.get("role") not in _ROLES:
-            raise ImportFormatError(f"{where}, message {i}: not a message with a role of {', '.join(_ROLES)}")
-        if not isinstance(msg.get("content"), (str, list, type(None))):
-            raise ImportFormatError(f"{where}, message {i}: \"content\" must be a string or a list")
-        if not isinstance(msg.get("timestamp"), (int, float)) or isinstance(msg.get("timestamp"), bool):
-            msg["timestamp"] = time.time()
-        messages.append(msg)
+    messages = [_own_message(msg, f"{where}, message {i}") for i, msg in enumerate(obj["messages"])]
     meta = {k: obj[k] for k in _KEPT_META if k in obj}
+    try:  # the other versions of the conversation, checked like its messages
+        kept = versions.check(obj.get("versions"), len(messages), _own_message, where)
+    except ValueError as exc:
+        raise ImportFormatError(str(exc)) from None
+    if kept:
+        meta["versions"] = kept
     if not isinstance(meta.get("title"), str):
         meta.pop("title", None)
     for key in ("created_at", "updated_at"):
@@ -147,6 +147,17 @@ def own_session(obj, where: str) -> dict:
     meta["title"] = clean_title(meta.get("title") or "") or IMPORTED_TITLE
     return {"meta": meta, "messages": messages, "skipped": 0,
             "attachments": _own_attachments(obj.get("attachments"), where)}
+
+
+def _own_message(msg, where: str) -> dict:
+    """One message of our export, checked; a missing timestamp becomes now."""
+    if not isinstance(msg, dict) or msg.get("role") not in _ROLES:
+        raise ImportFormatError(f"{where}: not a message with a role of {', '.join(_ROLES)}")
+    if not isinstance(msg.get("content"), (str, list, type(None))):
+        raise ImportFormatError(f"{where}: \"content\" must be a string or a list")
+    if not isinstance(msg.get("timestamp"), (int, float)) or isinstance(msg.get("timestamp"), bool):
+        msg["timestamp"] = time.time()
+    return msg
 
 
 def _own_attachments(raw, where: str) -> list[dict]:
@@ -203,7 +214,11 @@ def _chatgpt_conversation(conv) -> dict:
     messages, skipped = chatgpt_branch(conv, "the conversation")
     if not messages:
         raise ImportFormatError("no message to import")
-    return {"meta": _chatgpt_meta(conv, messages), "messages": messages, "skipped": skipped}
+    meta = _chatgpt_meta(conv, messages)
+    other = chatgpt_versions(conv)
+    if other:
+        meta["versions"] = other
+    return {"meta": meta, "messages": messages, "skipped": skipped}
 
 
 def parse_chatgpt_export(conversations: list) -> list[dict]:
@@ -244,6 +259,27 @@ def _chatgpt_meta(conv: dict, messages: list) -> dict:
 
 def chatgpt_branch(conv: dict, where: str) -> tuple[list[dict], int]:
     """The messages on the path root → ``current_node``, in order, and how many were skipped."""
+    chain = _chain(conv, where)
+    messages, skipped = [], 0
+    fallback_ts = conv.get("create_time") if _is_number(conv.get("create_time")) else time.time()
+    for node in chain:
+        raw = node.get("message")
+        if raw is None:
+            continue                  # the structural root
+        if not isinstance(raw, dict):
+            raise ImportFormatError(f"{where}: node {str(node.get('id'))[:80]!r} has a malformed message")
+        msg = _chatgpt_message(raw, fallback_ts)
+        if msg is None:
+            skipped += 1
+            continue
+        fallback_ts = msg["timestamp"]
+        messages.append(msg)
+    return messages, skipped
+
+
+def _chain(conv: dict, where: str) -> list[dict]:
+    """The nodes on the path root → ``current_node``, root first; ImportFormatError if
+    the mapping or the path is broken."""
     mapping = conv.get("mapping")
     if not isinstance(mapping, dict) or not mapping:
         raise ImportFormatError(f"{where}: \"mapping\" must be a non-empty object")
@@ -265,21 +301,90 @@ def chatgpt_branch(conv: dict, where: str) -> tuple[list[dict], int]:
         node_id = node.get("parent")
         if node_id is not None and not isinstance(node_id, str):
             raise ImportFormatError(f"{where}: node {str(chain[-1].get('id'))[:80]!r} has an invalid parent")
-    messages, skipped = [], 0
-    fallback_ts = conv.get("create_time") if _is_number(conv.get("create_time")) else time.time()
-    for node in reversed(chain):
+    chain.reverse()
+    return chain
+
+
+def chatgpt_versions(conv: dict) -> dict:
+    """The other branches of a ChatGPT conversation's ``mapping`` tree as versions
+    (:mod:`api.versions`) of the branch :func:`chatgpt_branch` takes.
+
+    Where a node of that branch has other children, each child's subtree becomes a
+    version starting at the index the branch has reached there (its ``current`` is the
+    branch shown, in the order of ``children``). Inside a subtree the last child is the
+    one followed and the others nest as its versions. Subtrees with no message to import
+    are left out; a malformed node ends its subtree (the shown branch was checked already).
+    """
+    mapping = conv["mapping"]
+    chain = _chain(conv, "the conversation")
+    path = {id(node) for node in chain}
+    after = {id(a): b for a, b in zip(chain, chain[1:])}
+    fallback = conv.get("create_time") if _is_number(conv.get("create_time")) else time.time()
+    seen = {nid for nid, node in mapping.items() if id(node) in path}
+    out: dict = {}
+    count = 0
+    for node in chain:
         raw = node.get("message")
-        if raw is None:
-            continue                  # the structural root
-        if not isinstance(raw, dict):
-            raise ImportFormatError(f"{where}: node {str(node.get('id'))[:80]!r} has a malformed message")
-        msg = _chatgpt_message(raw, fallback_ts)
-        if msg is None:
-            skipped += 1
+        msg = _chatgpt_message(raw, fallback) if isinstance(raw, dict) else None
+        if msg is not None:
+            count, fallback = count + 1, msg["timestamp"]
+        nxt = after.get(id(node))
+        if nxt is None:
+            break
+        kids = [k for k in _children(node, mapping) if id(mapping[k]) in path or k not in seen]
+        if len(kids) < 2:
             continue
-        fallback_ts = msg["timestamp"]
-        messages.append(msg)
-    return messages, skipped
+        shown_at = next((i for i, k in enumerate(kids) if id(mapping[k]) in path), len(kids))
+        tails = []
+        for i, kid in enumerate(kids):
+            if i == shown_at:
+                tails.append(None)
+            elif id(mapping[kid]) not in path:
+                tail = _subtree(mapping, kid, count, seen, fallback, 1)
+                if tail is not None:
+                    tails.append(tail)
+        if shown_at == len(kids):
+            tails.append(None)
+        entry = out.get(str(count))
+        if entry is not None:  # a skipped node branched at the same index: one point
+            tails = [t for t in entry["tails"] if t is not None] + tails
+        if len(tails) >= 2:
+            out[str(count)] = {"current": tails.index(None), "tails": tails}
+    return {k: v for k, v in out.items() if int(k) < count}
+
+
+def _children(node: dict, mapping: dict) -> list[str]:
+    kids = node.get("children")
+    return [k for k in kids if isinstance(k, str) and isinstance(mapping.get(k), dict)] if isinstance(kids, list) else []
+
+
+def _subtree(mapping: dict, node_id: str, base: int, seen: set, fallback: float, depth: int) -> dict | None:
+    """The messages of the subtree at ``node_id`` (the last child followed at each node)
+    as a tail of :mod:`api.versions` starting at index ``base``, or None if it has none."""
+    messages: list = []
+    inner: dict = {}
+    while node_id is not None and node_id not in seen:
+        seen.add(node_id)
+        node = mapping[node_id]
+        raw = node.get("message")
+        msg = _chatgpt_message(raw, fallback) if isinstance(raw, dict) else None
+        if msg is not None:
+            messages.append(msg)
+            fallback = msg["timestamp"]
+        kids = [k for k in _children(node, mapping) if k not in seen]
+        node_id = kids[-1] if kids else None
+        if len(kids) > 1 and depth < versions.MAX_DEPTH:
+            at = base + len(messages)
+            tails = [t for t in (_subtree(mapping, k, at, seen, fallback, depth + 1) for k in kids[:-1]) if t]
+            if tails:
+                inner[str(at)] = {"current": len(tails), "tails": tails + [None]}
+    if not messages:
+        return None
+    tail = {"messages": messages}
+    inner = {k: v for k, v in inner.items() if int(k) < base + len(messages)}
+    if inner:
+        tail["versions"] = inner
+    return tail
 
 
 def _node_time(node: dict) -> float:

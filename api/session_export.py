@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request
 
-from . import search
+from . import search, versions
 from .app import app_state
 from .chatgpt_import import EXPORT_VERSION, ImportFormatError, parse_document
 from .import_formats import ImportTooLarge
@@ -47,9 +47,10 @@ def export():
     """Download one session: query ``session_id``, ``format=json`` (default) or ``md``.
 
     ``json``: ``{"hermes_webui_export": 1, "exported_at", "session": {…metadata,
-    "messages": [...], "attachments": [{id, name, size, mime, data_base64}]}}`` (the
-    session's attached files, embedded; ``attachments`` is left out when there are
-    none), UTF-8, every message whole (lone surrogates, which a
+    "messages": [...], "versions": {…}, "attachments": [{id, name, size, mime,
+    data_base64}]}}`` (``versions``: the other versions of the conversation, as stored,
+    :mod:`api.versions`; the session's attached files, embedded; each is left out when
+    there are none), UTF-8, every message whole (lone surrogates, which a
     hand-edited file may hold, become U+FFFD), which ``/api/session/import`` reads back
     unchanged. ``md``: a readable transcript (:func:`render_markdown`). Sent with
     ``Content-Disposition: attachment``. Only saved messages are exported (not a reply
@@ -155,6 +156,8 @@ def render_markdown(meta: dict, messages: list[dict]) -> str:
     ``<details>``; each tool call folded in ``<details>`` with its arguments and result
     in code blocks fenced longer than any backtick run inside them, each cut at
     :data:`MD_TOOL_TEXT_MAX` characters with a note (the JSON export keeps everything).
+    A message where versions part ways says which one is shown ("version 2 of 3"); the
+    other versions follow the transcript under "Other versions", each from where it starts.
     """
     # The title is text, not markup: a title of "<b>x</b>" or "*x*" must read as typed.
     title = " ".join(str(meta.get("title") or DEFAULT_TITLE).split())
@@ -162,27 +165,49 @@ def render_markdown(meta: dict, messages: list[dict]) -> str:
     facts = [f"Created {_when(meta.get('created_at'))}" if meta.get("created_at") else "",
              f"model {meta['model']}" if meta.get("model") else "", f"{len(messages)} messages"]
     lines += ["_" + " · ".join(f for f in facts if f) + "_", ""]
-    for msg in messages:
-        role = str(msg.get("role") or "message").capitalize()
-        status = msg.get("status")
-        heading = f"## {role}"
-        if _when(msg.get("timestamp")):
-            heading += f" · {_when(msg.get('timestamp'))}"
-        if status and status != "complete":
-            heading += f" ({status})"
-        lines += [heading, ""]
-        if msg.get("reasoning"):
-            reasoning = close_open_fences(str(msg["reasoning"]))
-            lines += ["<details><summary>Reasoning</summary>", "", reasoning, "", "</details>", ""]
-        for call in msg.get("tool_calls") or []:
-            if isinstance(call, dict):
-                lines += _tool_lines(call)
-        for att in msg.get("attachments") or []:
-            if isinstance(att, dict):
-                lines += [f"_Attached: {' '.join(str(att.get('name')).split())} ({att.get('mime')}, "
-                          f"{att.get('size')} bytes)_", ""]
-        lines += [close_open_fences(message_text(msg)), ""]
-    return "\n".join(lines)
+    shown = versions.points(meta.get("versions"))   # {"<i>": [count, current]}
+    for i, msg in enumerate(messages):
+        count, current = shown.get(str(i), (0, 0))
+        lines += _message_lines(msg, "##", f" · version {current + 1} of {count}" if count else "")
+    return "\n".join(lines + _versions_lines(meta.get("versions")))
+
+
+def _versions_lines(stored) -> list[str]:
+    """The other versions of a conversation (:func:`api.versions.all_tails`) after its
+    transcript: a heading naming where each starts, then its messages."""
+    lines = []
+    for at, n, count, tail in versions.all_tails(stored):
+        if not lines:
+            lines = ["---", "", "## Other versions", ""]
+        lines += [f"### From message {at + 1}: version {n + 1} of {count}", ""]
+        for msg in tail["messages"]:
+            lines += _message_lines(msg, "####")
+    return lines
+
+
+def _message_lines(msg: dict, level: str, note: str = "") -> list[str]:
+    """One message of a Markdown transcript under a heading of ``level``."""
+    lines = []
+    role = str(msg.get("role") or "message").capitalize()
+    status = msg.get("status")
+    heading = f"{level} {role}"
+    if _when(msg.get("timestamp")):
+        heading += f" · {_when(msg.get('timestamp'))}"
+    if status and status != "complete":
+        heading += f" ({status})"
+    lines += [heading + note, ""]
+    if msg.get("reasoning"):
+        reasoning = close_open_fences(str(msg["reasoning"]))
+        lines += ["<details><summary>Reasoning</summary>", "", reasoning, "", "</details>", ""]
+    for call in msg.get("tool_calls") or []:
+        if isinstance(call, dict):
+            lines += _tool_lines(call)
+    for att in msg.get("attachments") or []:
+        if isinstance(att, dict):
+            lines += [f"_Attached: {' '.join(str(att.get('name')).split())} ({att.get('mime')}, "
+                      f"{att.get('size')} bytes)_", ""]
+    lines += [close_open_fences(message_text(msg)), ""]
+    return lines
 
 
 # ---------------------------------------------------------------- import
@@ -261,8 +286,11 @@ def _limit_problem(item: dict, n: int | None) -> str | None:
         if len(att["data"]) > config.max_attachment_bytes:
             return (f"{conv or 'it '}has an attachment ({att['name']!r}) over this server's limit of "
                     f"{config.max_attachment_bytes:,} bytes")
-    for i, msg in enumerate(item["messages"]):
-        where = f"{conv}message {i + 1}"
+    stored = [(f"version {k + 1} of {count} from message {at + 1}, message {i + 1}", m)
+              for at, k, count, tail in versions.all_tails(item["meta"].get("versions"))
+              for i, m in enumerate(tail["messages"])]
+    for label, msg in [(f"message {i + 1}", m) for i, m in enumerate(item["messages"])] + stored:
+        where = f"{conv}{label}"
         if msg.get("role") == "user" and _utf8_size(message_text(msg)) > config.max_message_bytes:
             return f"{where} is over this server's limit of {config.max_message_bytes:,} bytes for one message"
         blocks = [msg.get("reasoning")] + [v for call in (msg.get("tool_calls") or []) if isinstance(call, dict)

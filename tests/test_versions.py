@@ -196,3 +196,123 @@ def test_a_retry_that_cannot_start_keeps_no_new_version(live_server):
     assert r.status_code == 400
     after = s.session(sid)
     assert "versions" not in after and after["messages"] == before["messages"]
+
+
+# ---------------------------------------------------------------- export and import
+
+
+def upload(server, doc) -> dict:
+    r = server.post(IMPORT, data=json.dumps(doc).encode(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_json_export_carries_the_versions_and_import_restores_them(live_server):
+    s = live_server
+    sid = three_retries(s)
+    op(s, "/api/session/edit", session_id=sid, message_index=2, content="second, edited — 编辑 ✓")
+    assert switch(s, sid, 2, 1).status_code == 200                 # a version that is not the newest
+    original = s.session(sid)
+    r = s.get("/api/session/export", params={"session_id": sid, "format": "json"})
+    assert r.status_code == 200
+    doc = r.json()
+    assert doc["session"]["messages"] == original["messages"]        # the shown version, a plain list
+    assert "version_points" not in doc["session"] and set(doc["session"]["versions"]) == {"2"}
+    [copy] = upload(s, doc)["sessions"]
+    got = s.session(copy["session_id"])
+    assert got["messages"] == original["messages"] and got["versions"] == original["versions"]
+    for version in (0, 2, 3):                                      # every version came along
+        assert switch(s, copy["session_id"], 2, version).status_code == 200
+        assert switch(s, sid, 2, version).status_code == 200
+        assert s.session(copy["session_id"])["messages"] == s.session(sid)["messages"]
+    assert s.session(copy["session_id"])["messages"][2]["content"] == "second, edited — 编辑 ✓"
+
+
+def test_markdown_export_lists_the_other_versions(live_server):
+    s = live_server
+    sid = s.new_session(title="Versions in Markdown")
+    chat(s, sid, "the question")
+    op(s, "/api/session/edit", session_id=sid, message_index=0, content="the better question")
+    text = s.get("/api/session/export", params={"session_id": sid, "format": "md"}).text
+    shown_at, other_at = text.index("the better question"), text.index("## Other versions")
+    assert "version 2 of 2" in text[:shown_at] and shown_at < other_at
+    assert "### From message 1: version 1 of 2" in text[other_at:]
+    assert text.index("echo: the question") > other_at
+
+
+@pytest.mark.parametrize("versions, why", [
+    ({"7": {"current": 1, "tails": [{"messages": [{"role": "user", "content": "x"}]}, None]}}, "index"),
+    ({"0": {"current": 0, "tails": [{"messages": [{"role": "user", "content": "x"}]}, None]}}, "null"),
+    ({"0": {"current": 1, "tails": [{"messages": []}, None]}}, "no message"),
+    ({"0": {"current": 1, "tails": [{"messages": [{"role": "robot", "content": "x"}]}, None]}}, "role"),
+    ("many", "object"),
+])
+def test_import_refuses_broken_versions_and_writes_nothing(live_server, versions, why):
+    s = live_server
+    before = {x["session_id"] for x in s.get("/api/sessions").json()["sessions"]}
+    doc = {"hermes_webui_export": 1, "session": {"title": "broken", "versions": versions, "messages": [
+        {"role": "user", "content": "hi", "timestamp": 1.0}, {"role": "assistant", "content": "yo", "timestamp": 2.0}]}}
+    r = s.post(IMPORT, data=json.dumps(doc), headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and why in r.json()["error"], r.text
+    assert {x["session_id"] for x in s.get("/api/sessions").json()["sessions"]} == before
+
+
+def test_import_applies_the_size_limits_to_stored_versions(make_server):
+    s = make_server(args=("--max-message-bytes", "1000")).start()
+    doc = {"hermes_webui_export": 1, "session": {"title": "big", "messages": [
+        {"role": "user", "content": "short", "timestamp": 1.0}],
+        "versions": {"0": {"current": 1, "tails": [
+            {"messages": [{"role": "user", "content": "é" * 600, "timestamp": 1.0}]}, None]}}}}
+    r = s.post(IMPORT, data=json.dumps(doc), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "version 1 of 2" in r.json()["error"], r.text
+    assert s.get("/api/sessions").json()["sessions"] == []
+    s.stop()
+
+
+def chatgpt_node(nid, parent, children, role=None, text=None, t=None, hidden=False):
+    message = None
+    if role is not None:
+        message = {"id": nid, "author": {"role": role}, "create_time": t,
+                   "content": {"content_type": "text", "parts": [text]},
+                   "metadata": {"is_visually_hidden_from_conversation": True} if hidden else {}}
+    return {"id": nid, "message": message, "parent": parent, "children": children}
+
+
+def test_chatgpt_import_keeps_the_other_branches_as_versions(live_server):
+    """root → u1 → {a1 (first answer), a1b (regenerated: → u2 → {a2, a2b}), a1c (newest, → u3x)};
+    the user last saw a1b → u2 → a2 (current_node), not the newest branch."""
+    s = live_server
+    nodes = [
+        chatgpt_node("root", None, ["sys"]),
+        chatgpt_node("sys", "root", ["u1"], "system", "hidden", 1.0, hidden=True),
+        chatgpt_node("u1", "sys", ["a1", "a1b", "a1c"], "user", "Name a colour", 2.0),
+        chatgpt_node("a1", "u1", [], "assistant", "Red", 3.0),
+        chatgpt_node("a1b", "u1", ["u2"], "assistant", "Blue", 4.0),
+        chatgpt_node("u2", "a1b", ["a2", "a2b"], "user", "Another?", 5.0),
+        chatgpt_node("a2", "u2", [], "assistant", "Green", 6.0),
+        chatgpt_node("a2b", "u2", [], "assistant", "Yellow", 7.0),
+        chatgpt_node("a1c", "u1", ["u3x", "u3y"], "assistant", "Violet 紫", 8.0),
+        chatgpt_node("u3x", "a1c", [], "user", "Why violet?", 9.0),
+        chatgpt_node("u3y", "a1c", [], "user", "Why not?", 10.0),
+    ]
+    conv = {"title": "Colours", "create_time": 1.0, "update_time": 10.0, "current_node": "a2",
+            "mapping": {n["id"]: n for n in reversed(nodes)}}
+    [session] = upload(s, [conv])["sessions"]
+    sid = session["session_id"]
+    got = s.session(sid)
+    assert [m["content"] for m in got["messages"]] == ["Name a colour", "Blue", "Another?", "Green"]
+    assert got["versions"] == {"1": {"count": 3, "current": 1}, "3": {"count": 2, "current": 0}}
+    assert switch(s, sid, 3, 1).status_code == 200
+    assert s.session(sid)["messages"][3]["content"] == "Yellow"
+    assert switch(s, sid, 1, 0).status_code == 200
+    assert [m["content"] for m in s.session(sid)["messages"]] == ["Name a colour", "Red"]
+    assert switch(s, sid, 1, 2).status_code == 200
+    got = s.session(sid)
+    assert [m["content"] for m in got["messages"]] == ["Name a colour", "Violet 紫", "Why not?"]
+    assert got["versions"] == {"1": {"count": 3, "current": 2}, "2": {"count": 2, "current": 1}}
+    assert switch(s, sid, 1, 1).status_code == 200                  # the branch seen last, as it was left
+    got = s.session(sid)
+    assert [m["content"] for m in got["messages"]] == ["Name a colour", "Blue", "Another?", "Yellow"]
+    # a new turn goes on the version shown
+    chat(s, sid, "more")
+    assert s.session(sid)["message_count"] == 6
