@@ -11,6 +11,7 @@ import { initModelPicker } from "./models.js";
 import { offerMigration } from "./migrate.js";
 import { closeMenu, dialogIsOpen, menuIsOpen, openMenu } from "./menu.js";
 import { initProfiles } from "./profile.js";
+import { initTasks } from "./tasks.js";
 import { initSettings } from "./settings.js";
 import { initShortcuts } from "./shortcuts.js";
 import { Sidebar } from "./sidebar.js";
@@ -198,6 +199,7 @@ function wire() {
   document.addEventListener("hermes:session", (e) => composer.setSession(e.detail.sessionId));
   panel = initWorkspacePanel({ sessionId: () => chat.sessionId });
   initSettings();
+  initTasks({ onOpen: (sid) => { sidebar.refresh(); navigate(sid); } });
   initProfiles({
     onSwitch: async (name) => {
       panel.reset();

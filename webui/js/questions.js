@@ -76,7 +76,9 @@ export function approvalCard(data, streamId) {
 /** Show ``approval_answered {answer, timed_out}`` on ``card``. */
 export function settleApproval(card, data) {
   const found = APPROVAL_CHOICES.find((c) => c.choice === data?.answer);
-  const text = data?.timed_out ? "Denied: nobody answered in time" : found ? found.done : `Answered: ${data?.answer}`;
+  const text = data?.unattended   // a scheduled task's run: its allowed tools answered, nobody was asked
+    ? (data.answer === "deny" ? "Denied without asking: not among this task's allowed tools" : "Allowed: one of this task's allowed tools")
+    : data?.timed_out ? "Denied: nobody answered in time" : found ? found.done : `Answered: ${data?.answer}`;
   card.dataset.outcome = data?.timed_out ? "deny" : String(data?.answer ?? "");
   outcome(card, text, data?.answer !== "deny" && !data?.timed_out);
 }

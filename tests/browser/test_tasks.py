@@ -1,0 +1,68 @@
+"""The Tasks dialog in a real browser: create a task with a preset and see its next runs
+(asked from the server as the fields change), run it now, open the run's chat."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from ..helpers import wait_until
+from .conftest import assistant_texts, sid_of, wait_reply_finished
+
+pytestmark = pytest.mark.browser
+
+
+def test_create_a_task_see_its_next_runs_run_it_and_open_its_chat(make_server, open_page, console):
+    console.allow("status of 400")   # the preview of a bad cron expression, on purpose
+    # the test clock keeps the scheduler from running anything by itself during the test
+    server = make_server(env={"HERMES_WEBUI_TEST_CLOCK": "1"}).start()
+    page = open_page(server)
+    page.get_by_role("button", name="Scheduled tasks").click()
+    dialog = page.locator("#tasks-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_text("No tasks yet")).to_be_visible()
+    dialog.get_by_role("button", name="New task").click()
+
+    form = dialog.get_by_role("form", name="New task")
+    form.get_by_label("Name").fill("Morning brief 🌅 朝")
+    form.get_by_label("Prompt").fill("summarise the news")
+    # a bad custom schedule is explained at once, before saving
+    form.get_by_label("Schedule").select_option("cron")
+    form.get_by_label("Cron expression").fill("61 * * * *")
+    expect(form.locator(".hp-hint.hp-error")).to_contain_text("not a schedule")
+    form.get_by_label("Schedule").select_option("weekly")
+    form.get_by_label("Day").select_option("wednesday")
+    form.get_by_label("Time", exact=True).fill("07:30")
+    form.get_by_label("Time zone").fill("Asia/Tokyo")
+    runs = form.locator(".hp-task-preview li")
+    expect(runs).to_have_count(5)
+    expect(form.locator(".hp-hint", has_text="Next five runs")).to_contain_text("30 7 * * 3")
+    for text in runs.all_inner_texts():
+        assert re.search(r"Wed", text) and re.search(r"7:30", text), text
+    form.get_by_role("button", name="Create task").click()
+
+    row = dialog.locator(".hp-task", has_text="Morning brief")
+    expect(row).to_be_visible()
+    expect(row.locator(".hp-task-next")).to_contain_text("Wed")
+    expect(row.locator(".hp-task-last")).to_have_text("Never run yet")
+    [task] = server.get("/api/tasks").json()["tasks"]
+    assert (task["cron"], task["timezone"], task["name"]) == ("30 7 * * 3", "Asia/Tokyo", "Morning brief 🌅 朝")
+
+    row.get_by_role("button", name="Run now: Morning brief 🌅 朝").click()
+    history = dialog.get_by_role("region", name=re.compile("Runs of Morning brief"))
+    expect(history.locator(".hp-run")).to_have_count(1)
+    run = wait_until(lambda: (server.get("/api/tasks/runs", params={"task_id": task["id"]}).json()["runs"] or [None])[0])
+    history.get_by_role("button", name=re.compile("Open the chat of the run")).click()
+    expect(dialog).to_be_hidden()
+    assert sid_of(page) == run["session_id"]
+    wait_reply_finished(page)
+    assert assistant_texts(page) == ["echo: summarise the news"]
+    expect(page.locator("#chat-title")).to_have_text(re.compile(r"^Morning brief 🌅 朝 · "))
+
+    # back in the dialog, the task shows how its last run went
+    page.get_by_role("button", name="Scheduled tasks").click()
+    expect(dialog.locator(".hp-task .hp-task-last")).to_contain_text("Finished")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_role("button", name="Scheduled tasks")).to_be_focused()
