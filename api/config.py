@@ -40,7 +40,7 @@ class Config:
     max_tokens: int = 512          # longest local-model reply, tokens (also caps /v1 requests)
     # hermes backend
     hermes_home: str | None = None
-    toolsets: str = ""
+    toolsets: str | None = None   # None: the hermes backend's default set (api.agents.hermes.DEFAULT_TOOLSETS)
     # limits and timings
     max_message_bytes: int = 1024 * 1024          # one user message, UTF-8 bytes (docs/architecture.md §3)
     max_tool_result_bytes: int = 16 * 1024 * 1024  # one tool result or reasoning block, kept whole up to this
@@ -101,7 +101,8 @@ _FLAGS = [
     ("context_size", int, "local backend: context window in tokens; older history is trimmed to fit (default 4096)"),
     ("max_tokens", int, "local backend and /v1: longest reply in tokens (default 512)"),
     ("hermes_home", str, "hermes backend: its home dir (default $HERMES_HOME, else ~/.hermes)"),
-    ("toolsets", str, "hermes backend: comma-separated toolsets to enable (default none)"),
+    ("toolsets", str, "hermes backend: comma-separated hermes-agent toolsets, or none (default "
+     "terminal,file,web,memory,todo,clarify; dangerous commands ask for approval first)"),
     ("approval_timeout", float, "seconds the agent waits for an approval (then: denied) or an answer to its "
      "question (then: none) (default 300)"),
     ("heartbeat_seconds", float, "SSE heartbeat interval in seconds (default 5)"),

