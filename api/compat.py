@@ -205,29 +205,24 @@ def rename_target(body: dict, path: str) -> str:
 
 # ---------------------------------------------------------------- settings
 
-# The upstream's flat settings keys this server understands, and what each becomes.
-# Another key is refused (400) by name: nothing is silently dropped.
 UPSTREAM_SEND_KEYS = {"enter": "enter", "ctrl+enter": "ctrl-enter"}
 
 
-def upstream_settings(body: dict, known: set) -> tuple[dict, dict]:
-    """``(ours, extra)`` for a ``POST /api/settings`` body in the upstream's flat shape.
+def upstream_settings(body: dict, known) -> dict:
+    """A ``POST /api/settings`` body in the upstream's flat shape, in ours (``{settings?:
+    {…}, password?, remove_password?, current_password?}``, :mod:`api.settings_routes`).
 
-    ``ours`` is the body in our shape (``{password?, settings?: {…}}``); ``extra`` holds
-    what the route must check itself (``current_password``: the upstream's
-    ``_current_password``, verified when given; ``clear_password``). ``known`` is the
-    set of our setting names (a mapped key whose name we do not have is refused too).
-
-    Mapped: ``theme`` (light | dark | system), ``send_key`` (``enter``,
-    ``ctrl+enter`` → ``ctrl-enter``), ``default_model``, ``notifications_enabled`` (→
-    ``notify_on_reply``), ``_set_password`` (→ ``password``), ``_current_password``,
-    ``_clear_password``; ``skin`` only as ``"default"`` (the one look this page has).
-    Anything else (or a value we cannot honour, e.g. ``send_key: "shift+enter"``) →
-    ApiError 400 naming it.
+    ``known``: our setting names (a mapped key whose name we do not have is refused too).
+    Mapped: ``theme`` (light | dark | system), ``send_key`` (``enter``, ``ctrl+enter`` →
+    ``ctrl-enter``), ``default_model``, ``notifications_enabled`` (→ ``notify_on_reply``),
+    ``_set_password`` (→ ``password``), ``_clear_password: true`` (→ ``remove_password``),
+    ``_current_password`` (→ ``current_password``, checked whenever it is sent);
+    ``skin`` only as ``"default"`` (the one look this page has). Anything else, or a value
+    we cannot honour (``send_key: "shift+enter"``) → ApiError 400 naming it: nothing is
+    silently dropped.
     """
     ours: dict = {}
     settings: dict = {}
-    extra: dict = {}
     unknown = []
     for key, value in body.items():
         if key == "theme":
@@ -244,31 +239,28 @@ def upstream_settings(body: dict, known: set) -> tuple[dict, dict]:
         elif key == "default_model":
             settings["default_model"] = value
         elif key == "notifications_enabled":
-            if not isinstance(value, bool):
-                raise ApiError("notifications_enabled must be true or false")
             settings["notify_on_reply"] = value
         elif key == "_set_password":
             ours["password"] = value
         elif key == "_current_password":
-            if not isinstance(value, str):
-                raise ApiError("_current_password must be a string")
-            extra["current_password"] = value
+            ours["current_password"] = value
         elif key == "_clear_password":
             if not isinstance(value, bool):
                 raise ApiError("_clear_password must be true or false")
             if value:
-                extra["clear_password"] = True
+                ours["remove_password"] = True
         else:
             unknown.append(key)
-    missing = sorted(k for k in settings if k not in known)
-    if unknown or missing:
-        names = ", ".join(repr(k[:40]) for k in (unknown + missing)[:8])
+    unknown += sorted(k for k in settings if k not in known)
+    if unknown:
+        names = ", ".join(repr(str(k)[:40]) for k in unknown[:8])
         raise ApiError(f"unknown setting(s) {names}: this server reads theme, send_key, default_model, "
                        "notifications_enabled, skin ('default'), _set_password, _current_password and "
-                       "_clear_password in the upstream's flat shape, or {password?, settings?: {…}}")
+                       "_clear_password in the upstream's flat shape, or {settings?, password?, remove_password?, "
+                       "current_password?}")
     if settings:
         ours["settings"] = settings
-    return ours, extra
+    return ours
 
 
 def upstream_settings_view(ui: dict) -> dict:
@@ -287,9 +279,9 @@ def upstream_settings_view(ui: dict) -> dict:
     return out
 
 
-def is_upstream_settings_body(body: dict) -> bool:
-    """True when a settings body is not in our shape (``password`` / ``settings`` only)."""
-    return any(k not in ("password", "settings") for k in body)
+def is_upstream_settings_body(body: dict, ours) -> bool:
+    """True when a settings body has a key that is not one of ``ours`` (our field names)."""
+    return any(k not in ours for k in body)
 
 
 def init_app(app: Flask) -> None:

@@ -1,7 +1,8 @@
 """Come over from the upstream web UI: ``hermes-webui migrate [SRC] [--state-dir DST] [--dry-run]``.
 
 Reads the upstream's state dir (nesquena/hermes-webui: ``sessions/<sid>.json`` written
-with ``json.dumps(..., indent=2)``, ``projects.json``) and writes every session into our
+with ``json.dumps(..., indent=2)``, ``projects.json``; its ``settings.json`` and
+``workspaces.json`` in part, :mod:`api.migrate_settings`) and writes every session into our
 layout, keeping its id, title, times, pin and archive flags, project, ``#tags``, and its
 messages with tool calls and reasoning. It never writes to the source. Flask-free: the
 command line (:mod:`api.commands`) and the page's route (:mod:`api.migrate_routes`)
@@ -87,6 +88,10 @@ class Report:
     restored_from_backup: list = field(default_factory=list)  # [{session_id, from, to}]
     settled: list = field(default_factory=list)        # ids whose pending turn became interrupted messages
     projects: int = 0
+    settings: dict = field(default_factory=dict)            # the upstream's settings carried {name: value}
+    settings_left: list = field(default_factory=list)       # [{name, reason}] not carried
+    workspaces: list = field(default_factory=list)          # folders added as workspace roots
+    workspaces_skipped: list = field(default_factory=list)  # [{path, reason}]
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
@@ -106,6 +111,12 @@ class Report:
         lines += [f"unreadable {u['file']}: {u['reason']}" for u in self.unreadable]
         if self.projects:
             lines.append(f"projects: {self.projects}")
+        if self.settings:
+            lines.append("settings: " + ", ".join(f"{k} = {v}" for k, v in self.settings.items()))
+        lines += [f"setting {s['name']} not carried: {s['reason']}" for s in self.settings_left]
+        if self.workspaces:
+            lines.append("workspaces: " + ", ".join(self.workspaces))
+        lines += [f"workspace {w['path']} not added: {w['reason']}" for w in self.workspaces_skipped]
         return "\n".join(lines)
 
 
@@ -381,6 +392,9 @@ def migrate(src: Path, dst: Path, *, dry_run: bool = False,
     try:
         projects = _migrate_projects(src, dst, dry_run)
         report.projects = projects
+        from .migrate_settings import migrate_settings  # settings.json, workspaces.json
+        for key, value in migrate_settings(src, dst, dry_run=dry_run).items():
+            setattr(report, key, value)
         for n, path in enumerate(files, 1):
             _migrate_one(path, dst, report, seen, by_sid, store, dry_run)
             if not dry_run and n % 250 == 0:

@@ -227,6 +227,18 @@ register_field("send_key", "enter", _choice("send_key", "enter", "ctrl-enter"),
                "Enter sends (Shift+Enter: new line), or Ctrl/Cmd+Enter sends (Enter: new line)")
 
 
+def _flag(name: str):
+    def check(value):
+        if not isinstance(value, bool):
+            raise ApiError(f"{name} must be true or false")
+        return value
+    return check
+
+
+register_field("notify_on_reply", False, _flag("notify_on_reply"),
+               "a browser notification when a reply finishes while the tab is in the background")
+
+
 def defaults() -> dict:
     """``{name: default}`` of every per-profile setting."""
     return {name: f.default for name, f in FIELDS.items()}

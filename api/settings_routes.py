@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from . import model_catalog, settings
+from . import compat, model_catalog, settings
 from .app import app_state, auth_state
 from .httputil import ApiError, error_response, field, json_body
 from .profiles import DEFAULT, current_profile, profile_dir
@@ -34,8 +34,10 @@ def _damaged(exc: Exception) -> ApiError:
 
 def _public_view(data: dict) -> dict:
     auth = auth_state()
-    return {"settings": settings.stored_values(data), "defaults": settings.defaults(),
-            "profile": current_profile(), "password_set": auth.enabled, "password_source": auth.password_source}
+    stored = settings.stored_values(data)
+    return {"settings": stored, "defaults": settings.defaults(),
+            "profile": current_profile(), "password_set": auth.enabled, "password_source": auth.password_source,
+            **compat.upstream_settings_view({**settings.defaults(), **stored})}  # the upstream's flat names too
 
 
 @settings_bp.get("/api/settings")
@@ -102,12 +104,22 @@ def post_settings():
     needs ``current_password`` as well as the login every route needs once a password is
     set; afterwards the server is open (auth off).
 
+    The upstream's flat shape (``{theme, send_key, _set_password, …}``) is read too
+    (:func:`api.compat.upstream_settings`), and the answer carries its flat names
+    (``theme``, ``send_key``, ``default_model``, ``notifications_enabled``) beside ours.
+
     Errors, with nothing stored: 400 an unknown field or setting, a bad value, a
     ``default_model`` not in ``GET /api/models``; 403 a wrong ``current_password``; 409
     the password comes from ``--password`` / ``HERMES_WEBUI_PASSWORD`` (change it there);
     429 too many wrong passwords; 500 a damaged settings.json (left as it is).
     """
     body = json_body()
+    if compat.is_upstream_settings_body(body, BODY_FIELDS):  # the upstream's flat shape (api.compat)
+        body = compat.upstream_settings(body, settings.FIELDS)
+        if body.get("current_password") is not None and not body.get("remove_password"):
+            refusal = _current_password_refusal(body)    # sent with a change: checked, never ignored
+            if refusal is not None:
+                return refusal
     unknown = sorted(set(body) - BODY_FIELDS)
     if unknown:
         raise ApiError(f"unknown field {unknown[0][:80]!r}; send settings, password, remove_password, current_password")

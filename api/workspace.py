@@ -2,7 +2,8 @@
 
 Each session works in one workspace root. The roots are the profile's own
 ``<profile-dir>/workspace`` (named ``default``, created on first use) followed by the
-folders of ``--workspace-roots`` (named by their base name). A session's ``workspace``
+folders of ``--workspace-roots`` (named by their base name) and those ``hermes-webui
+migrate`` brought from the upstream's workspaces list (:mod:`api.workspace_roots`). A session's ``workspace``
 metadata picks one by name or by absolute path; empty means ``default``; anything else
 is refused (403), so a session can never name an arbitrary folder.
 
@@ -79,16 +80,21 @@ INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "image/avi
 
 
 def workspace_roots() -> list[tuple[str, Path]]:
-    """``[(name, path)]``: the profile's ``default`` root, then ``--workspace-roots``."""
+    """``[(name, path)]``: the profile's ``default`` root, then ``--workspace-roots``, then
+    the folders migrated from the upstream's workspaces list (:mod:`api.workspace_roots`)."""
+    from .workspace_roots import read_extra_roots
     roots = [("default", profile_dir() / "workspace")]
     seen = {"default"}
-    for raw in (app_state().config.workspace_roots or "").split(os.pathsep):
-        if not raw.strip():
+    listed = [(None, Path(raw.strip()).expanduser().resolve())
+              for raw in (app_state().config.workspace_roots or "").split(os.pathsep) if raw.strip()]
+    listed += read_extra_roots(profile_dir(), app_state().config.state_dir)
+    for label, path in listed:
+        if any(path == p for _n, p in roots):
             continue
-        path = Path(raw.strip()).expanduser().resolve()
-        name, n = path.name or "root", 2
+        base = label or path.name or "root"
+        name, n = base, 2
         while name in seen:
-            name, n = f"{path.name}-{n}", n + 1
+            name, n = f"{base}-{n}", n + 1
         seen.add(name)
         roots.append((name, path))
     return roots

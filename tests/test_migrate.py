@@ -216,3 +216,52 @@ def test_without_an_upstream_dir_nothing_is_offered(make_server):
     assert server.get("/api/migrate/status").json()["available"] is False
     r = server.post("/api/migrate", {})
     assert r.status_code == 404 and "nothing to migrate" in r.json()["error"]
+
+
+def test_migrate_brings_the_safe_settings_and_the_workspaces_list(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    src, dst = tmp_path / "up", tmp_path / "ours"
+    (src / "sessions").mkdir(parents=True)
+    project = tmp_path / "projects" / "site"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "index.html").write_text("<h1>hi</h1>")
+    write(src / "sessions", "web", chat(2, "w"), workspace=str(project))
+    # what the upstream keeps in settings.json: a legacy theme name, its send key, its own
+    # PBKDF2 password hash, a model of its providers, display toggles we have no counterpart for
+    (src / "settings.json").write_text(json.dumps({
+        "theme": "nord", "skin": "poseidon", "send_key": "ctrl+enter", "notifications_enabled": True,
+        "password_hash": "pbkdf2_sha256$600000$c2FsdA==$aGFzaA==", "default_model": "openrouter/some-model",
+        "show_token_usage": True, "language": "fr", "bot_name": "Hermes"}))
+    (src / "workspaces.json").write_text(json.dumps([
+        {"path": str(project), "name": "Site"}, {"path": str(home), "name": "Home"},
+        {"path": str(tmp_path / "gone"), "name": "Gone"}, {"path": str(dst / "sessions"), "name": "Inside"},
+        {"path": "relative/dir", "name": "Relative"}]))
+    before = snapshot(src)
+    proc = run_cli(tmp_path, "migrate", str(src), "--state-dir", str(dst))
+    assert proc.returncode == 0, proc.stderr
+    ui = json.loads((dst / "settings.json").read_text())["ui"]
+    assert ui == {"theme": "dark", "send_key": "ctrl-enter", "notify_on_reply": True}
+    assert "password_hash" not in json.loads((dst / "settings.json").read_text())
+    assert "setting password_hash not carried" in proc.stdout and "setting default_model not carried" in proc.stdout
+    assert "workspaces: " + str(project) in proc.stdout
+    for name in (str(home), str(tmp_path / "gone"), str(dst / "sessions"), "relative/dir"):
+        assert f"workspace {name} not added" in proc.stdout
+    assert snapshot(src) == before
+    # the server opens the migrated chat's folder, named as the upstream named it
+    server = LiveServer(tmp_path / "srv", state_dir=dst).start()
+    try:
+        roots = server.get("/api/workspaces").json()["roots"]
+        assert {"name": "Site", "path": str(project.resolve())} in roots and len(roots) == 2
+        listing = server.get("/api/list", params={"session_id": "web", "path": "src"})
+        assert listing.status_code == 200, listing.text
+        assert [e["name"] for e in listing.json()["entries"]] == ["index.html"]
+        assert server.get("/api/settings").json()["settings"]["theme"] == "dark"
+        # a choice made here is never overridden by a later run
+        assert server.post("/api/settings", {"settings": {"theme": "light"}}).status_code == 200
+    finally:
+        server.stop()
+    settings_before, roots_before = (dst / "settings.json").read_bytes(), (dst / "workspaces.json").read_bytes()
+    assert run_cli(tmp_path, "migrate", str(src), "--state-dir", str(dst)).returncode == 0
+    assert (dst / "settings.json").read_bytes() == settings_before
+    assert (dst / "workspaces.json").read_bytes() == roots_before

@@ -235,3 +235,50 @@ def test_scripts_authenticate_with_bearer_or_the_csrf_token_never_by_a_missing_o
     assert requests.get(locked_server.url("/api/chat/cancel"), params={"stream_id": "none"}, headers=bearer,
                         timeout=30).json()["cancelled"] is False
     assert count() == before + 2
+
+
+# ---------------------------------------------------------------- settings
+
+
+def test_settings_take_the_upstream_flat_shape_and_refuse_what_they_cannot_honour(live_server):
+    # upstream boot.js / commands.js: POST api/settings {theme, skin} when the appearance changes
+    r = upstream_api(live_server, "/api/settings", {"theme": "light", "skin": "default"})
+    assert r.status_code == 200, r.text
+    assert r.json()["settings"]["theme"] == "light" and r.json()["theme"] == "light"
+    # upstream settings panel: {send_key: "ctrl+enter"}, {notifications_enabled: true}
+    r = upstream_api(live_server, "/api/settings", {"send_key": "ctrl+enter", "notifications_enabled": True})
+    assert r.status_code == 200, r.text
+    got = upstream_api(live_server, "/api/settings").json()
+    assert got["settings"]["send_key"] == "ctrl-enter" and got["send_key"] == "ctrl+enter"
+    assert got["settings"]["notify_on_reply"] is True and got["notifications_enabled"] is True
+    # never silently dropped: a field we have no counterpart for, or a value we cannot honour, is a 400
+    for body in ({"show_token_usage": True}, {"theme": "dark", "skin": "ares"}, {"send_key": "shift+enter"},
+                 {"theme": "dark", "bot_name": "Hermes"}, {"notifications_enabled": "yes"},
+                 {"default_model": "not-a-listed-model"}):
+        r = upstream_api(live_server, "/api/settings", body)
+        assert r.status_code == 400, body
+        assert r.json()["error"]
+    after = upstream_api(live_server, "/api/settings").json()["settings"]
+    assert after == got["settings"]                        # nothing stored by a refused request
+    # ours still works beside it
+    assert live_server.post("/api/settings", {"settings": {"theme": None}}).json()["theme"] == "system"
+
+
+def test_settings_set_the_password_the_upstream_way_and_check_the_current_one(make_server):
+    server = make_server().start()
+    # upstream settings panel: {_set_password: <new>} (the first password: no current one)
+    r = upstream_api(server, "/api/settings", {"_set_password": PASSWORD})
+    assert r.status_code == 200, r.text
+    token = r.json()["csrf_token"]
+    assert requests.get(server.url("/api/sessions"), timeout=30).status_code == 401   # auth is on now
+    # a change that sends _current_password has it checked, wrong → 403, nothing changed
+    r = upstream_api(server, "/api/settings", {"_set_password": "another long password",
+                                               "_current_password": "wrong guess"},
+                     headers={"X-CSRF-Token": token})
+    assert r.status_code == 403
+    assert requests.get(server.url("/api/sessions"), headers={"Authorization": f"Bearer {PASSWORD}"},
+                        timeout=30).status_code == 200
+    r = upstream_api(server, "/api/settings", {"_clear_password": True, "_current_password": PASSWORD},
+                     headers={"X-CSRF-Token": token})
+    assert r.status_code == 200, r.text
+    assert requests.get(server.url("/api/sessions"), timeout=30).status_code == 200   # open again

@@ -221,7 +221,8 @@ def test_file_round_trip_preview_raw_and_conflicts(ws):
                                        "expected_mtime": preview["mtime"]})
     assert stale.status_code == 409 and op_read(ws, "notes/a.md").json()["content"] == "v2\n"
     assert saved["size"] == 3
-    assert op_rename(ws, "notes/a.md", "notes/b.md").json() == {"ok": True, "path": "notes/b.md"}
+    assert op_rename(ws, "notes/a.md", "notes/b.md").json() == {"ok": True, "path": "notes/b.md",
+                                                               "old_path": "notes/a.md", "new_path": "notes/b.md"}
     assert op_rename(ws, "real.txt", "notes/b.md").status_code == 409
     assert op_read(ws, "notes/a.md").status_code == 404
     assert ws.post("/api/file/delete", {"session_id": ws.sid, "path": "notes"}).status_code == 409
