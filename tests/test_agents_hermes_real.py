@@ -24,6 +24,7 @@ if importlib.util.find_spec("run_agent") is None:
 
 # tirith (hermes-agent's optional command scanner) would be downloaded on first use: off
 NO_DOWNLOADS = {"TIRITH_ENABLED": "false"}
+SECRET = {"HERMES_WEBUI_MAX_UPLOAD_BYTES": "20971529"}    # any HERMES_WEBUI_* (e.g. the password)
 
 
 def tool_call(name: str, args: dict, call_id: str = "call_1") -> dict:
@@ -109,6 +110,7 @@ def reply(body: dict) -> dict:
 
     - ``delete PATH``: a ``terminal`` call ``rm -r PATH`` (Hermes flags it as dangerous),
       then "tool said: <the tool's result>";
+    - ``run COMMAND``: a ``terminal`` call of COMMAND, then the same;
     - ``paint``: a ``clarify`` call (Which colour? red / blue), then "you picked <answer>";
     - ``remember WORD``: a ``memory`` add of "favourite word: WORD" (the first such
       request of each profile waits until the other's has arrived too), then "saved";
@@ -118,6 +120,10 @@ def reply(body: dict) -> dict:
     if ask.startswith("delete "):
         if not results:
             return tool_call("terminal", {"command": f"rm -r {ask[len('delete '):]}"})
+        return {"content": "tool said: " + results[-1][:200]}
+    if ask.startswith("run "):
+        if not results:
+            return tool_call("terminal", {"command": ask[len("run "):]})
         return {"content": "tool said: " + results[-1][:200]}
     if ask.startswith("paint"):
         if not results:
@@ -143,7 +149,7 @@ OVERLAPPED: list[str] = []
 def server(tmp_path_factory):
     """One hermes server for the module: the scripted model, toolsets terminal, clarify and memory."""
     llm = ScriptedModel(reply)
-    srv = LiveServer(tmp_path_factory.mktemp("hermes-real"), agent="hermes", env=NO_DOWNLOADS,
+    srv = LiveServer(tmp_path_factory.mktemp("hermes-real"), agent="hermes", env={**NO_DOWNLOADS, **SECRET},
                      args=("--base-url", llm.url, "--model", "scripted",
                            "--toolsets", "terminal,clarify,memory")).start()
     srv.llm = llm
@@ -223,6 +229,15 @@ def test_allow_for_this_chat_is_our_rule_and_not_hermes_own(server, tmp_path):
     answer(server, stream_id, open_approval(server, other), "deny")
     stream_events(server, stream_id)
     assert victim.exists()
+
+
+def test_a_harmless_command_runs_unasked_and_the_agents_shell_never_sees_the_servers_settings(server):
+    sid = server.new_session()
+    events = stream_events(server, server.start_chat(sid, "run echo seen-$HERMES_WEBUI_MAX_UPLOAD_BYTES-end"))
+    names = [e["event"] for e in events]
+    assert "approval" not in names and "apperror" not in names, events
+    result = next(e["data"] for e in events if e["event"] == "tool_complete")["result"]
+    assert "seen--end" in result and "20971529" not in result
 
 
 # ---------------------------------------------------------------- clarify

@@ -8,7 +8,8 @@ started on P's first turn with ``HERMES_HOME`` set to P's agent home (``ctx.home
 logging, module caches) stays in that process, so two profiles never share it and their
 turns run at the same time. Turns of one profile share its worker (one thread each).
 This server's environment reaches a worker without its ``HERMES_WEBUI_*`` variables
-(the password), so the agent's shell never sees them.
+(the password), so the agent's shell never sees them, and without ``HERMES_YOLO_MODE``
+(approvals are switched off per profile in its ``config.yaml``: ``approvals.mode: off``).
 
 Events relayed from the worker: ``token``, ``reasoning``, ``tool {id, name, args}``,
 ``tool_complete {id, name, result, duration_ms, is_error}``; ``status`` "starting Hermes
@@ -56,6 +57,7 @@ INSTALL_HINT = "pip install 'hermes-webui[hermes]'"
 STARTING_TEXT = "starting Hermes Agent…"
 WORKER_MODULE = __name__.rsplit(".", 1)[0] + ".hermes_worker"
 IDLE_SECONDS = 30 * 60.0
+NOT_PASSED = ("HERMES_YOLO_MODE",)     # would skip every approval without the page knowing
 STOP_SECONDS = 5.0
 # hermes-agent toolsets on by default: shell (its dangerous commands ask first), files,
 # web search/extract, the agent's memory, its to-do list and its clarifying questions.
@@ -76,7 +78,7 @@ class _Worker:
     def __init__(self, home: Path):
         self.home = home
         home.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HERMES_WEBUI_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HERMES_WEBUI_") and k not in NOT_PASSED}
         env["HERMES_HOME"] = str(home)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)   # import this package as we do
         self.proc = subprocess.Popen([sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE,
