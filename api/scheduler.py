@@ -323,8 +323,6 @@ class Scheduler:
         if outcome == "interrupted" and not note:
             note = "stopped before it finished" if status else INTERRUPTED_NOTE
         denied = [{"tool": d["tool"], "command": d["command"]} for d in policy.denied]
-        if denied and not note:
-            note = f"{len(denied)} tool call{'s' if len(denied) != 1 else ''} denied: not in the task's allowed tools"
         changes = {"status": outcome, "finished_at": self.clock.now(), "denied": denied}
         if note:   # else the note the run started with (e.g. why it was made up) stays
             changes["note"] = note

@@ -227,7 +227,6 @@ def test_a_tool_outside_the_allowed_list_is_denied_and_recorded(live_server_cloc
     run = settled_runs(server, task["id"], 1)[0]
     assert run["status"] == "complete" and run["reason"] == "manual"
     assert run["denied"] == [{"tool": "terminal", "command": "rm -rf build"}]
-    assert "denied" in run["note"]
     reply = server.session(r.json()["session_id"])["messages"][-1]
     assert reply["denied_tools"][0]["tool"] == "terminal"
     assert "allowed tools" in reply["denied_tools"][0]["reason"]

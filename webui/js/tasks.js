@@ -31,8 +31,9 @@ export function initTasks({ onOpen }) {
 
   const notifyBox = h("input", { type: "checkbox", id: "tasks-notify" });
   const notifyNote = h("span", { class: "hp-hint", role: "status" });
-  $("#tasks-notify-row")?.replaceChildren(notifyBox, " ",
-    h("label", { for: "tasks-notify" }, "Tell me when a run ends (a browser notification)"), " ", notifyNote);
+  $("#tasks-notify-row")?.replaceChildren(
+    h("label", { class: "check" }, notifyBox, h("span", {}, "Tell me when a run ends (a browser notification)")),
+    " ", notifyNote);
 
   async function poll() {
     let tasks;

@@ -156,6 +156,7 @@ export function mount(container, ctx = {}) {
       historyBox.replaceChildren(h("section", { class: "hp-group hp-task-history", "aria-label": `Runs of ${t.name}` },
         h("h3", { class: "hp-group-title" }, `Runs of ${t.name}`),
         items.length ? h("ol", { class: "hp-list hp-runs" }, ...items) : h("p", { class: "hp-empty" }, "No runs yet.")));
+      historyBox.scrollIntoView({ block: "nearest" });
     } catch (err) { fail("load the runs")(err); }
   }
 
