@@ -159,12 +159,16 @@ def next_due(cron: str, zone: str, after: float) -> float:
 
 def count_due(cron: str, zone: str, start: float, end: float, cap: int = 10_000) -> int:
     """How many scheduled times fall in ``[start, end]`` (at most ``cap``)."""
-    n, t = 0, start - 1e-6
+    tz = ZoneInfo(zone)
+    it = croniter(cron, datetime.fromtimestamp(start - 1, tz).replace(tzinfo=None))
+    n, last = 0, start - 1
     while n < cap:
-        t = next_due(cron, zone, t)
+        t = it.get_next(datetime).replace(tzinfo=tz).timestamp()
         if t > end:
             break
-        n += 1
+        if t >= start and t > last:
+            n += 1
+            last = t
     return n
 
 

@@ -143,6 +143,22 @@ def test_sigkill_during_a_run_marks_it_interrupted_and_never_reruns_it(clocked):
     assert wait_until(lambda: len(runs(server, task["id"])) == 2)
 
 
+def test_a_clean_stop_during_a_run_saves_it_interrupted_and_the_restart_does_not_rerun_it(clocked):
+    server = clocked()
+    set_clock(server, at(0, 7))
+    task = save(server, schedule="daily at 08:00", missed="run_once",
+                prompt=fake_script(tokens=4, delay_ms=50, hang=True))
+    set_clock(server, at(0, 8))
+    run = wait_until(lambda: (runs(server, task["id"]) or [None])[0])
+    wait_until(lambda: server.get("/api/session/status", params={"session_id": run["session_id"]}).json()["streaming"])
+    assert server.stop() == 0
+    server.start()
+    set_clock(server, at(0, 8, 1))
+    after = runs(server, task["id"])
+    assert [(r["run_id"], r["status"]) for r in after] == [(run["run_id"], "interrupted")]
+    assert server.session(run["session_id"])["messages"][-1]["status"] == "interrupted"
+
+
 def test_pause_stops_runs_and_resume_does_not_make_them_up(clocked):
     server = clocked()
     set_clock(server, at(0, 7))
