@@ -6,7 +6,8 @@
   in ``X-CSRF-Token`` on every POST. ``Cache-Control: no-store`` (the token is per login).
   ``__MAX_MESSAGE_BYTES__`` becomes the server's ``max_message_bytes`` (an integer,
   UTF-8 bytes; ``<meta name="max-message-bytes">``), so the composer can say before
-  sending that a message is over the limit.
+  sending that a message is over the limit; ``__MAX_ATTACHMENT_BYTES__`` likewise becomes
+  ``max_attachment_bytes`` (``<meta name="max-attachment-bytes">``) for attached files.
 - ``GET /favicon.ico`` → ``webui/favicon.svg`` (for browsers that ask before reading the page).
 - ``GET /static/<path>`` → a file under ``webui/`` with one of :data:`STATIC_SUFFIXES`;
   404 (JSON) for anything else, including paths that leave ``webui/``. Served with
@@ -28,17 +29,19 @@ WEBUI_DIR = Path(__file__).resolve().parent.parent / "webui"
 STATIC_SUFFIXES = (".css", ".js", ".svg", ".png", ".ico", ".webmanifest", ".woff2")
 CSRF_PLACEHOLDER = "__CSRF_TOKEN__"
 LIMIT_PLACEHOLDER = "__MAX_MESSAGE_BYTES__"
+ATTACHMENT_LIMIT_PLACEHOLDER = "__MAX_ATTACHMENT_BYTES__"
 ui_bp = Blueprint("ui", __name__)
 
 
 @ui_bp.get("/")
 def index():
-    """The single-page app, with the CSRF token and the message size limit filled into
-    its meta tags."""
+    """The single-page app, with the CSRF token and the message and attachment size
+    limits filled into its meta tags."""
     page = (WEBUI_DIR / "index.html").read_text(encoding="utf-8")
     token = html.escape(str(g.get("csrf_token", "") or ""), quote=True)
     limit = str(int(app_state().config.max_message_bytes))
     page = page.replace(CSRF_PLACEHOLDER, token).replace(LIMIT_PLACEHOLDER, limit)
+    page = page.replace(ATTACHMENT_LIMIT_PLACEHOLDER, str(int(app_state().config.max_attachment_bytes)))
     resp = Response(page, mimetype="text/html")
     resp.headers["Cache-Control"] = "no-store"
     return resp

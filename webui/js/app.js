@@ -4,6 +4,7 @@
 // focuses search, Esc stops a reply (or closes what is open).
 
 import { api, postForm } from "./api.js";
+import { initAttachments } from "./attachments.js";
 import { $, announce, toast } from "./dom.js";
 import { Chat } from "./chat.js";
 import { initComposer } from "./composer.js";
@@ -15,6 +16,8 @@ import { initTasks } from "./tasks.js";
 import { initSettings } from "./settings.js";
 import { initShortcuts } from "./shortcuts.js";
 import { Sidebar } from "./sidebar.js";
+import { initJumpToLatest } from "./jump.js";
+import { initSpeech } from "./speech.js";
 import { initWorkspacePanel } from "./workspace.js";
 
 const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -27,6 +30,7 @@ let sidebar;
 let composer;
 let panel;
 let models;
+let attachments;
 
 /** The session id in the address bar, or null. */
 function sidFromUrl() {
@@ -93,6 +97,15 @@ async function importFile(file) {
   } catch (err) {
     toast(`Could not import ${file.name}: ${err.message}`, 7000);
   }
+}
+
+/** Send the composer's text with the files attached to it (once they are uploaded). */
+async function sendMessage(text) {
+  const files = await attachments.ready();
+  if (files === null) return false;
+  const ok = await chat.send(text, files);
+  if (ok) attachments.sent(files);
+  return ok;
 }
 
 // ------------------------------------------------------------ phone drawer
@@ -195,7 +208,10 @@ function wire() {
     newChatFields: () => sidebar.newChatFields(),
   });
   models = initModelPicker({ sessionId: () => chat.sessionId });
-  composer = initComposer({ onSend: (text) => chat.send(text), onStop: () => chat.stop() });
+  attachments = initAttachments({ ensureSession: () => chat.ensureSession(), onChange: () => composer?.update() });
+  composer = initComposer({ onSend: sendMessage, onStop: () => chat.stop(), hasFiles: () => attachments.count() > 0 });
+  initSpeech();
+  initJumpToLatest();
   document.addEventListener("hermes:session", (e) => composer.setSession(e.detail.sessionId));
   panel = initWorkspacePanel({ sessionId: () => chat.sessionId });
   initSettings();

@@ -9,7 +9,7 @@ import { $, announce, h, toast } from "./dom.js";
 import { messageLimit, tooLargeSentence, utf8Bytes } from "./limits.js";
 import { handleCopyClick, renderTexts } from "./markdown.js";
 import { openDialog } from "./menu.js";
-import { AssistantView, isMarkdown, messageElement, openEditor, textOf, userElement } from "./messages.js";
+import { AssistantView, markdownTexts, messageElement, openEditor, userElement } from "./messages.js";
 import { approvalCard, clarifyCard, closeQuestion, settleApproval, settleClarify } from "./questions.js";
 import { StreamClient } from "./stream.js";
 
@@ -131,10 +131,10 @@ export class Chat {
    * in as few requests as fit; a reply that is too large or fails to render is shown as
    * plain text on its own (see markdown.js renderTexts), the others still render. */
   async buildNodes(messages, offset) {
-    const md = messages.map((m, i) => [m, i]).filter(([m]) => isMarkdown(m) && textOf(m.content));
-    const html = await renderTexts(md.map(([m]) => textOf(m.content)));
-    const byIndex = new Map(md.map(([, i], k) => [i, html[k]]));
-    return messages.map((m, i) => messageElement(m, offset + i, byIndex.get(i) ?? null));
+    const texts = messages.map((m) => markdownTexts(m));  // a reply's text pieces, cut where its tools ran
+    const html = await renderTexts(texts.flat());
+    let k = 0;
+    return messages.map((m, i) => messageElement(m, offset + i, html.slice(k, k += texts[i].length)));
   }
 
   // ------------------------------------------------------------ paging
@@ -182,37 +182,53 @@ export class Chat {
 
   // ------------------------------------------------------------ sending and streaming
 
-  /** Send ``text`` (creating the session first for a new chat). Resolves true if accepted. */
-  async send(text) {
+  /** Send ``text`` with the uploaded ``files`` ([{id, name, size, mime}], attachments.js),
+   * creating the session first for a new chat. Resolves true if accepted. */
+  async send(text, files = []) {
     if (this.sending) return false;
+    if (this.stream && files.length) {
+      toast("Files go with a new message: wait for the reply to end (or stop it), then send.", 6000);
+      return false;
+    }
     if (this.stream) return this.queue(text);
     this.sending = true;
     try {
-      return await this.startTurn(text);
+      return await this.startTurn(text, files);
     } finally {
       this.sending = false;
     }
   }
 
-  async startTurn(text) {
+  /** The open chat's id, creating the chat first when it is a new one (once, however
+   * many callers ask at the same time: a send and the uploads of attached files). */
+  async ensureSession() {
+    if (this.sessionId) return this.sessionId;
+    if (!this.creating) {
+      const model = this.hooks.model?.() || undefined;
+      const fields = { ...(model ? { model } : {}), ...(this.hooks.newChatFields?.() || {}) }; // e.g. project_id
+      this.creating = post("/api/session/new", fields).then(({ session }) => {
+        this.sessionId = session.session_id;
+        this.hooks.onCreated(session.session_id);
+        return session.session_id;
+      }).finally(() => { this.creating = null; });
+    }
+    return this.creating;
+  }
+
+  async startTurn(text, files = []) {
     await this.ready; // the count sent below must be the loaded chat's, not 0 while it loads
     let sid = this.sessionId;
     try {
       const model = this.hooks.model?.() || undefined;
-      if (!sid) {
-        const fields = { ...(model ? { model } : {}), ...(this.hooks.newChatFields?.() || {}) }; // e.g. project_id
-        const { session } = await post("/api/session/new", fields);
-        sid = session.session_id;
-        this.sessionId = sid;
-        this.hooks.onCreated(sid);
-      }
+      if (!sid) sid = await this.ensureSession();
+      const attachments = files.length ? { attachments: files.map((f) => f.id) } : {};
       const { stream_id: streamId } = await post("/api/chat/start",
-        { session_id: sid, message: text, expected_message_count: this.count, ...(model ? { model } : {}) });
+        { session_id: sid, message: text, expected_message_count: this.count, ...(model ? { model } : {}), ...attachments });
       if (sid !== this.sessionId) return true; // the user moved on; the turn runs anyway
       this.removeResumeNotice();
       this.empty.hidden = true;
       this.stick = true;
-      this.attach(streamId, text, Date.now() / 1000);
+      this.attach(streamId, text, Date.now() / 1000, null, files);
       this.hooks.onListChanged();
       return true;
     } catch (err) {
@@ -305,7 +321,7 @@ export class Chat {
 
   /** Follow stream ``streamId`` from its start, showing ``userText`` as the pending message;
    * with ``continues`` (a reply's article) the stream extends that reply in its own bubble. */
-  attach(streamId, userText, startedAt, continues = null) {
+  attach(streamId, userText, startedAt, continues = null, attachments = null) {
     this.removeResumeNotice();
     const view = new AssistantView();
     let userEl = null;
@@ -313,7 +329,7 @@ export class Chat {
       view.adopt(continues);
       continues.replaceWith(view.el);
     } else {
-      userEl = userElement({ role: "user", content: userText, timestamp: startedAt }, "");
+      userEl = userElement({ role: "user", content: userText, timestamp: startedAt, attachments }, "");
       this.list.append(userEl, view.el);
     }
     this.markLast();

@@ -18,10 +18,11 @@ const SAVE_DELAY_MS = 300;
 /**
  * Wire the composer. ``onSend(text)`` returns a promise of true when the message was
  * accepted (the box is then cleared) and false otherwise (the text stays). ``onStop()``
- * is called by the Stop button. Returns {setStreaming, focus, setText, isEmpty,
- * setSession, showTooLarge}.
+ * is called by the Stop button. ``hasFiles()`` says whether files are attached (then a
+ * message may be sent without text; attachments.js). Returns {setStreaming, focus,
+ * setText, isEmpty, setSession, showTooLarge, update}.
  */
-export function initComposer({ onSend, onStop }) {
+export function initComposer({ onSend, onStop, hasFiles = () => false }) {
   const form = $("#composer");
   const input = $("#composer-input");
   const send = $("#send-btn");
@@ -40,7 +41,7 @@ export function initComposer({ onSend, onStop }) {
     input.style.height = `${Math.min(input.scrollHeight, max)}px`;
   };
   const refresh = () => {
-    send.disabled = busy || !input.value.trim() || tooLarge > 0;
+    send.disabled = busy || (!input.value.trim() && !hasFiles()) || tooLarge > 0;
     send.hidden = streaming && !input.value.trim();  // while a reply runs, Send queues the message
     send.setAttribute("aria-label", streaming ? "Queue the message (sent when the reply ends)" : "Send message");
     stop.hidden = !streaming;
@@ -73,7 +74,7 @@ export function initComposer({ onSend, onStop }) {
 
   async function submit() {
     const text = input.value;
-    if (busy || !text.trim() || tooLarge) return;
+    if (busy || (!text.trim() && !hasFiles()) || tooLarge) return;
     saveNow(); // if the send meets an expired login, the text is waiting after it
     const sentFrom = key;
     busy = true;
@@ -123,6 +124,8 @@ export function initComposer({ onSend, onStop }) {
       input.setSelectionRange(text.length, text.length);
     },
     isEmpty: () => !input.value.trim(),
+    /** The attached files changed: enable or disable Send. */
+    update() { refresh(); },
     /** The open chat is now ``sid`` (null: a new chat): keep the box's text as the previous
      * chat's draft and show this one's. While a message is being sent (its chat was just
      * created), the text belongs to the new chat and stays. */

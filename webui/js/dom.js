@@ -25,6 +25,10 @@ const ICONS = {
   folder: [["path", { d: "M3.5 7.5A2 2 0 0 1 5.5 5.5h4l2 2.5h7a2 2 0 0 1 2 2v7.5a2 2 0 0 1-2 2h-13a2 2 0 0 1-2-2z" }]],
   plus: [["path", { d: "M12 5v14M5 12h14" }]],
   tag: [["path", { d: "M4 4h7.5L20 12.5 12.5 20 4 11.5z" }], ["circle", { cx: 8.5, cy: 8.5, r: 1.3 }]],
+  file: [["path", { d: "M14 3.5H7.5A1.5 1.5 0 0 0 6 5v14a1.5 1.5 0 0 0 1.5 1.5h9A1.5 1.5 0 0 0 18 19V7.5z" }], ["path", { d: "M14 3.5v4h4" }]],
+  close: [["path", { d: "M7 7l10 10M17 7L7 17" }]],
+  speaker: [["path", { d: "M4.5 9.5h3l4.5-4v13l-4.5-4h-3z" }], ["path", { d: "M15.5 9a4 4 0 0 1 0 6M18 6.5a7.5 7.5 0 0 1 0 11" }]],
+  arrowDown: [["path", { d: "M12 5v14M6 13l6 6 6-6" }]],
   brand: [["rect", { width: 32, height: 32, rx: 9, class: "brand-bg" }], ["path", { d: "M10 8v16M22 8v16M10 16h12", class: "brand-glyph" }]],
 };
 

@@ -3,6 +3,7 @@
 // copy buttons to code blocks, and renders a reply progressively while it streams.
 
 import { post } from "./api.js";
+import { openSessionId } from "./attachments.js";
 import { copyText, h, icon } from "./dom.js";
 
 // Size limits on the page. Rendering is per message: a failed or oversized text only
@@ -16,6 +17,8 @@ export const LIVE_RENDER_MAX = 100_000;
 /** "Show as markdown" renders a large text in pieces of about this many characters. */
 export const PIECE_CHARS = 50_000;
 const PLAIN_BLOCK_CHARS = 8_000; // plain text is laid out in blocks of about this size
+/** A code block of more lines than this is shown folded, with "Show all N lines". */
+export const FOLD_LINES = 30;
 
 /**
  * Rendered HTML for each of ``texts`` (same order); ``null`` for a text that was not
@@ -232,13 +235,39 @@ export function setRendered(el, html) {
   decorate(el);
 }
 
-/** Add a copy button to every code block header in ``root`` that lacks one. */
+/**
+ * Decorate server-rendered HTML in ``root``: a copy button on every code block, a fold
+ * on code blocks longer than FOLD_LINES (unfolded while the reply streams, by CSS), and
+ * the address of each workspace image (``img[data-ws-path]``, api/render.py) in the
+ * open chat's workspace.
+ */
 export function decorate(root) {
   for (const head of root.querySelectorAll(".code-head")) {
     if (head.querySelector(".copy-btn")) continue;
+    const block = head.closest(".code-block");
+    const lines = (block?.querySelector("pre code")?.textContent || "").replace(/\n$/, "").split("\n").length;
+    if (block && lines > FOLD_LINES) head.append(foldButton(block, lines));
     head.append(h("button", { type: "button", class: "copy-btn", "aria-label": "Copy code" },
       icon("copy"), h("span", {}, "Copy")));
   }
+  const sid = openSessionId();
+  for (const img of root.querySelectorAll("img[data-ws-path]:not([src])")) {
+    if (!sid) continue;
+    img.src = `/api/file/raw?${new URLSearchParams({ session_id: sid, path: img.dataset.wsPath })}`;
+  }
+}
+
+function foldButton(block, lines) {
+  block.classList.add("folded");
+  const label = h("span", {}, `Show all ${lines} lines`);
+  const btn = h("button", { type: "button", class: "fold-btn", "aria-expanded": "false" }, label);
+  btn.addEventListener("click", () => {
+    const folded = block.classList.toggle("folded");
+    btn.setAttribute("aria-expanded", folded ? "false" : "true");
+    label.textContent = folded ? `Show all ${lines} lines` : "Fold";
+    if (folded) block.scrollIntoView({ block: "nearest" });
+  });
+  return btn;
 }
 
 /** Click handler (delegated): copies the code block or message a copy button belongs to. */
@@ -262,6 +291,15 @@ export async function handleCopyClick(event) {
     if (label) label.textContent = before;
   }, 1500);
   return true;
+}
+
+/** The element the streamed tail continues: the last paragraph, list item or heading of
+ * the rendered part (descending into a last list), or null when it ends otherwise. */
+function inlineTarget(root) {
+  let last = root.lastElementChild;
+  while (last && /^(UL|OL)$/.test(last.tagName)) last = last.lastElementChild;
+  if (last?.tagName === "LI" && last.lastElementChild?.tagName === "P") last = last.lastElementChild;
+  return last && /^(P|LI|H[1-6])$/.test(last.tagName) ? last : null;
 }
 
 /**
@@ -351,14 +389,25 @@ export class LiveMarkdown {
     }
   }
 
-  // The unrendered tail continues the last paragraph unless it starts a new block.
+  // The unrendered tail continues the last paragraph unless it starts a new block. At
+  // the seam, the whitespace markdown dropped from the end of the rendered part (or a
+  // single line break, which renders as a space) comes back as one space: never
+  // "t14t15", never two spaces.
   placeTail() {
+    const rendered = this.text.slice(0, this.renderedLength);
     const rest = this.text.slice(this.renderedLength);
-    this.tail.textContent = rest;
     this.pending = "";
-    const last = this.el.lastElementChild;
-    const inline = last && /^(P|LI|H[1-6])$/.test(last.tagName) && !rest.includes("\n");
-    (inline ? last : this.el).append(this.tail);
+    const target = inlineTarget(this.el);
+    const newBlock = /\n[ \t]*\n[ \t]*$/.test(rendered) || /^[ \t]*\n[ \t]*\n/.test(rest);
+    const inline = target && !newBlock && !rest.includes("\n");
+    if (inline) {
+      const gap = /\s$/.test(rendered) || /^\s/.test(rest);
+      this.tail.textContent = (gap ? " " : "") + rest.replace(/^\s+/, "");
+      target.append(this.tail);
+    } else {
+      this.tail.textContent = rest.replace(/^\s*\n/, "");
+      this.el.append(this.tail);
+    }
   }
 
   /** Stop streaming; render ``finalText`` (default: everything received) once more. */

@@ -5,18 +5,78 @@
 //
 // Each saved message carries an action bar (.msg-actions): Copy, and Edit + Fork on the
 // user's messages, Retry + Fork on replies (Retry shows on the last reply only: the chat
-// marks it .is-last). The buttons say what they do in data-action; chat.js handles them.
+// marks it .is-last). The buttons say what they do in data-action; chat.js handles them
+// (Read aloud, where the browser can speak: speech.js).
+//
+// A reply reads in the order it happened: each tool call records ``offset``, the
+// characters (code points) of reply text before it, so the text is cut there and the
+// tool cards sit between the pieces, live (a tool event closes the text piece being
+// streamed) and after a reload alike. Each piece is rendered as markdown on its own.
 
+import { attachmentList } from "./attachments.js";
 import { formatTime, h, icon } from "./dom.js";
 import { LARGE_CHARS, LiveMarkdown, plainTextElement, setRendered, showPlain } from "./markdown.js";
+import { canSpeak } from "./speech.js";
 
 const STATUS_LABELS = { truncated: "Cut off", interrupted: "Interrupted", cancelled: "Stopped", error: "Error", partial: "Partial" };
 
 /** Whether ``msg``'s content is rendered as markdown (assistant replies are). */
 export const isMarkdown = (msg) => msg.role === "assistant";
 
-/** A saved message as an <article>; ``html`` is its server-rendered content (assistant),
- * or null when it was not rendered (too large, or the render failed): shown as plain text. */
+/**
+ * A reply's text and tool calls in the order they happened: [{text} | {tools: [call…]}].
+ * Calls without an ``offset`` (saved by an earlier version) come first, as they were
+ * shown then; consecutive calls at one offset form one group; text pieces that are
+ * only whitespace are dropped.
+ */
+export function replyParts(msg) {
+  const content = textOf(msg.content);
+  const calls = Array.isArray(msg.tool_calls) ? msg.tool_calls.filter((c) => c && typeof c === "object") : [];
+  if (!calls.length) return content ? [{ text: content }] : [];
+  const at = (c) => (Number.isInteger(c.offset) && c.offset > 0 ? c.offset : 0);
+  const sorted = calls.map((c, i) => [at(c), i, c]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const cuts = codePointIndices(content, sorted.map(([o]) => o));
+  const parts = [];
+  let from = 0;
+  sorted.forEach(([, , call], k) => {
+    const cut = Math.max(from, cuts[k]);
+    const text = content.slice(from, cut);
+    if (text.trim()) parts.push({ text });
+    from = cut;
+    const last = parts[parts.length - 1];
+    if (last?.tools && !text.trim()) last.tools.push(call);
+    else parts.push({ tools: [call] });
+  });
+  const rest = content.slice(from);
+  if (rest.trim()) parts.push({ text: rest });
+  return parts;
+}
+
+/** The UTF-16 index in ``text`` of each code-point offset of the ascending ``offsets``
+ * (past the end: the text's length). */
+function codePointIndices(text, offsets) {
+  const out = [];
+  let cp = 0;
+  let i = 0;
+  for (const offset of offsets) {
+    while (cp < offset && i < text.length) {
+      const c = text.charCodeAt(i);
+      i += c >= 0xd800 && c <= 0xdbff && i + 1 < text.length ? 2 : 1;
+      cp += 1;
+    }
+    out.push(i);
+  }
+  return out;
+}
+
+/** The texts of ``msg`` that are rendered as markdown (the text pieces of a reply), in order. */
+export function markdownTexts(msg) {
+  return isMarkdown(msg) ? replyParts(msg).filter((p) => p.text !== undefined).map((p) => p.text) : [];
+}
+
+/** A saved message as an <article>; ``html`` is the server-rendered HTML of each of its
+ * ``markdownTexts`` (assistant), null for one that was not rendered (too large, or the
+ * render failed): shown as plain text. */
 export function messageElement(msg, index, html = null) {
   if (msg.role === "user") return userElement(msg, index);
   if (msg.role === "assistant") return assistantElement(msg, index, html);
@@ -54,9 +114,11 @@ function timeEl(seconds) {
 
 /** The user's message (plain text, never interpreted as HTML). */
 export function userElement(msg, index) {
+  const text = textOf(msg.content);
   const el = h("article", { class: "msg msg-user", "aria-label": "You", dataset: { index: index ?? "", role: "user" } },
     h("div", { class: "msg-wrap" },
-      h("div", { class: "msg-body" }, plainTextElement(textOf(msg.content), "msg-text")),
+      attachmentList(msg.attachments),
+      text ? h("div", { class: "msg-body" }, plainTextElement(text, "msg-text")) : null,
       h("div", { class: "msg-meta" }, actionBar("user", true), statusBadge(msg.status), timeEl(msg.timestamp))));
   if (msg.status) el.dataset.status = msg.status;
   el.rawText = textOf(msg.content);
@@ -66,8 +128,9 @@ export function userElement(msg, index) {
 const ACTIONS = {
   copy: { icon: "copy", text: "Copy", user: "Copy message", assistant: "Copy reply" },
   edit: { icon: "edit", text: "Edit", user: "Edit message" },
-  retry: { icon: "retry", text: "Retry", assistant: "Retry: replace this reply with a new one" },
+  retry: { icon: "retry", text: "Retry", assistant: "Retry: a new reply (this one is kept as a version)" },
   fork: { icon: "fork", text: "Fork", user: "Fork: a new chat up to this message", assistant: "Fork: a new chat up to this reply" },
+  speak: { icon: "speaker", text: "Read aloud", assistant: "Read this reply aloud" },
 };
 
 function actionButton(name, role) {
@@ -78,9 +141,10 @@ function actionButton(name, role) {
 
 /** The action buttons of a message of ``role`` (``hasText``: whether Copy makes sense). */
 function actionBar(role, hasText) {
-  const names = role === "user" ? ["copy", "edit", "fork"] : ["copy", "retry", "fork"];
+  const names = role === "user" ? ["copy", "edit", "fork"] : ["copy", "speak", "retry", "fork"];
   return h("div", { class: "msg-actions" },
-    names.filter((n) => n !== "copy" || hasText).map((n) => actionButton(n, role)));
+    names.filter((n) => (n !== "copy" || hasText) && (n !== "speak" || (hasText && canSpeak())))
+      .map((n) => actionButton(n, role)));
 }
 
 function assistantShell(index) {
@@ -94,14 +158,21 @@ function assistantShell(index) {
 export function assistantElement(msg, index, html) {
   const { el, body } = assistantShell(index);
   if (msg.reasoning) body.append(reasoningBlock(msg.reasoning, false).details);
-  if (Array.isArray(msg.tool_calls) && msg.tool_calls.length) {
-    body.append(h("div", { class: "tools" }, msg.tool_calls.map((call) => toolCard(call, call.result !== undefined))));
+  const rendered = Array.isArray(html) ? html : [html];
+  let k = 0;
+  for (const part of replyParts(msg)) {
+    if (part.tools) {
+      body.append(h("div", { class: "tools" }, part.tools.map((call) => toolCard(call, call.result !== undefined))));
+      continue;
+    }
+    const md = h("div", { class: "md" });
+    const piece = rendered[k++] ?? null;
+    if (piece !== null) setRendered(md, piece);
+    else showPlain(md, part.text, part.text.length > LARGE_CHARS ? "large" : "failed");
+    md.segmentText = part.text;
+    body.append(md);
   }
   const content = textOf(msg.content);
-  const md = h("div", { class: "md" });
-  if (html !== null) setRendered(md, html);
-  else if (content) showPlain(md, content, content.length > LARGE_CHARS ? "large" : "failed");
-  if (content) body.append(md);
   if (msg.error || msg.status === "error") body.append(errorCard(msg.error || "The reply failed.", null));
   body.append(h("div", { class: "msg-meta" }, statusBadge(msg.status), timeEl(msg.timestamp), usageEl(msg.usage),
     actionBar("assistant", Boolean(content))));
@@ -173,7 +244,9 @@ export function errorCard(message, type) {
 
 /**
  * The assistant reply being streamed. Feed it events with ``handle(name, data)``;
- * ``finish(status)`` settles it. ``el`` is the <article> to insert.
+ * ``finish(status)`` settles it. ``el`` is the <article> to insert. Text streams into
+ * a piece (``.md``) that a tool event closes: the card goes after it and later text
+ * into a new piece, so the reply reads in the order it happened (see replyParts).
  */
 export class AssistantView {
   constructor() {
@@ -182,14 +255,15 @@ export class AssistantView {
     this.body = body;
     this.el.classList.add("streaming");
     this.reasoning = null;
-    this.tools = null;
+    this.group = null;      // the tool group last added, while no text has followed it
     this.cards = new Map();
-    this.mdEl = h("div", { class: "md md-live" });
+    this.piece = null;      // {el, live} the text piece being streamed
+    this.closing = [];      // final renders of pieces a tool closed
+    this.text = "";         // the whole reply's text so far
     this.statusText = h("span", { class: "typing-status" });
     this.typing = h("div", { class: "typing", "aria-label": "Assistant is replying" }, h("i"), h("i"), h("i"), this.statusText);
     this.meta = h("div", { class: "msg-meta" });
-    this.body.append(this.mdEl, this.typing, this.meta);
-    this.live = new LiveMarkdown(this.mdEl);
+    this.body.append(this.typing, this.meta);
     this.errored = false;
     this.usage = null;      // the done event's {prompt_tokens, completion_tokens}
   }
@@ -205,8 +279,33 @@ export class AssistantView {
   }
 
   token(text) {
+    if (!text) return;
     this.typing.hidden = true;
-    this.live.append(text);
+    this.text += text;
+    this.openPiece().live.append(text);
+  }
+
+  /** The text piece being streamed, started after whatever came last (a tool group). */
+  openPiece(el = null) {
+    if (!this.piece) {
+      const md = el || h("div", { class: "md md-live" });
+      if (!el) this.typing.before(md);
+      this.piece = { el: md, live: new LiveMarkdown(md) };
+      this.group = null;
+    }
+    return this.piece;
+  }
+
+  // A tool (or a question) comes now: the text so far is one finished piece.
+  closePiece() {
+    const piece = this.piece;
+    if (!piece) return;
+    this.piece = null;
+    piece.el.segmentText = piece.live.text;
+    this.closing.push(piece.live.finish().then(() => {
+      if (!piece.live.text.trim()) piece.el.remove();
+      else piece.el.classList.remove("md-live");
+    }));
   }
 
   addReasoning(text) {
@@ -218,38 +317,45 @@ export class AssistantView {
   }
 
   toolsBox() {
-    if (!this.tools) {
-      this.tools = h("div", { class: "tools" });
-      this.mdEl.before(this.tools);
+    if (!this.group) {
+      this.closePiece();
+      this.group = h("div", { class: "tools" });
+      this.typing.before(this.group);
     }
-    return this.tools;
+    return this.group;
   }
 
-  /** Continue the saved reply ``old`` (an article): take over its reasoning, tool cards,
-   * index and text, so the appended part streams on after it in one bubble. */
+  /** Continue the saved reply ``old`` (an article): take over its reasoning, pieces,
+   * tool cards, index and text, so the appended part streams on after it in one bubble
+   * (its last text piece goes on growing). */
   adopt(old) {
     const body = old.querySelector(".msg-body");
-    const reasoning = body?.querySelector(":scope > details.reasoning");
-    const tools = body?.querySelector(":scope > .tools");
+    const kept = body ? [...body.children].filter((c) => c.matches("details.reasoning, .tools, .md")) : [];
+    for (const child of kept) this.typing.before(child);
+    const reasoning = kept.find((c) => c.matches("details.reasoning"));
     if (reasoning) this.body.prepend(reasoning);
-    if (tools) {
-      this.tools = tools;
-      this.mdEl.before(tools);
+    const last = kept[kept.length - 1];
+    if (last?.matches(".md") && typeof last.segmentText === "string") {
+      const md = h("div", { class: "md md-live" });
+      last.replaceWith(md);
+      this.openPiece(md).live.append(last.segmentText);
+    } else if (last?.matches(".tools")) {
+      this.group = last;
     }
+    for (const card of this.body.querySelectorAll(".tool-card")) this.cards.set(card.dataset.toolId, card);
     this.el.dataset.index = old.dataset.index ?? "";
-    if (old.rawText) this.live.append(old.rawText);
+    this.text = old.rawText || "";
   }
 
-  /** Show a question card (approval, clarify) where the tool calls are. */
+  /** Show a question card (approval, clarify) where the reply has got to. */
   addQuestion(card) {
     this.toolsBox().append(card);
   }
 
   addTool(data) {
-    this.toolsBox();
     const card = toolCard(data, false);
     this.cards.set(String(data.id), card);
-    this.tools.append(card);
+    this.toolsBox().append(card);
   }
 
   completeTool(data) {
@@ -279,13 +385,12 @@ export class AssistantView {
     for (const card of this.cards.values()) {
       if (card.dataset.state === "running") card.parts.status.replaceChildren("Not finished");
     }
-    await this.live.finish();
-    if (!this.live.text) this.mdEl.remove();
-    this.mdEl.classList.remove("md-live");
+    this.closePiece();
+    await Promise.all(this.closing);
     if (status && status !== "complete") this.el.dataset.status = status;
-    this.el.rawText = this.live.text;
+    this.el.rawText = this.text;
     const parts = [statusBadge(status === "complete" ? null : status), timeEl(Date.now() / 1000), usageEl(this.usage),
-      actionBar("assistant", Boolean(this.live.text))];
+      actionBar("assistant", Boolean(this.text))];
     this.meta.append(...parts.filter(Boolean));
   }
 }
@@ -311,7 +416,7 @@ export function openEditor(article, onSave) {
   };
   const form = h("form", { class: "edit-form" }, area,
     h("div", { class: "edit-actions" },
-      h("span", { class: "edit-hint" }, "The reply and everything after it are replaced."),
+      h("span", { class: "edit-hint" }, "A new version from here on: this one is kept (‹ › switches back)."),
       h("button", { type: "button", class: "btn", onclick: close }, "Cancel"), save));
   const grow = () => {
     area.style.height = "auto";

@@ -1,0 +1,149 @@
+"""Attachments in a real browser (issue 16): a pasted image and a file dropped on the
+conversation become chips with a thumbnail, size and remove button, upload, go with the
+next message (the fake backend answers each with its ``[attachment name size mime]``
+token), and show in the sent bubble as a thumbnail that opens full size and a download
+link, before and after a reload; a file over the server's limit is refused with a
+sentence naming the limit, before uploading and when the server answers 413."""
+from __future__ import annotations
+
+import base64
+import struct
+import zlib
+
+import pytest
+
+from .conftest import sid_of, wait_reply_finished
+
+pytestmark = pytest.mark.browser
+
+
+def png(width: int = 24, height: int = 16) -> bytes:
+    """A real PNG (a red-to-blue gradient) the browser can decode."""
+    rows = b"".join(b"\x00" + b"".join(bytes((255 - 10 * x, 0, 10 * x)) for x in range(width)) for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+# Page-side helpers: build a File from base64 and fire the events a real paste or drop fires.
+PASTE = """([b64, name, type]) => {
+  const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+  const dt = new DataTransfer();
+  dt.items.add(new File([bytes], name, { type }));
+  const box = document.querySelector('#composer-input');
+  box.focus();
+  box.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+}"""
+
+DROP = """([b64, name, type, selector]) => {
+  const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+  const dt = new DataTransfer();
+  dt.items.add(new File([bytes], name, { type }));
+  const target = document.querySelector(selector);
+  for (const kind of ['dragenter', 'dragover', 'drop']) {
+    target.dispatchEvent(new DragEvent(kind, { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }
+}"""
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def wait_chips_done(page, n: int) -> None:
+    page.wait_for_function("n => { const c = document.querySelectorAll('#attach-tray .att-chip');"
+                           " return c.length === n && [...c].every(x => x.dataset.state === 'done'); }", arg=n)
+
+
+def test_pasted_image_and_dropped_file_go_with_the_message_and_show_in_the_bubble(live_server, open_page):
+    page = open_page(live_server)
+    image = png()
+    text = "Ünïcode notes ✓ 中文\n".encode() * 40
+    page.evaluate(PASTE, [b64(image), "shot.png", "image/png"])
+    page.evaluate(DROP, [b64(text), "notes.txt", "text/plain", "#messages-scroll"])   # onto the conversation
+    wait_chips_done(page, 2)
+    chips = page.locator("#attach-tray .att-chip")
+    assert chips.nth(0).locator(".att-name").inner_text() == "shot.png"
+    assert page.evaluate("() => document.querySelector('#attach-tray .att-chip-thumb').naturalWidth") == 24
+    assert chips.nth(1).locator(".att-name").inner_text() == "notes.txt"
+    assert chips.nth(1).locator(".att-size").inner_text() == f"{round(len(text) / 1000)} KB"
+    assert page.locator("#attach-tray .att-remove").count() == 2
+    # A chat was created for the uploads; sending takes both files with the text.
+    sid = sid_of(page)
+    page.fill("#composer-input", "what is in these?")
+    page.click("#send-btn")
+    wait_reply_finished(page)
+    assert page.locator("#attach-tray .att-chip").count() == 0
+    reply = page.locator(".msg-assistant .md").last.inner_text()
+    assert f"[attachment shot.png {len(image)} image/png]" in reply
+    assert f"[attachment notes.txt {len(text)} text/plain]" in reply
+
+    def check_bubble():
+        bubble = page.locator(".msg-user").last
+        thumb = bubble.locator(".msg-attachments a.att-thumb img")
+        thumb.wait_for()
+        page.wait_for_function("() => document.querySelector('.msg-user .att-thumb img').naturalWidth === 24")
+        full = bubble.locator("a.att-thumb").get_attribute("href")
+        assert bubble.locator("a.att-thumb").get_attribute("target") == "_blank"
+        link = bubble.locator("a.att-file")
+        assert link.inner_text().split("\n")[0].strip() == "notes.txt"
+        # both addresses serve the very bytes that were attached
+        got = page.evaluate("""async ([a, b]) => {
+          const enc = async (u) => { const r = await fetch(u); const buf = new Uint8Array(await r.arrayBuffer());
+            return [r.status, btoa(String.fromCharCode(...buf))]; };
+          return [await enc(a), await enc(b)]; }""", [full, link.get_attribute("href")])
+        assert got == [[200, b64(image)], [200, b64(text)]]
+        assert bubble.locator(".msg-text").inner_text() == "what is in these?"
+
+    check_bubble()
+    saved = live_server.session(sid)["messages"][0]
+    assert [(a["name"], a["mime"]) for a in saved["attachments"]] == [("shot.png", "image/png"), ("notes.txt", "text/plain")]
+    page.reload()
+    page.wait_for_selector("html[data-ready]")
+    wait_reply_finished(page)
+    check_bubble()
+
+
+def test_a_file_can_be_removed_and_a_message_of_files_alone_is_sent(live_server, open_page):
+    page = open_page(live_server)
+    page.evaluate(DROP, [b64(b"first"), "a.txt", "text/plain", "#composer"])      # onto the composer
+    page.evaluate(DROP, [b64(b"second!"), "b.txt", "text/plain", "#composer"])
+    wait_chips_done(page, 2)
+    assert page.is_enabled("#send-btn")          # files alone may be sent
+    page.click("#attach-tray .att-remove[aria-label='Remove a.txt']")
+    wait_chips_done(page, 1)
+    page.click("#send-btn")
+    wait_reply_finished(page)
+    assert "[attachment b.txt 7 text/plain]" in page.locator(".msg-assistant .md").last.inner_text()
+    assert "a.txt" not in page.locator(".msg-assistant .md").last.inner_text()
+    assert page.locator(".msg-user").last.locator(".msg-text").count() == 0
+
+
+def test_a_file_over_the_limit_is_refused_with_the_limit_said(make_server, open_page, console):
+    server = make_server(args=("--max-attachment-bytes", "2000")).start()
+    page = open_page(server)
+    requests_made = []
+    page.on("request", lambda r: requests_made.append(r.url) if "/api/attachments" in r.url else None)
+    page.evaluate(DROP, [b64(b"x" * 5000), "big.log", "text/plain", "#messages-scroll"])
+    chip = page.locator("#attach-tray .att-chip[data-state='error']")
+    chip.wait_for()
+    assert chip.locator(".att-error").inner_text().startswith(
+        "Not attached. “big.log” is 5 KB; this server accepts attachments up to 2 KB.")
+    assert requests_made == []                   # refused before uploading
+    page.fill("#composer-input", "hello")
+    page.click("#send-btn")
+    page.wait_for_selector("#toast:not([hidden])")
+    assert "remove them" in page.inner_text("#toast")
+    assert page.locator(".msg-user").count() == 0   # not sent while a file is refused
+    page.click("#attach-tray .att-remove")
+    # The server's own 413 (a page that did not know the limit) is said the same way.
+    console.allow(r"Failed to load resource: the server responded with a status of 413")
+    page.evaluate("() => document.querySelector('meta[name=max-attachment-bytes]').remove()")
+    page.evaluate(DROP, [b64(b"y" * 2600), "over.log", "text/plain", "#composer"])
+    chip.wait_for()
+    assert chip.locator(".att-error").inner_text().startswith(
+        "Not attached. “over.log” is 3 KB; this server accepts attachments up to 2 KB.")
+    assert requests_made and not list((server.state_dir / "attachments").glob("*/*.json"))
