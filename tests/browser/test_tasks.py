@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from ..helpers import wait_until
+from ..helpers import fake_script, wait_until
 from .conftest import assistant_texts, sid_of, wait_reply_finished
 
 pytestmark = pytest.mark.browser
@@ -66,3 +66,15 @@ def test_create_a_task_see_its_next_runs_run_it_and_open_its_chat(make_server, o
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     expect(page.get_by_role("button", name="Scheduled tasks")).to_be_focused()
+
+
+def test_a_denied_tool_is_noted_in_the_runs_chat(make_server, open_page):
+    server = make_server(env={"HERMES_WEBUI_TEST_CLOCK": "1"}).start()
+    script = fake_script(tokens=2, approval={"tool": "terminal", "command": "make deploy"},
+                         tools=[{"name": "terminal", "args": {"cmd": "make deploy"}, "result": "deployed"}])
+    task = server.post("/api/tasks/save", {"name": "deployer", "prompt": script, "schedule": "hourly"}).json()["task"]
+    sid = server.post("/api/tasks/run", {"task_id": task["id"]}).json()["session_id"]
+    wait_until(lambda: server.get("/api/tasks/runs", params={"task_id": task["id"]}).json()["runs"][0]["status"] != "running")
+    page = open_page(server, f"/?s={sid}")
+    wait_reply_finished(page)
+    expect(page.locator(".msg-assistant .denied-note")).to_contain_text("Denied without asking (a scheduled run): terminal")

@@ -174,6 +174,11 @@ export function assistantElement(msg, index, html) {
   }
   const content = textOf(msg.content);
   if (msg.error || msg.status === "error") body.append(errorCard(msg.error || "The reply failed.", null));
+  if (Array.isArray(msg.denied_tools) && msg.denied_tools.length) {   // a scheduled task's run: nobody to ask
+    const tools = [...new Set(msg.denied_tools.map((d) => String(d.tool)))].join(", ");
+    body.append(h("p", { class: "denied-note", role: "note" },
+      `Denied without asking (a scheduled run): ${tools}. Add it to the task's allowed tools to let the task use it.`));
+  }
   body.append(h("div", { class: "msg-meta" }, statusBadge(msg.status), timeEl(msg.timestamp), usageEl(msg.usage),
     actionBar("assistant", Boolean(content))));
   if (msg.status) el.dataset.status = msg.status;
