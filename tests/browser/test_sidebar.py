@@ -195,6 +195,21 @@ def test_collapsed_sidebar_is_remembered_across_a_reload(server, open_page):
     assert page.locator("#expand-sidebar").is_hidden()
 
 
+def test_a_list_refresh_waits_until_an_open_row_menu_closes(server, open_page):
+    sid = server.new_session(title="Menu holder")
+    page = open_page(server)
+    open_menu(page, sid)
+    newer = server.new_session(title="Arrived meanwhile")
+    with page.expect_response(lambda r: "/api/sessions?" in r.url):
+        page.evaluate("() => window.dispatchEvent(new Event('focus'))")  # the page refreshes the list
+    page.wait_for_timeout(0)
+    assert page.locator("#menu").is_visible()
+    assert page.locator(f".session[data-sid='{sid}'] .session-menu-btn").get_attribute("aria-expanded") == "true"
+    page.keyboard.press("Escape")
+    page.wait_for_selector(f".session[data-sid='{newer}']")  # drawn once the menu closed
+    assert page.evaluate("() => document.activeElement.closest('.session')?.dataset.sid") == sid
+
+
 # ------------------------------------------------------------------ projects and tags
 
 

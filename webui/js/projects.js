@@ -57,7 +57,7 @@ function buildDialog() {
       h("datalist", { id: "project-workspace-roots" }),
       field("project-instructions", "Custom instructions",
         h("textarea", { id: "project-instructions", rows: 5, maxlength: 20000, "aria-describedby": "project-instructions-help" }),
-        "What the model should know or do in this project's chats."),
+        "Sent to the model with every message in this project's chats, after your own custom instructions (Settings)."),
       h("p", { id: "project-error", class: "form-error", role: "alert", hidden: true }),
       h("div", { class: "dialog-actions" },
         h("button", { type: "button", class: "btn", "data-close": true }, "Cancel"),

@@ -11,7 +11,7 @@
 
 import { api, post } from "./api.js";
 import { $, announce, h, icon, toast } from "./dom.js";
-import { openDialog, openMenu } from "./menu.js";
+import { menuIsOpen, openDialog, openMenu } from "./menu.js";
 import { createProject, editTags, openMoveMenu, projectDot, projectMenuItems } from "./projects.js";
 
 const SEARCH_DEBOUNCE_MS = 150;
@@ -79,6 +79,7 @@ export class Sidebar {
     this.searchTimer = null;
     this.refreshing = null;
     this.refreshAgain = false;
+    this.deferred = null;        // a MutationObserver waiting for an open menu to close
     this.search.addEventListener("input", () => this.onSearchInput());
     this.search.addEventListener("keydown", (e) => this.onSearchKey(e));
     this.showArchived.addEventListener("change", () => this.refresh());
@@ -166,6 +167,7 @@ export class Sidebar {
   // ------------------------------------------------------------ drawing
 
   render() {
+    if (this.deferWhileMenuOpen()) return;
     const hadFocus = this.nav.contains(document.activeElement) ? keyOf(document.activeElement) : null;
     this.renderFilterBar();
     let parts;
@@ -175,6 +177,22 @@ export class Sidebar {
     this.nav.replaceChildren(...parts);
     this.markActive();
     this.initRoving(hadFocus);
+  }
+
+  /** A row's or folder's menu is open: redraw once it closes, so the menu keeps its button. */
+  deferWhileMenuOpen() {
+    if (!menuIsOpen() || !this.nav.querySelector(`:is(${MENU_BUTTONS})[aria-expanded="true"]`)) return false;
+    if (!this.deferred) {
+      const menu = $("#menu");
+      this.deferred = new MutationObserver(() => {
+        if (!menu.hidden) return;
+        this.deferred.disconnect();
+        this.deferred = null;
+        this.render();
+      });
+      this.deferred.observe(menu, { attributes: true, attributeFilter: ["hidden"] });
+    }
+    return true;
   }
 
   groupParts(groups, prefix) {
