@@ -155,9 +155,10 @@ def all_tails(versions):
 
 def check(versions, length: int, check_message, where: str, *, base: int = 0, depth: int = 0) -> dict:
     """A versions map read from an import, validated against a transcript of ``length``
-    messages that starts at index ``base``: keys ``base < i < base + length`` (``base``
-    itself too at the top level), ``current`` in range with a ``null`` tail, at least two
-    versions, every stored tail non-empty. ``check_message(msg, where)`` validates (and may
+    messages that starts at index ``base``: keys ``base < i < base + length`` (at the top
+    level ``0 <= i <= length``: an export taken while a retry's turn runs has the new,
+    still empty version shown at ``length``), ``current`` in range with a ``null`` tail, at
+    least two versions, every stored tail non-empty. ``check_message(msg, where)`` validates (and may
     rewrite) each message. Returns the cleaned map; raises ValueError naming what is wrong.
     """
     if versions is None:
@@ -169,7 +170,8 @@ def check(versions, length: int, check_message, where: str, *, base: int = 0, de
     out = {}
     for key, entry in versions.items():
         here = f"{where}, versions at {key}"
-        if not (isinstance(key, str) and key.isdigit() and (base if depth == 0 else base + 1) <= int(key) < base + length):
+        low, high = (0, length + 1) if depth == 0 else (base + 1, base + length)
+        if not (isinstance(key, str) and key.isdigit() and low <= int(key) < high):
             raise ValueError(f"{here}: not the index of a message of this conversation")
         if not _valid_entry(entry):
             raise ValueError(f"{here}: needs \"tails\" (two or more) and \"current\", the shown one, whose tail is null")

@@ -12,6 +12,7 @@ import { openDialog } from "./menu.js";
 import { AssistantView, markdownTexts, messageElement, openEditor, userElement } from "./messages.js";
 import { approvalCard, clarifyCard, closeQuestion, settleApproval, settleClarify } from "./questions.js";
 import { StreamClient } from "./stream.js";
+import { Versions } from "./versions.js";
 
 export const PAGE_SIZE = 50;
 const LOAD_OLDER_PX = 600;   // start loading older messages this close to the top
@@ -41,6 +42,7 @@ export class Chat {
     this.scroller.addEventListener("scroll", () => this.onScroll(), { passive: true });
     new ResizeObserver(() => { if (this.stick) this.scrollToBottom(); }).observe(this.list);
     this.list.addEventListener("click", (e) => this.onClick(e));
+    this.versions = new Versions(this);   // "‹ 2/3 ›" on messages with versions (versions.js)
   }
 
   get streaming() { return this.stream !== null; }
@@ -96,6 +98,7 @@ export class Chat {
     const nodes = await this.buildNodes(session.messages || [], this.offset);
     if (token !== this.openToken) return;
     this.list.replaceChildren(...nodes);
+    this.versions.show(session.versions);
     this.list.removeAttribute("aria-busy");
     this.markLast();
     const running = session.active_stream_id && session.pending_user_message != null;
@@ -164,6 +167,7 @@ export class Chat {
       if (token !== this.openToken) return;
       const fromBottom = this.scroller.scrollHeight - this.scroller.scrollTop;
       this.list.prepend(...nodes);
+      this.versions.show(session.versions);
       this.offset = session.messages_offset;
       this.scroller.scrollTop = this.scroller.scrollHeight - fromBottom;
     } catch (err) {
@@ -393,6 +397,7 @@ export class Chat {
     }
     stream.view.el.classList.remove("streaming");
     this.markLast();
+    if (stream.sid === this.sessionId) this.versions.refresh();   // a retry or an edit made a version
     if (stream.sid === this.sessionId && !this.stream) this.addResumeNotice();  // cut off: offer Continue
     announce(status === "complete" ? "Reply finished" : `Reply ${status}`);
     this.hooks.onListChanged();
