@@ -11,6 +11,7 @@
 import { $, h } from "./dom.js";
 import { clearDraft, draftKey, loadDraft, saveDraft } from "./drafts.js";
 import { messageLimit, overLimit, tooLargeSentence } from "./limits.js";
+import { sendKey } from "./settings.js";
 
 const MAX_HEIGHT_RATIO = 0.4; // of the viewport; the box scrolls beyond that
 const SAVE_DELAY_MS = 300;
@@ -97,10 +98,11 @@ export function initComposer({ onSend, onStop, hasFiles = () => false }) {
   form.addEventListener("submit", (e) => { e.preventDefault(); submit(); });
   input.addEventListener("input", () => { changed(true); saveSoon(); });
   input.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
-      e.preventDefault();
-      submit();
-    }
+    if (e.key !== "Enter" || e.shiftKey || e.isComposing || e.keyCode === 229) return;
+    // the profile's send key (Settings): Enter, or Ctrl/Cmd+Enter (then Enter is a new line)
+    if (sendKey() === "ctrl-enter" && !(e.ctrlKey || e.metaKey)) return;
+    e.preventDefault();
+    submit();
   });
   stop.addEventListener("click", () => onStop());
   window.addEventListener("resize", grow);
