@@ -35,7 +35,7 @@ most per character: ~10 µs per ``[``), and the request has not yet spent
 it in pieces. Block nesting (quotes, lists) beyond :data:`MAX_NESTING` levels is rendered
 flat by markdown-it itself.
 - ``GET /api/render/highlight.css`` → the Pygments colours for ``.hl`` code blocks,
-  light by default and dark under ``prefers-color-scheme: dark``.
+  light by default and dark under ``<html data-theme="dark">`` (the page's theme).
 """
 from __future__ import annotations
 
@@ -378,16 +378,16 @@ def render_bounded(texts: list[str], budget_seconds: float = RENDER_BUDGET_SECON
 
 @functools.lru_cache(maxsize=1)
 def highlight_css() -> str:
-    """Pygments colours for ``.hl`` blocks: light, then dark inside a media query."""
+    """Pygments colours for ``.hl`` blocks: light, then dark under ``<html data-theme="dark">``."""
     def token_rules(style: str) -> list[str]:
         # Token colours only: the block's own background and layout belong to app.css.
         defs = _tools().html_formatter(style=style).get_style_defs(".hl")
         return [line for line in defs.splitlines() if line.startswith(".hl .")]
 
     light = "\n".join(token_rules(LIGHT_STYLE))
-    dark = "\n".join("  " + line for line in token_rules(DARK_STYLE))
-    return (f"/* Pygments styles {LIGHT_STYLE} (light) and {DARK_STYLE} (dark) */\n{light}\n"
-            f"@media (prefers-color-scheme: dark) {{\n{dark}\n}}\n")
+    dark = "\n".join(':root[data-theme="dark"] ' + line for line in token_rules(DARK_STYLE))
+    return (f"/* Pygments styles {LIGHT_STYLE} (light) and {DARK_STYLE} (dark: the page's theme, js/theme.js) */\n"
+            f"{light}\n{dark}\n")
 
 
 @render_bp.post("/api/render")

@@ -86,7 +86,7 @@ def test_bad_render_input_is_a_400_json_error(live_server, body):
 def test_highlight_stylesheet_covers_light_and_dark(live_server):
     r = live_server.get("/api/render/highlight.css")
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/css")
-    assert ".hl .k {" in r.text and "@media (prefers-color-scheme: dark)" in r.text
+    assert ".hl .k {" in r.text and ':root[data-theme="dark"] .hl .k {' in r.text   # the page's theme (js/theme.js)
 
 
 def test_page_has_csrf_and_limit_meta_and_no_inline_script(live_server):

@@ -13,7 +13,7 @@ import { offerMigration } from "./migrate.js";
 import { closeMenu, dialogIsOpen, menuIsOpen, openMenu } from "./menu.js";
 import { initProfiles } from "./profile.js";
 import { initTasks } from "./tasks.js";
-import { initSettings } from "./settings.js";
+import { initSettings, reloadSettings } from "./settings.js";
 import { initShortcuts } from "./shortcuts.js";
 import { Sidebar } from "./sidebar.js";
 import { initJumpToLatest } from "./jump.js";
@@ -180,6 +180,7 @@ function wire() {
   chat = new Chat({
     onTitle: setTitle,
     onSessionShown: (session) => models.showSession(session),
+    onContext: (usage) => models.showContext(usage),
     model: () => models.value(),
     onCreated: (sid) => {
       history.replaceState({ sid }, "", urlFor(sid));
@@ -219,6 +220,7 @@ function wire() {
   initProfiles({
     onSwitch: async (name) => {
       panel.reset();
+      await reloadSettings();   // the new profile's theme, send key and default model
       await navigate(null);
       await sidebar.refresh();
       toast(`Switched to the profile ${name}.`);

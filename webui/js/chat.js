@@ -67,6 +67,7 @@ export class Chat {
     this.empty.hidden = Boolean(sid);
     document.dispatchEvent(new CustomEvent("hermes:session", { detail: { sessionId: sid } }));
     this.showUsage(null);
+    this.hooks.onContext?.(null);
     this.showQueue([]);
     if (!sid) {
       this.hooks.onTitle(null);
@@ -93,6 +94,8 @@ export class Chat {
     this.count = session.message_count || 0;
     this.hooks.onTitle(session.title || "New chat");
     this.showUsage(session.usage);
+    // the context gauge: the newest reply's usage is how full the model's context was
+    this.hooks.onContext?.([...(session.messages || [])].reverse().find((m) => m.role === "assistant" && m.usage)?.usage);
     this.hooks.onSessionShown?.(session);
     this.refreshQueue(session.session_id);
     const nodes = await this.buildNodes(session.messages || [], this.offset);
@@ -279,8 +282,37 @@ export class Chat {
         : `${items.length} messages wait for the reply to end`),
       h("ul", { class: "queue-list" }, items.map((q) => h("li", { class: "queued", dataset: { id: q.id } },
         h("span", { class: "queued-text" }, q.text),
+        h("button", { type: "button", class: "btn queued-edit-btn", "aria-label": `Edit the queued message: ${q.text.slice(0, 80)}`,
+          onclick: (e) => this.editQueued(q, e.currentTarget.closest("li")) }, "Edit"),
         h("button", { type: "button", class: "btn queued-remove", "aria-label": `Remove from the queue: ${q.text.slice(0, 80)}`,
           onclick: () => this.unqueue(q.id) }, "Remove")))));
+  }
+
+  /** Edit a queued message in place (POST /api/chat/queue/edit); Esc or Cancel keeps it as it was. */
+  editQueued(q, li) {
+    const sid = this.sessionId;
+    const box = h("textarea", { class: "queued-edit", "aria-label": "Queued message", rows: 3 });
+    box.value = q.text;
+    const restore = () => this.showQueue(this.queued || []);
+    const save = async () => {
+      if (!box.value.trim()) { box.focus(); return; }
+      try {
+        const res = await post("/api/chat/queue/edit", { session_id: sid, id: q.id, message: box.value });
+        if (sid === this.sessionId) this.showQueue(res.queued || []);
+        announce("Queued message changed");
+      } catch (err) {
+        toast(err.status === 404 ? "That message has already been sent." : `Could not change it: ${err.message}`);
+        await this.refreshQueue(sid);
+      }
+    };
+    box.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); restore(); }
+      else if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); save(); }
+    });
+    li.replaceChildren(box,
+      h("button", { type: "button", class: "btn btn-primary", onclick: save }, "Save"),
+      h("button", { type: "button", class: "btn", onclick: restore }, "Cancel"));
+    box.focus();
   }
 
   async unqueue(id) {
@@ -361,6 +393,7 @@ export class Chat {
         this.count = data.session.message_count ?? this.count;
         this.hooks.onTitle(data.session.title);
         if (stream.sid === this.sessionId) this.showUsage(data.session.usage);
+        if (stream.sid === this.sessionId && data.usage) this.hooks.onContext?.(data.usage);
       }
     } else if (name === "stream_end") {
       this.endStream(stream, data?.status || "complete");

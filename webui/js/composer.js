@@ -1,5 +1,6 @@
-// The message box: Enter sends, Shift+Enter is a newline, it grows with its text, and it
-// is disabled while a message is being sent. While a reply streams the Send button
+// The message box: Enter sends (or Ctrl/Cmd+Enter: the profile's send key, settings.js),
+// Shift+Enter is a newline, it grows with its text, and it is disabled while a message is
+// being sent. While a reply streams the Send button
 // becomes Stop (the box stays editable so the next message can be drafted).
 //
 // Size: a message over the server's limit (limits.js) is not sent; a note under the box
