@@ -237,6 +237,9 @@ def _flag(name: str):
 
 register_field("notify_on_reply", False, _flag("notify_on_reply"),
                "a browser notification when a reply finishes while the tab is in the background")
+register_field("generate_titles", True, _flag("generate_titles"),
+               "when a chat's first reply ends, the model names the chat (never over a title set by hand; "
+               "not with the fake backend)")
 
 
 def defaults() -> dict:

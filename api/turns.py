@@ -26,51 +26,21 @@ import logging
 import secrets
 import threading
 import time
-import unicodedata
 
-from . import approvals, instructions, streams
+from . import approvals, instructions, streams, titles
 from .agents.base import AgentBackend, BackendError, TurnContext
 from .codec import clean_text
 from .errors import ApiError, SessionError, SessionNotFound, TooLarge, TurnConflict
 from .journal import JournalWriter, add_usage, remove_journal
-from .models import (CLEARED_STREAM_FIELDS, DEFAULT_TITLE, Session, SessionStore,
+from .models import (CLEARED_STREAM_FIELDS, Session, SessionStore,
                      check_meta_string, public_metadata)
 from .streams import StreamChannel, session_lock
+from .titles import AUTO_TITLE_CHARS, _cut_whole, _extends, auto_title  # noqa: F401 (their home is api.titles)
 
 log = logging.getLogger(__name__)
-AUTO_TITLE_CHARS = 60
 DEFAULT_MAX_TOOL_RESULT_BYTES = 16 * 1024 * 1024
 DEFAULT_APPROVAL_TIMEOUT = 300.0
 CONTINUABLE = ("truncated", "interrupted")
-
-
-def _extends(ch: str) -> bool:
-    """True for a code point that belongs to the character before it: a combining mark,
-    a joiner, a variation selector, a skin-tone modifier or an emoji tag."""
-    cp = ord(ch)
-    return bool(unicodedata.combining(ch)) or ch in "\u200d\ufe0e\ufe0f" or 0x1F3FB <= cp <= 0x1F3FF \
-        or 0xE0020 <= cp <= 0xE007F
-
-
-def _cut_whole(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` code points, never inside a character a person
-    sees as one (an accent with its letter, an emoji with its modifier or ZWJ sequence)."""
-    if len(text) <= limit:
-        return text
-    end = limit
-    while end > 0 and (_extends(text[end]) or text[end - 1] == "\u200d"):
-        end -= 1
-    return text[:end]
-
-
-def auto_title(text: str) -> str:
-    """A sidebar title from the first user message: its first non-empty line, white
-    space folded, at most 60 characters (whole characters, with "…" when cut)."""
-    line = next((ln for ln in clean_text(text).splitlines() if ln.strip()), "")
-    title = " ".join(line.split())
-    if len(title) > AUTO_TITLE_CHARS:
-        title = _cut_whole(title, AUTO_TITLE_CHARS - 1).rstrip() + "…"
-    return title or DEFAULT_TITLE
 
 
 def _cap_text(value, limit: int):
@@ -373,6 +343,9 @@ class Turn:
             ch.emit("apperror", error)
         if saved_meta is not None and status not in ("cancelled", "interrupted"):
             ch.emit("done", {"session": public_metadata(saved_meta), "usage": usage})
+        if saved_meta is not None and status == "complete" and self.continues is None:  # on its own thread
+            titles.after_first_reply(self.store, self.backend, self.session_id, saved_meta, self.user_text,
+                                     reply.get("content") or "", model=self.ctx.model)
         ch.emit("stream_end", {"status": status})
         ch.close()
         streams.unregister(self.stream_id)

@@ -104,6 +104,12 @@ class AgentBackend(Protocol):
         """``[{id, label, backend, vision, context_length?}]`` this backend can run (optional)."""
         ...
 
+    def complete(self, messages: list[dict], *, max_tokens: int, timeout: float, model: str | None = None) -> str:
+        """Optional: one short plain completion of ``[{role, content: str}]`` within
+        ``timeout`` seconds, returned whole (a chat's generated title, :mod:`api.titles`).
+        Raises on failure; a backend without it never gets titles generated."""
+        ...
+
 
 def plain_history(history: list[dict]) -> list[dict]:
     """User/assistant/system messages reduced to ``{role, content}`` for chat-completion APIs

@@ -62,6 +62,19 @@ class OpenAIBackend:
                                              max_retries=0, timeout=600)
             return self._client
 
+    def complete(self, messages: list[dict], *, max_tokens: int, timeout: float, model: str | None = None) -> str:
+        """One short, non-streamed completion of ``messages`` (``[{role, content: str}]``) on
+        ``model`` (default ``--model``), within ``timeout`` seconds: e.g. a chat's title
+        (:mod:`api.titles`). Raises :class:`BackendError` like :meth:`run_turn`."""
+        client = self._get_client()
+        try:
+            answer = client.with_options(timeout=timeout).chat.completions.create(
+                model=model or self.model, messages=messages, max_tokens=max_tokens, stream=False)
+        except Exception as exc:
+            raise map_openai_error(exc) from exc
+        choices = answer.choices or []
+        return (choices[0].message.content or "") if choices else ""
+
     def run_turn(self, history: list[dict], user_message: str, emit: Emit,
                  cancel_event: threading.Event, attachments: Sequence = (),
                  ctx: TurnContext | None = None) -> dict | None:
