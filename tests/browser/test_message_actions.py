@@ -154,6 +154,10 @@ def test_undo_removes_the_last_exchange_and_clear_empties_the_chat(live_server, 
 def test_a_stale_page_is_refused_reloaded_and_told_why(live_server, open_page, console):
     sid = seed(live_server, "Two tabs", ["q1", "a1", "q2", "a2"])
     page = open_chat(open_page, live_server, sid, "Two tabs")
+    # This page stops hearing live changes (GET /api/sessions/events), as if that stream were lost.
+    page.context.route("**/api/sessions/events", lambda route: None)
+    page.reload()
+    page.wait_for_selector("html[data-ready]")
     expect(shown(page)).to_have_count(4)
     # Another tab removes the last exchange; this page still shows four messages.
     r = live_server.post("/api/session/undo", {"session_id": sid, "expected_message_count": 4})

@@ -1,13 +1,40 @@
 // JSON over HTTP to the server (docs/api.md). Every POST carries the CSRF token from
 // <meta name="csrf-token">; a 401 from any /api call sends the browser to /login.
 
-/** An HTTP or network failure. ``status`` is the HTTP status, 0 for a network error. */
+/**
+ * An HTTP or network failure. ``status`` is the HTTP status, 0 for a network error;
+ * ``message`` is a sentence for people (see friendlyMessage); ``detail`` is the server's
+ * own, technical text when the message replaced it (shown behind a "Details" toggle), or null.
+ */
 export class ApiError extends Error {
-  constructor(message, status) {
+  constructor(message, status, detail = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
+    this.detail = detail;
   }
+}
+
+// Server texts meant for programs, not people: the page never shows them as the message.
+const TECHNICAL = /missing (field|query parameter)|field '[^']*' must be|query parameter|request body|valid JSON|malformed|invalid session id|Last-Event-ID|nested deeper|^HTTP \d|Traceback|\b[A-Z][a-z]+Error\b|unknown setting|errno/;
+
+/**
+ * The sentence the page shows for a failed call: the server's own when it is written for
+ * people, otherwise one that says what to do. ``[message, detail]``: ``detail`` is the
+ * server's text when it was replaced (null otherwise).
+ */
+export function friendlyMessage(status, serverText) {
+  const text = typeof serverText === "string" ? serverText.trim() : "";
+  // Like the server's own, these read well alone and after "Could not …: " (lower case, no full stop).
+  if (status === 0) return ["the server cannot be reached: check that it is running, then try again", text || null];
+  if (status === 409 && /changed in another tab|messages, not \d+/.test(text)) return ["this chat changed in another tab", text];
+  if (status === 404 && /^no (session|stream)\b/i.test(text)) {
+    return ["that chat no longer exists: it may have been deleted in another tab", text];
+  }
+  if (text && !TECHNICAL.test(text)) return [text, null];
+  if (status === 413) return ["that is more than this server accepts at once", text || null];
+  if (status >= 500) return ["something went wrong on the server: try again, and if it keeps happening, see the details", text || `HTTP ${status}`];
+  return ["the page and the server did not understand each other: reload the page and try again", text || `HTTP ${status}`];
 }
 
 /** The CSRF token the server put into the page (empty when auth is off). */
@@ -60,7 +87,7 @@ export async function api(path, { method = "GET", params, body, form, signal } =
     resp = await fetch(url, init);
   } catch (err) {
     if (err && err.name === "AbortError") throw err;
-    throw new ApiError("The server cannot be reached.", 0);
+    throw new ApiError(friendlyMessage(0, "")[0], 0, String(err?.message || "") || null);
   }
   if (resp.status === 401) {
     redirectToLogin();
@@ -68,7 +95,10 @@ export async function api(path, { method = "GET", params, body, form, signal } =
   }
   let data = null;
   try { data = await resp.json(); } catch { data = null; }
-  if (!resp.ok) throw new ApiError((data && data.error) || `HTTP ${resp.status}`, resp.status);
+  if (!resp.ok) {
+    const [message, detail] = friendlyMessage(resp.status, data && typeof data.error === "string" ? data.error : "");
+    throw new ApiError(message, resp.status, detail);
+  }
   return data;
 }
 

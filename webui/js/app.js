@@ -7,6 +7,7 @@ import { api, postForm } from "./api.js";
 import { initAttachments } from "./attachments.js";
 import { $, announce, toast } from "./dom.js";
 import { Chat } from "./chat.js";
+import { LiveEvents } from "./events.js";
 import { initComposer } from "./composer.js";
 import { initModelPicker } from "./models.js";
 import { offerMigration } from "./migrate.js";
@@ -153,6 +154,46 @@ async function showHealth() {
   }
 }
 
+// ------------------------------------------------------------ live updates (other tabs, the server)
+
+const LIST_DEBOUNCE_MS = 150;
+const FOLLOW_REASONS = new Set(["turn_started", "turn_finished", "messages_changed", "reconnected"]);
+let live;
+let listTimer = null;
+
+/** A session changed (in this tab, another one, or on the server): refetch the list soon
+ * (a burst of changes costs one request), keep the header's title in step with it, and
+ * let the open chat catch up: follow a reply another tab started, show messages it added. */
+function onSessionsChanged(event) {
+  clearTimeout(listTimer);
+  listTimer = setTimeout(refreshList, LIST_DEBOUNCE_MS);
+  const sid = chat.sessionId;
+  if (!sid || (event.session_id !== sid && event.reason !== "reconnected")) return;
+  if (event.reason === "deleted") {
+    toast("This chat was deleted (in another tab or window).");
+    navigate(null, { replace: true });
+  } else if (FOLLOW_REASONS.has(event.reason)) {
+    chat.syncIfStale();
+  }
+}
+
+async function refreshList() {
+  await sidebar.refresh();
+  const row = chat.sessionId ? sidebar.sessions.get(chat.sessionId) : null;
+  if (row?.title) setTitle(row.title);  // the header shows what the list shows (a new or generated title)
+}
+
+/** The server went away or came back: say so in the footer now, and hide Stop meanwhile. */
+function onReachability(state) {
+  app.classList.toggle("is-offline", state === "offline");
+  if (state === "offline") {
+    $("#backend-text").textContent = "Server unreachable: reconnecting…";
+    $("#backend-info").classList.add("down");
+    $("#backend-info").classList.remove("ok", "warn");
+  }
+  showHealth();
+}
+
 // ------------------------------------------------------------ keys
 
 function onKey(e) {
@@ -198,13 +239,13 @@ function wire() {
       return true;
     },
     onTurnEnded: () => panel.refreshFiles(),
-    onListChanged: () => sidebar.refresh(),
+    onListChanged: () => refreshList(),
     onMissing: (sid) => {
       toast("That chat does not exist any more.");
       if (sid === sidFromUrl()) navigate(null, { replace: true });
     },
     setStreaming: (on) => { composer.setStreaming(on); app.classList.toggle("is-streaming", on); },
-    setBanner: (on) => { $("#banner").hidden = !on; },
+    setBanner: (on) => { $("#banner").hidden = !on; app.classList.toggle("is-reconnecting", on); },
     onTooLarge: (text, detail) => composer.showTooLarge(text, detail),
     newChatFields: () => sidebar.newChatFields(),
   });
@@ -222,6 +263,7 @@ function wire() {
       panel.reset();
       await reloadSettings();   // the new profile's theme, send key and default model
       await navigate(null);
+      live.restart();  // the events stream is per profile
       await sidebar.refresh();
       toast(`Switched to the profile ${name}.`);
     },
@@ -262,6 +304,7 @@ function boot() {
   chat.open(sid).then(() => { if (!PHONE.matches) composer.focus(); });
   showHealth();
   setInterval(showHealth, HEALTH_EVERY_MS);
+  live = new LiveEvents({ onChange: onSessionsChanged, onState: onReachability }).start();
   offerMigration(() => sidebar.refresh());
   document.documentElement.dataset.ready = "1";
 }

@@ -5,7 +5,7 @@
 // count the page shows; a 409 (the chat changed elsewhere) reloads the chat and says why.
 
 import { api, post } from "./api.js";
-import { $, announce, h, toast } from "./dom.js";
+import { $, announce, h, toast, toastError } from "./dom.js";
 import { messageLimit, tooLargeSentence, utf8Bytes } from "./limits.js";
 import { handleCopyClick, renderTexts } from "./markdown.js";
 import { openDialog } from "./menu.js";
@@ -13,6 +13,14 @@ import { AssistantView, markdownTexts, messageElement, openEditor, userElement }
 import { approvalCard, clarifyCard, closeQuestion, settleApproval, settleClarify } from "./questions.js";
 import { StreamClient } from "./stream.js";
 import { Versions } from "./versions.js";
+
+/** ``message`` as the page shows it: a user message whose reply was saved (cut or not) is
+ * not itself "interrupted" — the cut reply carries that badge and its Continue. */
+function asShown(message, next) {
+  if (message.role !== "user" || message.status !== "interrupted" || next?.role !== "assistant") return message;
+  const { status, ...shown } = message;
+  return shown;
+}
 
 export const PAGE_SIZE = 50;
 const LOAD_OLDER_PX = 600;   // start loading older messages this close to the top
@@ -140,7 +148,7 @@ export class Chat {
     const texts = messages.map((m) => markdownTexts(m));  // a reply's text pieces, cut where its tools ran
     const html = await renderTexts(texts.flat());
     let k = 0;
-    return messages.map((m, i) => messageElement(m, offset + i, html.slice(k, k += texts[i].length)));
+    return messages.map((m, i) => messageElement(asShown(m, messages[i + 1]), offset + i, html.slice(k, k += texts[i].length)));
   }
 
   // ------------------------------------------------------------ paging
@@ -239,13 +247,14 @@ export class Chat {
       this.hooks.onListChanged();
       return true;
     } catch (err) {
-      if (err.status === 409) {
-        toast(`${err.message}. The chat was reloaded; your text is still in the box.`);
+      if (err.status === 409) {  // another tab got there first: show the chat as it is now, keep the text
         await this.open(sid);
+        toast(this.stream ? "A reply is running in another tab: your message is still in the box. Send it when the reply ends."
+          : "This chat changed in another tab, so it was brought up to date. Your message is still in the box: send it again.", 7000);
       } else if (err.status === 413) {
         this.hooks.onTooLarge(text, err.message);
       } else if (err.status !== 401) { // 401: the page is on its way to /login; the draft is kept
-        toast(`Not sent: ${err.message}`);
+        toastError("Not sent", err);
       }
       return false;
     }

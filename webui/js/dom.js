@@ -74,13 +74,59 @@ function append(el, children) {
 export const $ = (sel, root = document) => root.querySelector(sel);
 
 let toastTimer = null;
-/** Show a short message at the bottom of the screen (role=alert) for ``ms`` milliseconds. */
-export function toast(message, ms = 4000) {
-  const el = $("#toast");
-  el.textContent = message;
-  el.hidden = false;
+let toastMs = 0;
+let toastHeld = false;
+
+/** Milliseconds a person needs to read ``text``: 2 s plus ~60 ms a character (≥ 4 s, ≤ 20 s). */
+export const readingMs = (text) => Math.min(20_000, Math.max(4000, 2000 + 60 * String(text).length));
+
+function hideToastLater(ms) {
   clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => { el.hidden = true; }, ms);
+  toastTimer = toastHeld ? null : setTimeout(() => { $("#toast").hidden = true; }, ms);
+}
+
+function holdToast(held) {
+  toastHeld = held;
+  if (held) clearTimeout(toastTimer);
+  else if (!$("#toast").hidden) hideToastLater(Math.max(2500, toastMs / 2));
+}
+
+/**
+ * Show a message at the bottom of the screen (role=alert) for ``ms`` milliseconds, and at
+ * least as long as it takes to read (:func:`readingMs`); it stays while the pointer or the
+ * keyboard focus is on it. ``detail``: the technical text (e.g. an ApiError's ``detail``)
+ * behind a "Details" toggle.
+ */
+export function toast(message, ms = 4000, { detail = null } = {}) {
+  const el = $("#toast");
+  if (!el.dataset.wired) {
+    el.dataset.wired = "1";
+    el.addEventListener("pointerenter", () => holdToast(true));
+    el.addEventListener("pointerleave", () => holdToast(false));
+    el.addEventListener("focusin", () => holdToast(true));
+    el.addEventListener("focusout", () => holdToast(false));
+  }
+  const parts = [h("span", { class: "toast-text" }, message)];
+  if (detail) {
+    const pre = h("pre", { class: "toast-detail", hidden: true }, detail);
+    const btn = h("button", { type: "button", class: "toast-toggle", "aria-expanded": "false" }, "Details");
+    btn.addEventListener("click", () => {
+      pre.hidden = !pre.hidden;
+      btn.setAttribute("aria-expanded", String(!pre.hidden));
+      btn.textContent = pre.hidden ? "Details" : "Hide details";
+    });
+    parts.push(" ", btn, pre);
+  }
+  el.replaceChildren(...parts);
+  el.hidden = false;
+  toastMs = Math.max(ms, readingMs(message));
+  hideToastLater(toastMs);
+}
+
+/** A toast for a failed call: ``what`` (e.g. "Not sent") and the error's sentence, its
+ * technical detail behind the toggle. */
+export function toastError(what, err, ms = 6000) {
+  toast(what ? `${what}: ${err.message}` : err.message, ms, { detail: err.detail || null });
 }
 
 /** Tell screen readers something happened (polite live region). */

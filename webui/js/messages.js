@@ -239,12 +239,29 @@ function formatDuration(ms) {
 }
 
 /** The card shown for an ``apperror`` event or a saved reply with ``status: error``. */
+// What to tell a person for each kind of failed turn (the ``type`` of an ``apperror``);
+// the backend's own text goes behind "Details".
+const ERROR_ADVICE = {
+  auth: "The model provider refused the key: check --api-key (or the provider's settings).",
+  not_found: "The model or its endpoint was not found: check --model and --base-url.",
+  rate_limit: "The model provider asks to slow down: wait a moment, then retry.",
+  connection: "The model could not be reached: check that it is running and that --base-url points to it, then retry.",
+  bad_request: "The model refused the request (perhaps too long for it): retry, or go on in a new chat.",
+  provider_error: "The model provider had an error: retry in a moment.",
+  internal: "Something went wrong on the server while replying: retry, and if it keeps happening, see the details.",
+  save_failed: "The reply could not be saved (is the disk full?): free some space, then retry.",
+};
+
+/** The card shown for a failed reply: a sentence to act on, the technical text behind "Details". */
 export function errorCard(message, type) {
+  const advice = ERROR_ADVICE[type];
+  const text = String(message);
   return h("div", { class: "error-card", role: "alert" }, icon("alert"),
     h("div", {},
-      h("strong", {}, "Something went wrong"),
-      h("div", { class: "error-message" }, String(message)),
-      type ? h("div", { class: "error-type" }, String(type)) : null));
+      h("strong", {}, "The reply failed"),
+      h("div", { class: "error-message" }, advice || text),
+      advice ? h("details", { class: "error-details" }, h("summary", {}, "Details"),
+        h("pre", { class: "error-type" }, text)) : null));
 }
 
 /**

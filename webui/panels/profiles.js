@@ -9,6 +9,7 @@
 
 import { api, post } from "../js/api.js";
 import { h } from "../js/dom.js";
+import { openDialog } from "../js/menu.js";
 
 export function mount(container, ctx = {}) {
   const onSwitch = ctx.onSwitch || (() => window.location.reload());
@@ -70,7 +71,8 @@ export function mount(container, ctx = {}) {
 
   del.addEventListener("click", async () => {
     if (active === "default") return;
-    if (!window.confirm(`Delete the profile ${active} with all its chats, skills, memory and files?`)) return;
+    if (!await openDialog({ title: `Delete the profile ${active}?`,
+      text: "All its chats, skills, memory and files are deleted. This cannot be undone.", ok: "Delete", danger: true })) return;
     try {
       await post("/api/profile/delete", { name: active });
       onSwitch("default");

@@ -8,6 +8,7 @@
 
 import { api, post } from "../js/api.js";
 import { h } from "../js/dom.js";
+import { openDialog } from "../js/menu.js";
 
 const TEMPLATE = (name, description) =>
   `---\nname: ${name}\ndescription: ${JSON.stringify(description)}\n---\n\n# ${name}\n\nWhat to do, step by step.\n`;
@@ -88,7 +89,8 @@ export function mount(container, _ctx = {}) {
       }
     };
     const remove = async () => {
-      if (!window.confirm(`Delete the skill ${name} and its files?`)) return;
+      if (!await openDialog({ title: `Delete the skill ${name}?`, text: "Its folder and every file in it are deleted.",
+        ok: "Delete", danger: true })) return;
       try {
         await post("/api/skills/delete", { name, category });
         detail.hidden = true;

@@ -11,6 +11,7 @@
 
 import { api, csrfToken, post } from "../js/api.js";
 import { h, icon } from "../js/dom.js";
+import { openDialog } from "../js/menu.js";
 
 const join = (folder, name) => (folder ? `${folder}/${name}` : name);
 const parentOf = (path) => path.split("/").slice(0, -1).join("/");
@@ -157,9 +158,9 @@ export function mount(container, ctx) {
       try {
         await post("/api/file/save", { session_id: ctx.sessionId(), path: f.path, content: area.value,
                                        expected_mtime: f.mtime });
-        say(`Saved ${f.name}.`);
         await show(f.path);
         await load();
+        say(`Saved ${f.name}.`);  // after load(), which clears the status
       } catch (err) {
         say(err.status === 409 ? `${f.name} changed on disk since you opened it; reopen it to edit.` : err.message, true);
       }
@@ -199,7 +200,8 @@ export function mount(container, ctx) {
 
   async function remove(entry) {
     const what = entry.type === "dir" ? `the folder ${entry.name} and everything in it` : entry.name;
-    if (!window.confirm(`Delete ${what}?`)) return;
+    if (!await openDialog({ title: `Delete ${entry.name}?`, text: `This deletes ${what} from the workspace. It cannot be undone.`,
+      ok: "Delete", danger: true })) return;
     try {
       await post("/api/file/delete", { session_id: ctx.sessionId(), path: entry.path, recursive: entry.type === "dir" });
       if (openFile && openFile.path === entry.path) closePreview();
@@ -216,7 +218,8 @@ export function mount(container, ctx) {
     if (overwrite) form.append("overwrite", "1");
     form.append("file", file, file.name);
     const { status: code, data } = await sendUpload(form, (p) => say(`Uploading ${file.name}… ${Math.round(p * 100)}%`));
-    if (code === 409 && !overwrite && window.confirm(`${file.name} already exists. Replace it?`)) {
+    if (code === 409 && !overwrite && await openDialog({ title: `Replace ${file.name}?`,
+      text: `A file named ${file.name} already exists in this folder.`, ok: "Replace", danger: true })) {
       return uploadOne(file, true);
     }
     if (code !== 200) throw new Error(`${file.name}: ${(data && data.error) || `HTTP ${code}`}`);
