@@ -155,7 +155,7 @@ class _Worker:
 
 class HermesBackend:
     """``--agent hermes``: turns run in one worker process per agent home (module doc);
-    ``model`` is ``--model`` or the model Hermes resolved on the last turn."""
+    ``model`` is ``--model``, else the model Hermes resolved on its first turn."""
 
     name = "hermes"
 
@@ -259,8 +259,8 @@ class HermesBackend:
                 raise BackendError(str(err.get("message") or "Hermes failed"), type=str(err.get("type") or "provider_error"))
             elif "end" in msg:
                 result = msg["end"] or {}
-                if result.get("model") and not self.config.base_url:
-                    self.model = self.model or result["model"]
+                if result.get("model") and not self.model:     # what Hermes resolved, for /health and the list
+                    self.model = result["model"]
                 return self._settle(result, emit, cancel_event)
 
     @staticmethod
