@@ -573,19 +573,22 @@ class SessionStore:
         return pending if pending is not None and pending.stream_id == stream_id else None
 
     def pending_fields(self, meta: dict) -> dict:
-        """``{pending_user_message, pending_started_at}`` of the running turn of the
-        session ``meta`` describes (both None without one): from its journal, or from
-        the metadata of a file an earlier version wrote. What the page shows while a
-        reply streams; the journal's first line only is read."""
+        """``{pending_user_message, pending_started_at, pending_attachments}`` of the
+        running turn of the session ``meta`` describes (None, None, [] without one): from
+        its journal, or from the metadata of a file an earlier version wrote. What the page
+        shows while a reply streams (``pending_attachments``: the message's
+        ``[{id, name, size, mime}]``); the journal's first line only is read."""
         stream_id = meta.get("active_stream_id")
         pending = self.pending_turn(meta["session_id"], stream_id, head_only=True)
         if pending is not None and pending.continues is not None:  # no new user message
-            return {"pending_user_message": None, "pending_started_at": None}
+            return {"pending_user_message": None, "pending_started_at": None, "pending_attachments": []}
         if pending is not None:
-            return {"pending_user_message": pending.user.get("content"), "pending_started_at": pending.started_at}
+            atts = pending.user.get("attachments")
+            return {"pending_user_message": pending.user.get("content"), "pending_started_at": pending.started_at,
+                    "pending_attachments": atts if isinstance(atts, list) else []}
         legacy = legacy_pending_user(meta) if stream_id else None
         return {"pending_user_message": legacy["content"] if legacy else None,
-                "pending_started_at": legacy["timestamp"] if legacy else None}
+                "pending_started_at": legacy["timestamp"] if legacy else None, "pending_attachments": []}
 
     def settle_turn(self, session_id: str, stream_id: str, unsaved: dict | None = None) -> bool:
         """Turn a dead stream's leftovers into messages and free the session (caller

@@ -12,6 +12,7 @@ import zlib
 
 import pytest
 
+from ..helpers import fake_script
 from .conftest import sid_of, wait_reply_finished
 
 pytestmark = pytest.mark.browser
@@ -147,3 +148,21 @@ def test_a_file_over_the_limit_is_refused_with_the_limit_said(make_server, open_
     assert chip.locator(".att-error").inner_text().startswith(
         "Not attached. “over.log” is 3 KB; this server accepts attachments up to 2 KB.")
     assert requests_made and not list((server.state_dir / "attachments").glob("*/*.json"))
+
+
+def test_a_reload_while_the_reply_runs_shows_the_message_with_its_files(live_server, open_page):
+    page = open_page(live_server)
+    page.evaluate(PASTE, [b64(png()), "mid.png", "image/png"])
+    wait_chips_done(page, 1)
+    page.fill("#composer-input", fake_script(tokens=30, delay_ms=150))
+    page.click("#send-btn")
+    page.wait_for_selector(".msg-assistant.streaming .md")
+    sid = sid_of(page)
+    page.reload()
+    page.wait_for_selector("html[data-ready]")
+    page.wait_for_selector(".msg-assistant.streaming")                 # re-attached to the running reply
+    page.wait_for_function("() => document.querySelector('.msg-user .att-thumb img')?.naturalWidth === 24")
+    assert live_server.session(sid, messages=0)["pending_attachments"][0]["name"] == "mid.png"
+    wait_reply_finished(page)
+    assert "[attachment mid.png" in page.locator(".msg-assistant .md").last.inner_text()
+    assert live_server.session(sid, messages=0)["pending_attachments"] == []

@@ -116,7 +116,10 @@ export class Chat {
     // a running Continue has no new user message: it extends the last reply shown
     const last = this.list.lastElementChild;
     const continuing = !running && session.active_stream_id && last?.dataset.role === "assistant";
-    if (running) this.attach(session.active_stream_id, session.pending_user_message, session.pending_started_at);
+    if (running) {
+      this.attach(session.active_stream_id, session.pending_user_message, session.pending_started_at, null,
+        session.pending_attachments);
+    }
     else if (continuing) this.attach(session.active_stream_id, null, null, last);
     else this.addResumeNotice();
     this.empty.hidden = nodes.length > 0 || running;
