@@ -190,3 +190,20 @@ def test_the_footer_and_stop_follow_the_server_going_away_and_coming_back(make_s
         b.hidden = true;
         return pill.bottom <= msgs.top;
     }""")
+
+
+def test_the_chat_titles_setting_is_a_labelled_checkbox_in_settings(live_server, open_page):
+    page = open_page(live_server)
+    page.click("#settings-btn")
+    box = page.get_by_label("Let the model name new chats")
+    expect(box).to_be_checked()                      # on by default
+    box.uncheck()
+    expect(page.locator("#settings-prefs-done")).to_contain_text("Chat titles saved")
+    assert live_server.get("/api/settings").json()["settings"]["generate_titles"] is False
+    page.reload()
+    page.wait_for_selector("html[data-ready]")
+    page.click("#settings-btn")
+    expect(page.get_by_label("Let the model name new chats")).not_to_be_checked()
+    page.get_by_label("Let the model name new chats").check()
+    expect(page.locator("#settings-prefs-done")).to_contain_text("Chat titles saved")
+    assert live_server.get("/api/settings").json()["settings"]["generate_titles"] is True

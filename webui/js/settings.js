@@ -96,6 +96,7 @@ function wirePreferences(say) {
   const theme = $("#settings-theme");
   const key = $("#settings-send-key");
   const model = $("#settings-model");
+  const titles = $("#settings-titles");
   const text = $("#settings-instructions");
   const error = $("#settings-prefs-error");
   const done = $("#settings-prefs-done");
@@ -134,6 +135,7 @@ function wirePreferences(say) {
   });
   key.addEventListener("change", () => save({ send_key: key.value }, "Send key"));
   model.addEventListener("change", () => save({ default_model: model.value || null }, "Default model"));
+  titles.addEventListener("change", () => save({ generate_titles: titles.checked }, "Chat titles"));
   $("#settings-prefs").addEventListener("submit", async (e) => {
     e.preventDefault();
     if (await save({ custom_instructions: text.value || null }, "Custom instructions")) saved = text.value;
@@ -144,6 +146,7 @@ function wirePreferences(say) {
       const s = { ...(answer.defaults || {}), ...(answer.settings || {}) };
       theme.value = s.theme;
       key.value = s.send_key;
+      titles.checked = s.generate_titles !== false;
       if (text.value === saved) text.value = s.custom_instructions || "";   // never drop unsaved typing
       saved = s.custom_instructions || "";
       $("#settings-profile-note").textContent =
