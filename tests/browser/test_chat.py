@@ -36,7 +36,8 @@ def test_send_shows_streamed_reply(live_server, open_page):
     # The sidebar lists the new chat under Today with its automatic title, marked active.
     active = page.locator(f".session.active[data-sid='{sid}']")
     active.wait_for()
-    assert page.locator(".group-label").first.inner_text().lower() == "today"
+    assert active.evaluate("li => document.getElementById(li.closest('ul').getAttribute('aria-labelledby'))"
+                           ".textContent").lower() == "today"
     assert page.title().endswith("· Hermes") and page.title() != "Hermes"
 
 
