@@ -78,3 +78,30 @@ def test_a_denied_tool_is_noted_in_the_runs_chat(make_server, open_page):
     page = open_page(server, f"/?s={sid}")
     wait_reply_finished(page)
     expect(page.locator(".msg-assistant .denied-note")).to_contain_text("Denied without asking (a scheduled run): terminal")
+
+
+def test_an_opted_in_page_is_notified_when_a_run_finishes_or_fails(make_server, open_page):
+    server = make_server(env={"HERMES_WEBUI_TEST_CLOCK": "1"}).start()
+    ok = server.post("/api/tasks/save", {"name": "Backup 💾", "prompt": "back up", "schedule": "hourly"}).json()["task"]
+    bad = server.post("/api/tasks/save", {"name": "flaky", "prompt": fake_script(tokens=1, error="disk full"),
+                                          "schedule": "hourly"}).json()["task"]
+    page = open_page(server, permissions=["notifications"])
+    # a stand-in for the system's notifications, recording what the page shows
+    page.evaluate("""() => {
+      window.shown = [];
+      window.Notification = class { constructor(title) { window.shown.push(title); }
+        static get permission() { return "granted"; } static requestPermission() { return Promise.resolve("granted"); } };
+    }""")
+    page.get_by_role("button", name="Scheduled tasks").click()
+    page.get_by_label("Tell me when a run ends").check()
+    page.keyboard.press("Escape")
+    expect(page.locator("#tasks-dialog")).to_be_hidden()
+    server.post("/api/tasks/run", {"task_id": ok["id"]})
+    page.wait_for_function("() => window.shown.length >= 1")
+    server.post("/api/tasks/run", {"task_id": bad["id"]})
+    page.wait_for_function("() => window.shown.length >= 2")
+    assert page.evaluate("() => window.shown") == ["Task Backup 💾 finished", "Task flaky failed"]
+    # the choice is remembered by this browser
+    page.reload()
+    page.wait_for_selector("html[data-ready]")
+    assert page.evaluate("() => localStorage.getItem('hermes.taskNotify')") == "1"

@@ -165,6 +165,7 @@ let listTimer = null;
  * (a burst of changes costs one request), keep the header's title in step with it, and
  * let the open chat catch up: follow a reply another tab started, show messages it added. */
 function onSessionsChanged(event) {
+  document.dispatchEvent(new CustomEvent("hermes:sessions-changed", { detail: event }));  // e.g. js/tasks.js
   clearTimeout(listTimer);
   listTimer = setTimeout(refreshList, LIST_DEBOUNCE_MS);
   const sid = chat.sessionId;

@@ -1,7 +1,9 @@
 // The Tasks button at the foot of the sidebar opens a dialog holding the tasks panel
 // (webui/panels/tasks.js). Opting in to notifications ("Tell me when a run ends") makes
-// this page ask GET /api/tasks every 30 s while it is open and show a browser
-// notification when a run of a task finishes or fails; the choice is kept per browser.
+// this page ask GET /api/tasks while it is open (when a chat's turn ends, as the page's
+// live updates say through the document event "hermes:sessions-changed"; every 3 s while a
+// run is going; else every 30 s) and show a browser notification when a run of a task
+// finishes or fails; the choice is kept per browser.
 
 import { api } from "./api.js";
 import { $, h } from "./dom.js";
@@ -10,6 +12,7 @@ import { mount } from "../panels/tasks.js";
 
 const NOTIFY_KEY = "hermes.taskNotify";
 const POLL_MS = 30_000;
+const RUNNING_POLL_MS = 3_000;
 const ENDED = { complete: "finished", error: "failed", interrupted: "was interrupted" };
 
 function stored() {
@@ -35,9 +38,21 @@ export function initTasks({ onOpen }) {
     h("label", { class: "check" }, notifyBox, h("span", {}, "Tell me when a run ends (a browser notification)")),
     " ", notifyNote);
 
+  let on = false;
+  let busy = false;   // one poll at a time, so a change is announced once
+  let again = false;
   async function poll() {
-    let tasks;
-    try { ({ tasks } = await api("/api/tasks")); } catch { return; }
+    if (busy) { again = true; return; }
+    clearTimeout(timer);
+    if (!on) return;
+    busy = true;
+    let tasks = null;
+    try { ({ tasks } = await api("/api/tasks")); } catch { /* asked again at the next tick */ }
+    busy = false;
+    if (!on) return;
+    if (again) { again = false; poll(); return; }
+    timer = setTimeout(poll, tasks?.some((t) => t.last_run?.status === "running") ? RUNNING_POLL_MS : POLL_MS);
+    if (!tasks) return;
     const now = new Map(tasks.map((t) => [t.id, t.last_run ? `${t.last_run.run_id}:${t.last_run.status}` : ""]));
     if (seen) {
       for (const t of tasks) {
@@ -51,12 +66,15 @@ export function initTasks({ onOpen }) {
     seen = now;
   }
 
-  function watch(on) {
-    clearInterval(timer);
-    timer = null;
+  function watch(enabled) {
+    clearTimeout(timer);
+    on = enabled;
     seen = null;
-    if (on) { poll(); timer = setInterval(poll, POLL_MS); }
+    poll();
   }
+  document.addEventListener("hermes:sessions-changed", (e) => {
+    if (on && ["turn_started", "turn_finished", "reconnected"].includes(e.detail?.reason)) poll();
+  });
 
   notifyBox.checked = stored() && typeof Notification !== "undefined" && Notification.permission === "granted";
   notifyBox.addEventListener("change", async () => {
