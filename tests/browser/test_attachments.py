@@ -166,3 +166,23 @@ def test_a_reload_while_the_reply_runs_shows_the_message_with_its_files(live_ser
     wait_reply_finished(page)
     assert "[attachment mid.png" in page.locator(".msg-assistant .md").last.inner_text()
     assert live_server.session(sid, messages=0)["pending_attachments"] == []
+
+
+def test_a_big_upload_shows_its_progress(live_server, open_page):
+    page = open_page(live_server)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 20, "downloadThroughput": -1,
+                                                   "uploadThroughput": 400_000})   # 400 KB/s
+    page.evaluate("""() => { window.progress = []; new MutationObserver(() => {
+        const bar = document.querySelector('#attach-tray progress');
+        if (bar) window.progress.push(bar.value); }).observe(document.querySelector('#attach-tray'),
+        { subtree: true, attributes: true, childList: true }); }""")
+    page.evaluate(DROP, [b64(b"z" * 1_500_000), "big.bin", "application/octet-stream", "#composer"])
+    page.wait_for_selector("#attach-tray progress")
+    assert page.get_attribute("#attach-tray progress", "aria-label").startswith("Uploading big.bin")
+    wait_chips_done(page, 1)
+    seen = page.evaluate("() => window.progress")
+    assert any(0 < v < 100 for v in seen), seen                       # part-way values were shown
+    assert seen == sorted(seen)
+    assert page.locator("#attach-tray .att-size").inner_text() == "1.5 MB"

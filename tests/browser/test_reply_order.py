@@ -11,6 +11,7 @@ import pytest
 
 from ..helpers import fake_script
 from .conftest import PHONE, sid_of, wait_reply_finished, write_session
+from .test_attachments import png
 
 pytestmark = pytest.mark.browser
 
@@ -107,7 +108,7 @@ Euler: $e^{{i\\pi}} + 1 = 0$ and a footnote[^n].
 |---|---|---|---|---|
 | x | some words in a cell | more words in a cell | still more words | the last words |
 
-![diagram](https://example.com/d.png)
+![diagram](https://example.com/d.png) and a workspace file: ![chart](chart.png)
 
 [^n]: The note.
 """
@@ -118,6 +119,9 @@ def test_long_code_folds_and_rich_markdown_is_styled_on_a_phone(live_server, ope
         {"role": "user", "content": "show me", "timestamp": 1_700_000_000},
         {"role": "assistant", "content": RICH, "timestamp": 1_700_000_001, "status": "complete"},
     ])
+    r = live_server.post("/api/upload", data={"session_id": "rich"}, files={"file": ("chart.png", png(), "image/png")},
+                         headers={"Origin": live_server.url("")})
+    assert r.status_code == 200, r.text
     page = open_page(live_server, "/?s=rich", viewport=PHONE)
     block = page.locator(".msg-assistant .code-block")
     block.wait_for()
@@ -137,7 +141,9 @@ def test_long_code_folds_and_rich_markdown_is_styled_on_a_phone(live_server, ope
     assert wrap.evaluate("el => el.scrollWidth > el.clientWidth")              # scrolls sideways on a phone
     assert wrap.evaluate("el => el.getBoundingClientRect().right <= window.innerWidth")
     remote = md.locator("a.remote-image")
-    assert "example.com" in remote.inner_text() and md.locator("img").count() == 0
+    assert "example.com" in remote.inner_text() and md.locator("img[src*='example.com']").count() == 0
+    # a relative image is the chat's workspace file, its address filled in by the page
+    page.wait_for_function("() => document.querySelector('.md img[data-ws-path=\"chart.png\"]')?.naturalWidth === 24")
 
 
 SPEECH_FAKES = """
