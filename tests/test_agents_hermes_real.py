@@ -231,6 +231,24 @@ def test_allow_for_this_chat_is_our_rule_and_not_hermes_own(server, tmp_path):
     assert victim.exists()
 
 
+def test_cancelling_during_an_approval_closes_it_and_the_command_never_runs(server, tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    sid = server.new_session()
+    stream_id = server.start_chat(sid, f"delete {victim}")
+    open_approval(server, sid)
+    assert server.post("/api/chat/cancel", {"stream_id": stream_id}).json()["cancelled"] is True
+    events = stream_events(server, stream_id)
+    assert [e["event"] for e in events][-2:] == ["cancel", "stream_end"]
+    assert server.get("/api/approval/pending", params={"session_id": sid}).json()["approvals"] == []
+    assert server.session(sid)["messages"][-1]["status"] == "cancelled"
+    # the same chat goes on: the next turn is asked afresh, and denied it does not run either
+    again = server.start_chat(sid, f"delete {victim}")
+    answer(server, again, open_approval(server, sid), "deny")
+    assert "BLOCKED: User denied" in tokens_of(stream_events(server, again))
+    assert victim.exists()
+
+
 def test_a_harmless_command_runs_unasked_and_the_agents_shell_never_sees_the_servers_settings(server):
     sid = server.new_session()
     events = stream_events(server, server.start_chat(sid, "run echo seen-$HERMES_WEBUI_MAX_UPLOAD_BYTES-end"))
