@@ -217,7 +217,7 @@ def test_tokens_show_under_each_reply_and_the_chat_total_in_the_header(live_serv
 
 def test_the_model_picker_runs_a_turn_on_the_chosen_model_and_remembers_it_per_chat(live_server, open_page):
     page = open_page(live_server)
-    picker = page.get_by_label("Model")
+    picker = page.get_by_label("Model", exact=True)
     picker.wait_for()
     assert picker.locator("option").all_inner_texts() == ["fake-echo", "fake-echo-2"]
     assert picker.input_value() == "fake-echo"
@@ -233,7 +233,7 @@ def test_the_model_picker_runs_a_turn_on_the_chosen_model_and_remembers_it_per_c
     page.wait_for_selector("html[data-ready]")
     page.wait_for_function("() => document.querySelector('#model-select').value === 'fake-echo-2'")
     with page.expect_response("**/api/session/model") as resp:
-        page.get_by_label("Model").select_option("fake-echo")
+        page.get_by_label("Model", exact=True).select_option("fake-echo")
     assert resp.value.ok
     assert live_server.session(sid)["model"] == "fake-echo"
     send(page, "again")

@@ -106,7 +106,7 @@ def test_default_model_for_new_chats_and_the_context_gauge(live_server, open_pag
     page = open_page(live_server)
     expect(page.locator("#context-gauge")).to_be_hidden()
     dialog = open_settings(page)
-    model = dialog.get_by_label("Default model for new chats")
+    model = dialog.get_by_label("New chats start on")
     expect(model.locator("option")).to_have_count(3)                  # the server's default + 2
     model.select_option("fake-echo-2")
     expect(dialog.get_by_role("status")).to_have_text("Default model saved.")
