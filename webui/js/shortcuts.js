@@ -16,7 +16,7 @@ export const SHORTCUTS = [
   [[MOD, "K"], "Search chats"],
   [[MOD, "Shift", "S"], "Show or hide the chat list"],
   [["↑"], "Edit your last message (in an empty message box)"],
-  [["Enter"], "Send the message"],
+  [["Enter"], "Send the message (or Ctrl+Enter, as chosen in Settings)"],
   [["Shift", "Enter"], "New line in the message"],
   [["Esc"], "Stop the reply, close a menu or dialog"],
   [["↑", "↓"], "Move through the chat list (Home, End: first, last)"],
