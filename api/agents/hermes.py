@@ -109,6 +109,8 @@ class _Worker:
         with self._lock:
             self.dead = reason
             links = list(self._links.values())
+        if links or fatal:
+            log.warning("Hermes Agent worker %s for %s: %s", self.proc.pid, self.home, reason)
         for link in links:
             link.put({"error": {"message": reason,
                                 "type": "backend_unavailable" if fatal else "provider_error"}})
@@ -183,6 +185,7 @@ class HermesBackend:
             except OSError as exc:
                 raise BackendError(f"could not start the Hermes Agent process: {exc}",
                                    type="backend_unavailable") from None
+            log.info("Hermes Agent worker %s started for %s", worker.proc.pid, home)
             return worker, True
 
     def close(self) -> None:
