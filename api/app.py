@@ -85,5 +85,7 @@ def create_app(config: Config, *, store: SessionStore | None = None, backend=Non
     task_routes.init_app(app)
     from . import compat  # the upstream's shapes on shared paths (docs/api.md)
     compat.init_app(app)
+    from . import pwa  # the web app manifest and the service worker
+    pwa.init_app(app)
     app.wsgi_app = RequestLogMiddleware(app.wsgi_app)
     return app

@@ -60,7 +60,8 @@ MAX_FAILURES = 5
 MAX_FAILURES_ALL_CLIENTS = 30
 FAILURE_WINDOW_SECONDS = 60.0
 MAX_REVOKED = 10_000
-PUBLIC_PATHS = frozenset({"/login", "/health", "/favicon.ico", "/api/auth/login", "/api/auth/status"})
+PUBLIC_PATHS = frozenset({"/login", "/health", "/favicon.ico", "/api/auth/login", "/api/auth/status",
+                          "/manifest.webmanifest", "/sw.js"})
 PUBLIC_PREFIXES = ("/static/",)
 API_PREFIXES = ("/api/", "/v1/")
 auth_bp = Blueprint("auth", __name__)

@@ -283,7 +283,7 @@ function wire() {
   });
   $("#suggestions").addEventListener("click", (e) => {
     const btn = e.target.closest(".suggestion");
-    if (btn) composer.setText(btn.dataset.prompt);
+    if (btn && !chat.streaming) sendMessage(btn.dataset.prompt);   // a chip sends its prompt at once
   });
   document.addEventListener("keydown", onKey);
   initShortcuts({ newChat: () => navigate(null), toggleSidebar: () => sidebar.toggleCollapsed() });

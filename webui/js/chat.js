@@ -447,6 +447,7 @@ export class Chat {
     announce(status === "complete" ? "Reply finished" : `Reply ${status}`);
     this.hooks.onListChanged();
     this.hooks.onTurnEnded?.();
+    document.dispatchEvent(new CustomEvent("hermes:reply-finished", { detail: { sessionId: stream.sid, status } }));
     if (this.queued?.length && stream.sid === this.sessionId && !this.stream) await this.followQueued(stream.sid);
   }
 
