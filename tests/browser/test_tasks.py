@@ -105,3 +105,21 @@ def test_an_opted_in_page_is_notified_when_a_run_finishes_or_fails(make_server, 
     page.reload()
     page.wait_for_selector("html[data-ready]")
     assert page.evaluate("() => localStorage.getItem('hermes.taskNotify')") == "1"
+
+
+def test_delete_asks_first_and_keeps_the_task_on_cancel(make_server, open_page):
+    server = make_server(env={"HERMES_WEBUI_TEST_CLOCK": "1"}).start()
+    server.post("/api/tasks/save", {"name": "weekly report", "prompt": "report", "schedule": "weekly fri at 17:00"})
+    page = open_page(server)
+    page.get_by_role("button", name="Scheduled tasks").click()
+    tasks = page.locator("#tasks-dialog")
+    tasks.get_by_role("button", name="Delete: weekly report").click()
+    confirm = page.locator("#dialog")
+    expect(confirm).to_contain_text("Delete the task weekly report?")
+    confirm.get_by_role("button", name="Cancel").click()
+    expect(tasks.locator(".hp-task")).to_have_count(1)
+    assert len(server.get("/api/tasks").json()["tasks"]) == 1
+    tasks.get_by_role("button", name="Delete: weekly report").click()
+    confirm.get_by_role("button", name="Delete").click()
+    expect(tasks.get_by_text("No tasks yet")).to_be_visible()
+    assert server.get("/api/tasks").json()["tasks"] == []

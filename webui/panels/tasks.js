@@ -11,6 +11,7 @@
 
 import { api, post } from "../js/api.js";
 import { h } from "../js/dom.js";
+import { openDialog } from "../js/menu.js";
 
 const PRESETS = [
   ["hourly", "Every hour"],
@@ -125,7 +126,8 @@ export function mount(container, ctx = {}) {
   }
 
   async function remove(t) {
-    if (!window.confirm(`Delete the task ${t.name}? Its chats stay.`)) return;
+    if (!await openDialog({ title: `Delete the task ${t.name}?`,
+      text: "It will not run again and its run history goes; the chats of its runs stay.", ok: "Delete", danger: true })) return;
     try {
       await post("/api/tasks/delete", { task_id: t.id });
       historyBox.replaceChildren();
