@@ -33,7 +33,7 @@ METADATA_KEYS = (
 HEAD_CHUNK = 16 * 1024  # read_header's first read; it grows ×4 until the header is whole
 # Keys written after "messages", each on one line, so they never weigh on the metadata
 # prefix: the stored versions of a conversation (api.versions), which can be as large as
-# the transcript. A file that has them is read by the any-layout readers below.
+# the transcript. The tail reader steps over them (:func:`array_close`).
 TRAILING_KEYS = ("versions",)
 
 
@@ -223,6 +223,26 @@ def own_layout_close(buf, size: int) -> int:
     return size - len(tail) + len(body) - 3 if body.endswith(b"\n]}") else -1
 
 
+def array_close(buf, size: int) -> int:
+    """Offset of the ``\n]`` that closes the ``messages`` array of a file in our layout:
+    one that ends with ``\n]}`` or, when it has :data:`TRAILING_KEYS`, with one line
+    ``,\n"versions":{…}}`` after the array (only whitespace after either); -1 otherwise.
+    The trailing line is not parsed here (a full read does that); finding its start costs
+    one backwards search for a newline, which no JSON line holds."""
+    close_at = own_layout_close(buf, size)
+    if close_at >= 0:
+        return close_at if not bytes(buf[close_at + 3:size]).strip() else -1
+    tail = bytes(buf[max(0, size - 4096):size])
+    body = tail.rstrip(b" \t\n\r")
+    if not body.endswith(b"}"):
+        return -1
+    nl = buf.rfind(b"\n", 0, size - len(tail) + len(body))
+    if nl < 3 or bytes(buf[nl - 3:nl + 1]) != b"\n],\n":
+        return -1
+    line = bytes(buf[nl + 1:nl + 64])
+    return nl - 3 if any(line.startswith(b'"%s":' % k.encode()) for k in TRAILING_KEYS) else -1
+
+
 def tail_messages(mm, key_at: int, total: int, start: int, end: int) -> list | None:
     """Messages ``[start, end)`` read backwards from the end of a file in our layout.
 
@@ -231,8 +251,8 @@ def tail_messages(mm, key_at: int, total: int, start: int, end: int) -> list | N
     open_at = mm.find(b"[", key_at)
     if open_at < 0 or mm[open_at + 1:open_at + 2] != b"\n":
         return None
-    close_at = own_layout_close(mm, len(mm))
-    if close_at < open_at or mm[close_at + 3:].strip():
+    close_at = array_close(mm, len(mm))
+    if close_at < open_at:
         return None
     if total == 0:
         return [] if close_at == open_at + 2 else None

@@ -28,7 +28,8 @@ from . import versions
 from .atomic import FileRange, atomic_write_bytes
 from .attachment_store import AttachmentStore
 from .errors import InvalidSessionId, SessionNotFound, SessionUnreadable
-from .codec import clean_text, dumps_json, encode_session, ordered_metadata, read_header, tail_messages
+from .codec import (array_close, clean_text, dumps_json, encode_session, ordered_metadata, read_header,
+                    tail_messages)
 from .journal import PendingTurn, extend_reply, journal_path, read_journal, remove_journal
 from .session_index import SessionIndex, stat_key
 from .streams import session_lock
@@ -383,10 +384,10 @@ class SessionStore:
         stored, so a response can pass 16 MB through without re-encoding it. Raises like
         :meth:`load`.
         """
-        from .codec import own_layout_close, window_any_layout
+        from .codec import array_close, window_any_layout
         with self._mapped(session_id) as (f, meta, key_at, mm, size):
-            open_at, close_at = mm.find(b"[", key_at), own_layout_close(mm, size)
-            array = mm[open_at:close_at + 2] if 0 <= open_at < close_at and not mm[close_at + 3:].strip() else None
+            open_at, close_at = mm.find(b"[", key_at), array_close(mm, size)
+            array = mm[open_at:close_at + 2] if 0 <= open_at < close_at else None
             if array is None:  # another layout (the upstream's): the array's extent from its index
                 found = window_any_layout(mm, key_at, size, os.fstat(f.fileno()), 0, 0)
                 if found is not None and found[0].get("session_id", session_id) == session_id:
@@ -526,7 +527,7 @@ class SessionStore:
             total = meta.get("message_count")
             # In our layout the last message line must parse; anything else is parsed whole.
             sound = isinstance(total, int) and tail_messages(mm, key_at, total, max(0, total - 1), total) is not None
-            close_at = mm.rfind(b"\n]}") if sound else -1
+            close_at = array_close(mm, size) if sound else -1  # before the versions line, if any
             if not sound:
                 f.seek(0)
                 session = self._parse_full(session_id, f.read())  # SessionUnreadable if torn
@@ -549,7 +550,8 @@ class SessionStore:
                 ordered["message_count"] = total + len(new_messages)
                 body = ",\n".join(dumps_json(m) for m in new_messages)
                 parts = [FileRange(f.fileno(), key_at, close_at - key_at),
-                         (",\n" if total else "").encode() + f"{body}\n]}}\n".encode("utf-8")]
+                         (",\n" if total else "").encode() + f"{body}\n]".encode("utf-8"),
+                         FileRange(f.fileno(), close_at + 2, size - close_at - 2)]  # "}" or the versions line
             else:
                 parts = [FileRange(f.fileno(), key_at, size - key_at)]
             head = dumps_json(ordered)[:-1].encode("utf-8")

@@ -86,3 +86,41 @@ def test_the_file_keeps_a_plain_transcript_and_a_small_prefix(history):
 def test_an_import_check_accepts_what_we_write(history):
     messages, stored = history
     assert versions.check(json.loads(json.dumps(stored)), len(messages), lambda m, _w: m, "s") == stored
+
+
+# ---------------------------------------------------------------- the store's cheap paths
+
+
+def test_a_session_with_versions_keeps_the_cheap_reads_and_appends(tmp_path):
+    """The tail reader steps over the versions line: a window, the whole array and a
+    turn's append cost what they cost without versions (no index of the messages is
+    built), and the append copies the versions line byte for byte."""
+    from api import codec
+    from api.models import SessionStore
+    from api.streams import session_lock
+
+    store = SessionStore(tmp_path / "sessions")
+    session = store.create(title="versions")
+    big = "长" * 40_000                                    # a file well over the index cache's floor
+    session.messages = [{"role": "user", "content": f"q{i} {big}"} for i in range(3)]
+    session.messages, session.meta["versions"] = versions.branch(session.messages, {}, 1)
+    session.messages += [{"role": "user", "content": "q1 again"}, {"role": "assistant", "content": "a1 again"}]
+    with session_lock(session.session_id):
+        session.save()
+    path = store.path(session.session_id)
+    line = path.read_bytes().rsplit(b"\n", 2)[-2]
+    assert line.startswith(b'"versions":')
+    builds = codec.MESSAGE_INDEXES.builds
+    meta, window, offset = store.read_window(session.session_id, 1, None)
+    assert window == [{"role": "assistant", "content": "a1 again"}] and offset == 2
+    assert versions.summary(meta) == {"1": {"count": 2, "current": 1}} and "versions" not in meta
+    _meta, array = store.read_all_raw(session.session_id)
+    assert json.loads(array) == session.messages
+    with session_lock(session.session_id):
+        store.append_messages(session.session_id, [{"role": "user", "content": "next"}], {})
+    assert codec.MESSAGE_INDEXES.builds == builds             # no full parse on any of these
+    raw = path.read_bytes()
+    assert raw.rsplit(b"\n", 2)[-2] == line
+    full = store.load(session.session_id)
+    assert [m["content"] for m in full.messages][-3:] == ["q1 again", "a1 again", "next"]
+    assert full.meta["versions"] == session.meta["versions"] and full.meta["message_count"] == 4
