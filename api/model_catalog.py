@@ -18,6 +18,7 @@ from .errors import ApiError
 
 log = logging.getLogger(__name__)
 CACHE_SECONDS = 60.0
+CONFIG_MAX_BYTES = 1024 * 1024   # hermes-agent's config.yaml read for the list (a bigger one lists nothing)
 _cache: dict[int, tuple[float, list[dict]]] = {}
 _cache_lock = threading.Lock()
 
@@ -97,16 +98,18 @@ def hermes_config_models(home: Path) -> list[dict]:
     ``custom_providers`` (``[{name, model?, models?, context_length?}]``). ``vision`` is
     ``supports_vision`` where the file says so; ``context_length`` the model's own or its
     provider's. Each id once (the first wins). No file, an unreadable one or YAML that is
-    not a mapping: ``[]`` (logged). Read with ``yaml.safe_load``: no tags, no code.
+    not a mapping, or over 1 MiB: ``[]`` (logged). Read with ``yaml.safe_load``: no tags, no code.
     """
     import yaml
 
     path = Path(home) / "config.yaml"
     try:
+        if path.stat().st_size > CONFIG_MAX_BYTES:
+            raise ValueError(f"it is larger than {CONFIG_MAX_BYTES:,} bytes")
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return []
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (OSError, ValueError, yaml.YAMLError, RecursionError) as exc:   # UnicodeDecodeError is a ValueError
         log.warning("cannot read %s for the model list: %s", path, exc)
         return []
     if not isinstance(doc, dict):
@@ -133,7 +136,8 @@ def hermes_config_models(home: Path) -> list[dict]:
         provider = model.get("provider") if isinstance(model.get("provider"), str) else None
         add(model.get("default") or model.get("model"), provider, model)
     entries = [(str(k), v) for k, v in doc["providers"].items()] if isinstance(doc.get("providers"), dict) else []
-    entries += [(None, v) for v in doc.get("custom_providers") or [] if isinstance(doc.get("custom_providers"), list)]
+    custom = doc.get("custom_providers")
+    entries += [(None, v) for v in custom] if isinstance(custom, list) else []
     for key, entry in entries:
         if not isinstance(entry, dict):
             continue
