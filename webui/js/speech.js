@@ -1,7 +1,8 @@
 // Read aloud and dictate, where the browser offers it (no server-side speech models):
 // a "Read aloud" action on each reply (the browser's speechSynthesis) and a microphone
 // button in the composer (SpeechRecognition / webkitSpeechRecognition). Both are
-// hidden when the browser lacks them.
+// hidden when the browser lacks them; the microphone also on a phone-sized screen
+// (app.css), whose keyboard has its own dictation key and whose box needs the width.
 
 import { $, announce, toast } from "./dom.js";
 
