@@ -57,6 +57,18 @@ def default_model(backend) -> str | None:
     return getattr(backend, "model", None) or next((m["id"] for m in list_models(backend)), None)
 
 
+def profile_default(backend, profile_dir: Path) -> str | None:
+    """The profile's ``default_model`` setting (Settings) if the backend still lists it, else
+    None (also for a damaged settings.json: the chat start reports that one)."""
+    from .settings import SettingsUnreadable, profile_settings
+
+    try:
+        wanted = profile_settings(profile_dir).get("default_model")
+    except SettingsUnreadable:
+        return None
+    return wanted if wanted and any(m["id"] == wanted for m in list_models(backend)) else None
+
+
 def resolve(backend, requested: str | None, session_default: str | None = None) -> str | None:
     """The model id a turn runs on: ``requested`` (ApiError 400 if it is not listed), else
     the session's default if it is still listed, else the backend's default."""

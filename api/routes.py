@@ -143,7 +143,8 @@ def new_session():
     The title is cleaned to one line of at most 200 characters; ``model`` and
     ``workspace`` longer than 400 UTF-8 bytes → 400, nothing stored. ``project_id``
     puts the chat in that project (404 if the profile has no such project), and
-    without a ``workspace`` the chat takes the project's default workspace.
+    without a ``workspace`` the chat takes the project's default workspace. Without a
+    ``model`` the chat starts on the profile's default model (Settings), if one is set.
     """
     body = json_body()
     workspace = field(body, "workspace", str, required=False)
@@ -155,7 +156,8 @@ def new_session():
         workspace = workspace or project.get("workspace")
     try:
         session = _store().create(title=field(body, "title", str, required=False, default=""),
-                                  model=field(body, "model", str, required=False),
+                                  model=field(body, "model", str, required=False)
+                                  or model_catalog.profile_default(app_state().backend, profile_dir()),
                                   workspace=workspace, project_id=project_id)
     except ValueError as exc:
         raise ApiError(str(exc)) from None

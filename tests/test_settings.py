@@ -293,3 +293,16 @@ def test_retry_and_edit_run_on_the_sessions_default_model(live_server):
     wait_until(lambda: s.session(sid)["messages"][-1].get("model") == "fake-echo", message="the one-off model")
     assert s.session(sid, messages=0)["model"] == "fake-echo-2"                      # the default is unchanged
     assert s.post("/api/session/retry", {"session_id": sid, "model": "nope"}).status_code == 400
+
+
+def test_a_new_chat_starts_on_the_profiles_default_model(make_server):
+    server = make_server().start()
+    work = profile_client(server, "work")
+    assert server.post("/api/settings", {"settings": {"default_model": "fake-echo-2"}}).ok
+    sid = server.new_session()
+    assert server.session(sid, messages=0)["model"] == "fake-echo-2"
+    stream_events(server, server.start_chat(sid, "hi"))
+    assert server.session(sid)["messages"][-1]["model"] == "fake-echo-2"
+    assert server.session(server.new_session(model="fake-echo"), messages=0)["model"] == "fake-echo"   # asked for
+    other = post(work, server, "/api/session/new", {}).json()["session"]                               # not set there
+    assert other["model"] in (None, "")
