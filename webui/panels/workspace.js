@@ -9,7 +9,7 @@
 // It also refreshes itself on the document "hermes:session" event. API: docs/api.md
 // (/api/list, /api/file, /api/file/raw, /api/file/save|create|delete|rename, /api/upload).
 
-import { api, csrfToken, post } from "../js/api.js";
+import { api, csrfToken, friendlyMessage, post } from "../js/api.js";
 import { h, icon } from "../js/dom.js";
 import { openDialog } from "../js/menu.js";
 
@@ -222,7 +222,7 @@ export function mount(container, ctx) {
       text: `A file named ${file.name} already exists in this folder.`, ok: "Replace", danger: true })) {
       return uploadOne(file, true);
     }
-    if (code !== 200) throw new Error(`${file.name}: ${(data && data.error) || `HTTP ${code}`}`);
+    if (code !== 200) throw new Error(`${file.name}: ${friendlyMessage(code, data && data.error)[0]}`);
     return data;
   }
 
