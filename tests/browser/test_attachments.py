@@ -186,3 +186,18 @@ def test_a_big_upload_shows_its_progress(live_server, open_page):
     assert any(0 < v < 100 for v in seen), seen                       # part-way values were shown
     assert seen == sorted(seen)
     assert page.locator("#attach-tray .att-size").inner_text() == "1.5 MB"
+
+
+def test_behind_a_password_the_upload_carries_the_pages_csrf_token(make_server, open_page):
+    server = make_server(args=("--password", "correct horse battery")).start()
+    page = open_page(server, password="correct horse battery")
+    sent = []
+    page.on("request", lambda r: sent.append(r.headers.get("x-csrf-token")) if r.url.endswith("/api/attachments") else None)
+    data = "Grüße, 世界\n".encode()
+    page.evaluate(DROP, [b64(data), "hello.txt", "text/plain", "#composer"])
+    wait_chips_done(page, 1)
+    token = page.get_attribute('meta[name="csrf-token"]', "content")
+    assert token and sent == [token]
+    page.click("#send-btn")
+    wait_reply_finished(page)
+    assert f"[attachment hello.txt {len(data)} text/plain]" in page.locator(".msg-assistant .md").last.inner_text()
