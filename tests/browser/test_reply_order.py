@@ -44,6 +44,22 @@ def test_a_tool_in_the_middle_shows_text_card_text_live_and_after_reload(live_se
     assert page.locator(".msg-assistant .tool-card[data-state='ok']").count() == 1
 
 
+def test_continue_keeps_the_order_of_a_reply_with_a_tool(live_server, open_page):
+    page = open_page(live_server)
+    send(page, fake_script(tokens=2, delay_ms=50, tools=[{"name": "look", "result": "ok"}], finish="length"))
+    wait_reply_finished(page)
+    assert page.evaluate(ORDER) == ["md:t0", "tools:look", "md:t1"]
+    page.locator(".resume-notice").get_by_role("button", name="Continue").click()
+    page.wait_for_function("() => !document.querySelector('.msg-assistant.streaming')"
+                           " && document.querySelectorAll('.msg-assistant .tool-card').length === 2")
+    expected = ["md:t0", "tools:look", "md:t1 t0", "tools:look", "md:t1"]   # the cut text goes on where it stopped
+    assert page.evaluate(ORDER) == expected and page.locator(".msg-assistant").count() == 1
+    page.reload()
+    page.wait_for_selector("html[data-ready]")
+    wait_reply_finished(page)
+    assert page.evaluate(ORDER) == expected
+
+
 def test_streamed_text_never_runs_words_together_or_doubles_spaces(live_server, open_page):
     page = open_page(live_server)
     # Record what the streaming reply shows at every frame until it ends.
