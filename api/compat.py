@@ -130,10 +130,13 @@ def retry_starts_turn(body: dict) -> bool:
 
 def retry_answer(session, at: int, text: str) -> dict:
     """Trim ``session`` (loaded in full, its lock held) to its first ``at`` messages as a
-    deliberate shrink and answer ``{ok, session_id, message_count, last_user_text,
-    removed_count, session: compact}``."""
+    deliberate shrink, keeping what it removes as a version (:func:`api.versions.branch`),
+    and answer ``{ok, session_id, message_count, last_user_text, removed_count, session: compact}``."""
+    from . import versions
     removed = len(session.messages) - at
-    session.messages = session.messages[:at]
+    # What the trim removes stays as a version at ``at``, as our own retry keeps it.
+    session.messages, session.meta["versions"] = versions.branch(
+        session.messages, session.meta.get("versions"), at)
     session.save(intentional_shrink=True)
     return {"ok": True, "session_id": session.session_id, "message_count": at, "last_user_text": text,
             "removed_count": removed, "session": session.compact()}

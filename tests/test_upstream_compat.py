@@ -144,7 +144,13 @@ def test_retry_the_upstream_way_trims_without_a_turn_and_the_page_sends_the_text
     events = stream_events(live_server, start.json()["stream_id"])
     assert tokens_of(events) == "echo: say it again"
     # the trim was deliberate: self-heal must not bring the removed reply back
-    assert len(live_server.session(sid)["messages"]) == 4
+    after = live_server.session(sid)
+    assert len(after["messages"]) == 4
+    # ...and what it removed stays a version at the user message, as our own retry keeps it
+    assert after["versions"] == {"2": {"count": 2, "current": 1}}
+    old = live_server.post("/api/session/version", json={"session_id": sid, "message_index": 2, "version": 0})
+    assert old.status_code == 200, old.text
+    assert [m["content"] for m in live_server.session(sid)["messages"]][2:] == ["say it again", "echo: say it again"]
     bad = upstream_api(live_server, "/api/session/retry", {"session_id": sid, "start_turn": "no"})
     assert bad.status_code == 400 and len(live_server.session(sid)["messages"]) == 4
 
