@@ -26,7 +26,7 @@ from api.version import __version__
 
 from .helpers import ROOT, LiveServer
 
-WEBUI_SUFFIXES = (".html", ".css", ".js", ".svg")
+WEBUI_SUFFIXES = (".html", ".css", ".js", ".svg", ".png", ".webmanifest")
 
 
 # Left out of the copy that is built: what a previous build or test run leaves in a checkout
