@@ -105,9 +105,16 @@ def session_events_stream():
     model, tags, project). Events carry no ``id:`` and are not replayed: a client that
     reconnects refetches ``GET /api/sessions``. A ``: ping`` comment every
     ``--heartbeat-seconds`` (a client that went away is noticed at the next one and its
-    thread freed); the stream ends when the server stops.
+    thread freed); the stream ends when the server stops. Each open stream holds one of
+    the server's ``--threads``: past half of them, 429 with ``Retry-After`` (so live updates
+    can never starve the chat), and the page retries later.
     """
-    key, heartbeat = str(_store().dir), app_state().config.heartbeat_seconds
+    config = app_state().config
+    if session_events.subscriber_count() >= max(2, config.threads // 2):
+        resp = jsonify(error="too many tabs are following live updates now; this one will try again shortly")
+        resp.status_code, resp.headers["Retry-After"] = 429, "10"
+        return resp
+    key, heartbeat = str(_store().dir), config.heartbeat_seconds
     resp = Response(stream_with_context(_session_events_sse(key, heartbeat)), mimetype="text/event-stream")
     resp.headers["Cache-Control"] = "no-cache"
     resp.headers["X-Accel-Buffering"] = "no"

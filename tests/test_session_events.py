@@ -146,3 +146,24 @@ def test_the_server_stops_cleanly_with_event_streams_open(make_server):
     assert server.stop() == 0     # not killed after the stop timeout: the streams did not hold it
     for tab in tabs:
         assert tab.ended.wait(10), "the event stream was not ended by the server"
+
+
+def test_live_streams_never_take_more_than_half_the_threads(make_server):
+    server = make_server(args=("--threads", "4")).start()   # at most 2 event streams
+    first, second = Listener(server), Listener(server)
+    try:
+        refused = requests.get(server.url("/api/sessions/events"), stream=True, timeout=30)
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "10"
+        assert "try again" in refused.json()["error"]
+        sid = server.new_session()   # the other threads still serve the API
+        first.wait_for(sid, "created")
+        second.close()
+        wait_until(lambda: server.get("/health").json()["event_subscribers"] == 1, timeout=10,
+                   message="the closed stream to be let go")
+        third = Listener(server)
+        assert server.post("/api/session/rename", {"session_id": sid, "title": "ok"}).ok
+        third.wait_for(sid, "renamed")
+        third.close()
+    finally:
+        first.close()
+        second.close()

@@ -130,6 +130,7 @@ async function showHealth() {
   const info = $("#backend-info");
   try {
     const health = await api("/health");
+    app.classList.remove("is-offline");   // it answers: a stop can reach it
     const problems = health.problems || [];
     if (problems.length) {  // misconfigured: say what and how to fix it, before anyone types
       $("#backend-text").textContent = `${problems[0].message}: ${problems[0].fix}`;
@@ -151,6 +152,7 @@ async function showHealth() {
     $("#backend-text").textContent = "Server unreachable";
     info.classList.add("down");
     info.classList.remove("ok");
+    app.classList.add("is-offline");
   }
 }
 
@@ -184,10 +186,11 @@ async function refreshList() {
   if (row?.title) setTitle(row.title);  // the header shows what the list shows (a new or generated title)
 }
 
-/** The server went away or came back: say so in the footer now, and hide Stop meanwhile. */
+/** The live stream broke or opened: say at once that the server may be gone (and hide Stop),
+ * then let /health confirm it (a stream refused for another reason leaves the footer "ok"). */
 function onReachability(state) {
-  app.classList.toggle("is-offline", state === "offline");
   if (state === "offline") {
+    app.classList.add("is-offline");
     $("#backend-text").textContent = "Server unreachable: reconnecting…";
     $("#backend-info").classList.add("down");
     $("#backend-info").classList.remove("ok", "warn");
