@@ -251,7 +251,7 @@ def test_project_create_move_filter_and_fold_across_a_reload(server, open_page):
     # filter by the project, then by the tag, then clear
     page.locator("#filter-bar .chip", has_text=name).click()
     page.wait_for_function(f"() => !document.querySelector(\".session[data-sid='{beta}']\")")
-    assert visible_sids(page) == [alpha]
+    assert visible_sids(page) == [alpha], (page.inner_text("#session-list"), server.get("/api/sessions").json())
     page.locator("#filter-bar .chip", has_text="#urgent").click()
     page.wait_for_function(f"() => !document.querySelector(\".session[data-sid='{alpha}']\")")
     assert visible_sids(page) == [beta]
