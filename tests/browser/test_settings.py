@@ -35,6 +35,7 @@ def test_theme_switches_at_once_and_survives_a_reload_and_a_new_browser(live_ser
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")          # at once
     expect(dialog.get_by_role("status")).to_have_text("Theme saved.")
     assert body_background(page) == DARK_BG
+    assert page.get_attribute('meta[name="theme-color"][media="all"]', "content") == "#16171b"   # the browser's bar
     assert live_server.get("/api/settings").json()["settings"]["theme"] == "dark"
     page.reload()
     page.wait_for_selector("html[data-ready]")

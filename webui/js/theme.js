@@ -11,10 +11,18 @@
   var dark = window.matchMedia("(prefers-color-scheme: dark)");
   var choice = "system";
 
+  // The browser's own bar colour (<meta name="theme-color" media=…>) follows a chosen theme too.
+  var metas = Array.prototype.slice.call(document.querySelectorAll('meta[name="theme-color"][media]'));
+  metas.forEach(function (m) { m.dataset.media = m.getAttribute("media"); });
+
   function apply() {
     var resolved = choice === "system" ? (dark.matches ? "dark" : "light") : choice;
     root.dataset.theme = resolved;
     root.dataset.themeChoice = choice;
+    metas.forEach(function (m) {
+      var mine = m.dataset.media.indexOf(resolved) >= 0;
+      m.setAttribute("media", choice === "system" ? m.dataset.media : (mine ? "all" : "not all"));
+    });
   }
 
   try {
