@@ -3,7 +3,8 @@
 1. :func:`auto_title`, when the first message is sent (:func:`api.turns.start_turn`): the
    first non-empty line, white space folded, at most :data:`AUTO_TITLE_CHARS` whole
    characters (never inside an accent, a modifier or a ZWJ sequence).
-2. :func:`after_first_reply`, when the first reply ends complete: if the profile's
+2. :func:`after_first_reply`, when the first reply is saved complete (or cut at the length
+   limit): if the profile's
    setting ``generate_titles`` is on (the default) and the backend can answer a plain
    completion (``complete(messages, *, max_tokens, timeout, model)``; the ``fake``
    backend never does), a daemon thread asks the model for a short title and, under the
@@ -28,9 +29,22 @@ log = logging.getLogger(__name__)
 AUTO_TITLE_CHARS = 60
 GENERATE_TIMEOUT = 20.0     # seconds the model gets to write a title
 GENERATE_MAX_TOKENS = 24
-EXCERPT_CHARS = 2000        # of the first message and of the reply, sent to the model
-TITLE_PROMPT = ("Write a title for the conversation below: 2 to 6 words, in the language of the user's message. "
-                "Answer with the title only, without quotes or a full stop.")
+EXCERPT_CHARS = 1000        # of the first message, sent to the model
+MAX_WORDS = 10              # an answer longer than this is not a title
+# Examples, so that a small model (the embedded 135M one) answers with a title rather than
+# an answer; a large one needs only the first line.
+TITLE_PROMPT = [
+    {"role": "system", "content": "You name conversations. Reply with a short title of 2 to 6 words for the "
+                                  "user's request, in its language. Reply with the title only."},
+    {"role": "user", "content": "Request: How do I change a flat tyre on my bike?"},
+    {"role": "assistant", "content": "Fixing a flat bike tyre"},
+    {"role": "user", "content": "Request: Explique-moi la photosynthèse simplement"},
+    {"role": "assistant", "content": "La photosynthèse expliquée"},
+    {"role": "user", "content": "Request: what should I pack for a week of hiking in Norway"},
+    {"role": "assistant", "content": "Packing for hiking in Norway"},
+]
+_WORD = re.compile(r"\w+")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.S | re.I)
 _PREFIX = re.compile(r"^(title|titre|titel|título|标题)\s*[:：]\s*", re.I)
 
@@ -79,16 +93,29 @@ def clean_generated(text) -> str | None:
     line = _PREFIX.sub("", line.strip().lstrip("#*-> ").strip())
     line = line.strip(" \t*_`\"'“”‘’«»「」").rstrip(" .。!！:：;")
     line = line.strip(" \t*_`\"'“”‘’«»「」")
+    if len(line) > AUTO_TITLE_CHARS or len(line.split()) > MAX_WORDS:
+        return None   # a sentence or a paragraph: the model answered instead of naming
     return _fit(line) or None
 
 
-def title_messages(user_text: str, reply_text: str) -> list[dict]:
-    """The chat-completion messages that ask for a title of this first exchange."""
-    def excerpt(text: str) -> str:
-        text = clean_text(text or "")
-        return text if len(text) <= EXCERPT_CHARS else _cut_whole(text, EXCERPT_CHARS) + "…"
-    return [{"role": "system", "content": TITLE_PROMPT},
-            {"role": "user", "content": f"User: {excerpt(user_text)}\n\nAssistant: {excerpt(reply_text)}"}]
+def plausible(title: str, user_text: str) -> bool:
+    """True if ``title`` shares a word (one a prefix of the other, 3+ letters) or a CJK
+    character with the user's message: a small model that copies an example or drifts to
+    another subject is not believed."""
+    words = {w.lower() for w in _WORD.findall(clean_text(user_text or "")[:EXCERPT_CHARS * 4]) if len(w) >= 3}
+    for w in (w.lower() for w in _WORD.findall(title) if len(w) >= 3):
+        if any(m.startswith(w) or w.startswith(m) for m in words):
+            return True
+    return bool(set(_CJK.findall(title)) & set(_CJK.findall(user_text or "")))
+
+
+def title_messages(user_text: str) -> list[dict]:
+    """The chat-completion messages that ask for a title of a chat that starts with
+    ``user_text`` (its first :data:`EXCERPT_CHARS` characters)."""
+    text = clean_text(user_text or "").strip()
+    if len(text) > EXCERPT_CHARS:
+        text = _cut_whole(text, EXCERPT_CHARS) + "…"
+    return TITLE_PROMPT + [{"role": "user", "content": f"Request: {text}"}]
 
 
 def can_generate(backend) -> bool:
@@ -108,18 +135,19 @@ def generation_enabled(profile_dir: Path) -> bool:
     return values.get("generate_titles", True) is not False
 
 
-def generate_title(backend, user_text: str, reply_text: str, *, model: str | None = None,
+def generate_title(backend, user_text: str, *, model: str | None = None,
                    timeout: float = GENERATE_TIMEOUT) -> str | None:
-    """Ask ``backend`` for a title of the first exchange; None if it cannot, fails, answers
-    nothing usable or takes longer than ``timeout`` seconds (its call is then abandoned
-    on a daemon thread and its late answer ignored)."""
+    """Ask ``backend`` for a title of a chat that starts with ``user_text``; None if it
+    cannot, fails, answers nothing usable (:func:`clean_generated`, :func:`plausible`) or
+    takes longer than ``timeout`` seconds (its call is then abandoned on a daemon thread
+    and its late answer ignored)."""
     if not can_generate(backend):
         return None
     answer: list = []
 
     def call():
         try:
-            answer.append(backend.complete(title_messages(user_text, reply_text), max_tokens=GENERATE_MAX_TOKENS,
+            answer.append(backend.complete(title_messages(user_text), max_tokens=GENERATE_MAX_TOKENS,
                                            timeout=timeout, model=model))
         except Exception as exc:  # any backend failure: the first-line title stays
             log.info("title generation failed: %s: %s", type(exc).__name__, exc)
@@ -129,7 +157,8 @@ def generate_title(backend, user_text: str, reply_text: str, *, model: str | Non
     worker.join(timeout)
     if worker.is_alive() or not answer:
         return None
-    return clean_generated(answer[0])
+    title = clean_generated(answer[0])
+    return title if title and plausible(title, user_text) else None
 
 
 def store_generated(store, session_id: str, expected_title: str, title: str) -> bool:
@@ -164,7 +193,7 @@ def after_first_reply(store, backend, session_id: str, saved_meta: dict, user_te
 
     def run():
         try:
-            title = generate_title(backend, user_text, reply_text, model=model)
+            title = generate_title(backend, user_text, model=model)
             if not title:
                 log.info("no generated title for %s; the first line stays", session_id)
             elif store_generated(store, session_id, expected, title):

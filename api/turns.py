@@ -343,7 +343,7 @@ class Turn:
             ch.emit("apperror", error)
         if saved_meta is not None and status not in ("cancelled", "interrupted"):
             ch.emit("done", {"session": public_metadata(saved_meta), "usage": usage})
-        if saved_meta is not None and status == "complete" and self.continues is None:  # on its own thread
+        if saved_meta is not None and status in ("complete", "truncated") and self.continues is None:  # own thread
             titles.after_first_reply(self.store, self.backend, self.session_id, saved_meta, self.user_text,
                                      reply.get("content") or "", model=self.ctx.model)
         ch.emit("stream_end", {"status": status})

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.agents.fake import FakeBackend
-from api.titles import AUTO_TITLE_CHARS, _extends, auto_title, can_generate, clean_generated
+from api.titles import AUTO_TITLE_CHARS, _extends, auto_title, can_generate, clean_generated, plausible
 
 from .helpers import stream_events, wait_until
 from .test_session_events import Listener
@@ -53,8 +53,15 @@ def test_a_generated_title_is_one_clean_line():
     assert clean_generated("« Écrire un fichier de façon atomique »") == "Écrire un fichier de façon atomique"
     assert clean_generated("“原子写入文件”。") == "原子写入文件"
     assert clean_generated("   \n  ") is None and clean_generated(None) is None
-    long = clean_generated("word " * 40)
-    assert len(long) <= AUTO_TITLE_CHARS and long.endswith("…")
+    assert clean_generated("1. Gather your tools: you will need a mixer with a dough hook, a bowl") is None  # not a title
+    assert clean_generated("word " * 40) is None
+
+
+def test_a_title_that_shares_nothing_with_the_request_is_not_believed():
+    assert plausible("Atomic file writes", "How do I write a file atomically?")
+    assert plausible("红烧肉的做法", "我想学习做红烧肉，需要哪些材料？")
+    assert not plausible("Packing for hiking in Norway", "我想学习做红烧肉，需要哪些材料？")   # an example copied
+    assert not plausible("C'est bon, je suis", "Can you help me write a cover letter?")
 
 
 @settings(max_examples=200, deadline=None)
@@ -70,9 +77,9 @@ def test_the_fake_backend_never_generates_titles():
 
 class TitleModel(BaseHTTPRequestHandler):
     """An OpenAI-compatible server: a streamed turn answers "Write to a temp file, then rename.";
-    a non-streamed call (a title) answers ``title`` once ``gate`` is set."""
+    a non-streamed call (a title) answers, once ``gate`` is set, '"Atomic file writes."' for a
+    request about atomic writes, else its first three words, capitalised."""
 
-    title = '"Atomic file writes."'
     gate = threading.Event()
     title_requests: list = []
     answered: list = []
@@ -85,9 +92,11 @@ class TitleModel(BaseHTTPRequestHandler):
         if not body.get("stream"):
             TitleModel.title_requests.append(body)
             TitleModel.gate.wait(30)
+            request = body["messages"][-1]["content"].removeprefix("Request: ")
+            title = '"Atomic file writes."' if "atomically" in request else " ".join(request.split()[:3]).title()
             data = json.dumps({"id": "t", "object": "chat.completion", "created": 1, "model": body["model"],
                                "choices": [{"index": 0, "finish_reason": "stop",
-                                            "message": {"role": "assistant", "content": TitleModel.title}}]}).encode()
+                                            "message": {"role": "assistant", "content": title}}]}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -145,8 +154,8 @@ def test_the_model_titles_a_chat_when_its_first_reply_ends(openai_server):
     session = openai_server.session(sid, messages=0)
     assert session["manual_title"] is False        # still an automatic title
     (asked,) = TitleModel.title_requests
-    sent = asked["messages"][-1]["content"]
-    assert "How do I write a file atomically?" in sent and "then rename." in sent and asked["max_tokens"] <= 32
+    assert asked["messages"][0]["role"] == "system" and asked["max_tokens"] <= 32
+    assert asked["messages"][-1]["content"] == "Request: How do I write a file atomically?\nIn Python, on Linux."
     stream_events(openai_server, openai_server.start_chat(sid, "And on Windows?"))
     assert len(TitleModel.title_requests) == 1     # only the first reply names the chat
     assert _title(openai_server, sid) == "Atomic file writes"
@@ -155,9 +164,9 @@ def test_the_model_titles_a_chat_when_its_first_reply_ends(openai_server):
 def test_a_title_set_by_hand_is_never_replaced(openai_server):
     manual = _first_turn(openai_server, "first line here", title="My own title")
     auto = _first_turn(openai_server, "another chat")
-    wait_until(lambda: _title(openai_server, auto) == "Atomic file writes", message="the generated title")
+    wait_until(lambda: _title(openai_server, auto) == "Another Chat", message="the generated title")
     assert _title(openai_server, manual) == "My own title"
-    assert [r["messages"][-1]["content"].split("\n")[0] for r in TitleModel.title_requests] == ["User: another chat"]
+    assert [r["messages"][-1]["content"] for r in TitleModel.title_requests] == ["Request: another chat"]
 
 
 def test_a_rename_while_the_title_is_being_written_wins(openai_server):
@@ -178,7 +187,7 @@ def test_the_setting_turns_generation_off_for_its_profile(openai_server):
     off = _first_turn(openai_server, "keep my first line")
     assert openai_server.post("/api/settings", {"settings": {"generate_titles": True}}).ok
     on = _first_turn(openai_server, "name this one")
-    wait_until(lambda: _title(openai_server, on) == "Atomic file writes", message="the generated title")
+    wait_until(lambda: _title(openai_server, on) == "Name This One", message="the generated title")
     assert _title(openai_server, off) == "keep my first line"
     assert len(TitleModel.title_requests) == 1
     assert openai_server.post("/api/settings", {"settings": {"generate_titles": "yes"}}).status_code == 400
@@ -194,3 +203,24 @@ def test_with_the_fake_backend_the_first_line_stays(live_server):
         tab.close()
     assert _title(live_server, sid) == "Plan the 🚀 launch"
     assert [e["reason"] for e in tab.events if e["session_id"] == sid] == ["created", "turn_started", "turn_finished"]
+
+
+def test_the_embedded_model_names_a_chat(make_server):
+    server = make_server(agent="local", args=("--max-tokens", "24", "--context-size", "1024")).start()
+    tab = Listener(server)
+    try:
+        question = "How do I bake sourdough bread at home?"
+        sid = _first_turn_any(server, question)
+        tab.wait_for(sid, "renamed", timeout=60)
+    finally:
+        tab.close()
+    title = _title(server, sid)
+    assert title != question and plausible(title, question) and len(title) <= AUTO_TITLE_CHARS and "\n" not in title
+
+
+def _first_turn_any(server, text: str) -> str:
+    """A first turn that may end cut at --max-tokens (still a first reply that names the chat)."""
+    sid = server.new_session()
+    events = stream_events(server, server.start_chat(sid, text))
+    assert events[-1]["data"]["status"] in ("complete", "truncated")
+    return sid

@@ -528,7 +528,7 @@ class LocalBackend:
         timer = threading.Timer(timeout, cancel.set)
         timer.daemon = True
         timer.start()
-        gen = self._model.generate(messages, max_tokens=max_tokens, cancel_event=cancel)
+        gen = self._model.generate(messages, max_tokens=max_tokens, cancel_event=cancel, temperature=0.0)
         try:
             return "".join(gen)
         finally:
