@@ -22,6 +22,7 @@ Promises, each with a test in tests/test_tasks.py:
 - **Missed runs** (due more than :data:`GRACE_SECONDS` ago: the server was stopped, or
   the machine slept) follow the task's ``missed`` policy: ``skip`` records one
   ``skipped`` run saying how many were missed; ``run_once`` makes one run. Never more.
+  A time due within the grace period is not missed: under ``skip`` it still runs.
 - Pausing stops runs; resuming schedules from then on (no runs are made up for the pause).
 
 Time comes from a :class:`Clock`. Tests run the server with ``HERMES_WEBUI_TEST_CLOCK=1``
@@ -199,13 +200,20 @@ class Scheduler:
         if now - due <= GRACE_SECONDS:
             self.fire(profile, task, "scheduled", advance_to=upcoming)
         else:
-            missed = count_due(cron, zone, due, now)
+            # A time within the grace window is on time even when earlier ones were missed
+            # (a server back at 8:01 after a weekend still runs the 8:00 run); only the
+            # times before it are missed.
+            recent = next_due(cron, zone, now - GRACE_SECONDS)
+            on_time = recent <= now
+            missed = count_due(cron, zone, due, recent - 1 if on_time else now)
             what = f"{missed} run{'s' if missed != 1 else ''} missed (the server was stopped or asleep)"
             if task.get("missed") == "run_once":
                 self.fire(profile, task, "missed", advance_to=upcoming, note=f"{what}: this run makes up for them")
             else:
                 self._record(ts, tid, self._new_run("missed", now, status="skipped",
                                                      note=f"{what}: skipped (the task's policy)"), upcoming)
+                if on_time:
+                    self.fire(profile, task, "scheduled", advance_to=upcoming)
         return upcoming
 
     # -- runs -----------------------------------------------------------------

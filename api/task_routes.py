@@ -70,9 +70,11 @@ def list_tasks():
 
 @bp.get("/api/tasks/preview")
 def preview():
-    """``?schedule&timezone?`` → ``{cron, timezone, next_runs}`` (five ISO 8601 times)."""
-    cron = resolve_schedule(arg_str("schedule"))
-    zone = check_zone(request.args.get("timezone") or local_zone_name())
+    """``?schedule&timezone?`` → ``{cron, timezone, next_runs}`` (five ISO 8601 times).
+    Judged as a save judges them: an empty schedule or a given but empty zone → 400 with
+    the save's sentence; no ``timezone`` at all → the server's zone."""
+    cron = resolve_schedule(request.args.get("schedule", ""))
+    zone = check_zone(request.args["timezone"] if "timezone" in request.args else local_zone_name())
     runs = due_times(cron, zone, scheduler().clock.now(), PREVIEW_RUNS)
     return jsonify(cron=cron, timezone=zone, next_runs=[iso(t, zone) for t in runs])
 

@@ -121,6 +121,18 @@ def test_missed_runs_follow_the_policy_after_a_restart(clocked):
     assert len(settled_runs(server, once["id"], 2)) == 2
 
 
+
+def test_a_run_due_within_the_grace_still_runs_when_earlier_ones_were_missed(clocked):
+    server = clocked()
+    set_clock(server, at(0, 7))
+    task = save(server, name="skipper", schedule="daily at 08:00")   # missed: skip (the default)
+    set_clock(server, at(3, 8, 1))           # back on Thursday at 8:01: Monday to Wednesday missed
+    done = settled_runs(server, task["id"], 2)
+    assert done[1]["status"] == "skipped" and "3 runs missed" in done[1]["note"]
+    assert done[0]["status"] == "complete" and done[0]["reason"] == "scheduled"
+    set_clock(server, at(3, 8, 5))           # and only once
+    assert len(runs(server, task["id"])) == 2
+
 def test_sigkill_during_a_run_marks_it_interrupted_and_never_reruns_it(clocked):
     server = clocked()
     set_clock(server, at(0, 7))
@@ -226,6 +238,12 @@ def test_invalid_edit_leaves_the_stored_task_and_file_unchanged(live_server_cloc
         assert path.read_bytes() == on_disk
     assert server.post("/api/tasks/save", {"id": "gone", "name": "x"}).status_code == 404
     assert server.get("/api/tasks/preview", params={"schedule": "hourly", "timezone": "Nowhere/Land"}).status_code == 400
+    # the preview judges an empty custom schedule or an emptied zone field as the save does
+    for params, words in (({"schedule": "", "timezone": "UTC"}, "needs a schedule"),
+                          ({"schedule": "hourly", "timezone": ""}, "IANA time zone")):
+        r = server.get("/api/tasks/preview", params=params)
+        assert r.status_code == 400 and words in r.json()["error"], r.text
+        assert server.post("/api/tasks/save", {"name": "t", "prompt": "p", **params}).status_code == 400
     preview = server.get("/api/tasks/preview", params={"schedule": "weekly sun at 23:30", "timezone": "Asia/Tokyo"})
     assert preview.status_code == 200 and preview.json()["cron"] == "30 23 * * 0"
     assert len(preview.json()["next_runs"]) == 5
