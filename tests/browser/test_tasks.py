@@ -123,3 +123,28 @@ def test_delete_asks_first_and_keeps_the_task_on_cancel(make_server, open_page):
     confirm.get_by_role("button", name="Delete").click()
     expect(tasks.get_by_text("No tasks yet")).to_be_visible()
     assert server.get("/api/tasks").json()["tasks"] == []
+
+
+def test_history_says_a_skipped_run_was_missed_and_a_task_deleted_elsewhere_leaves_the_list(make_server, open_page,
+                                                                                          console):
+    console.allow("status of 404")   # the run of the task another tab deleted, on purpose
+    server = make_server(env={"HERMES_WEBUI_TEST_CLOCK": "1"}).start()
+    start = 1_800_000_000
+    server.post("/api/tasks/test-clock", {"now": start})
+    task = server.post("/api/tasks/save", {"name": "nightly", "prompt": "tidy up", "schedule": "daily at 03:00",
+                                           "timezone": "UTC"}).json()["task"]
+    server.post("/api/tasks/test-clock", {"now": start + 3 * 86400})   # three nights missed: skipped
+    page = open_page(server)
+    page.get_by_role("button", name="Scheduled tasks").click()
+    dialog = page.locator("#tasks-dialog")
+    dialog.get_by_role("button", name="History: nightly").click()
+    run = dialog.get_by_role("region", name="Runs of nightly").locator(".hp-run")
+    expect(run).to_have_count(1)
+    expect(run).to_contain_text("Skipped")
+    expect(run).to_contain_text("missed while the server was stopped")
+    expect(run).not_to_contain_text("made up")
+    # another tab deletes it; running it here says so and its row goes
+    assert server.post("/api/tasks/delete", {"task_id": task["id"]}).status_code == 200
+    dialog.get_by_role("button", name="Run now: nightly").click()
+    expect(dialog.locator(".hp-status")).to_contain_text("it may have been deleted")
+    expect(dialog.locator(".hp-task")).to_have_count(0)

@@ -73,7 +73,10 @@ export function mount(container, ctx = {}) {
     status.classList.toggle("hp-error", isError);
     if (detail) status.append(" ", h("details", { class: "hp-details" }, h("summary", {}, "Details"), detail));
   }
-  const fail = (what) => (err) => say(`Could not ${what}: ${err.message}`, true, err.detail);
+  const fail = (what) => (err) => {
+    say(`Could not ${what}: ${err.message}`, true, err.detail);
+    if (err.status === 404) load();   // deleted in another tab: its row goes
+  };
 
   // -- the list ---------------------------------------------------------------
 
@@ -146,7 +149,8 @@ export function mount(container, ctx = {}) {
         return h("li", { class: `hp-run hp-run-${r.status}`, dataset: { runId: r.run_id } },
           h("span", { class: "hp-run-head" },
             h("strong", {}, STATUS_TEXT[r.status] || r.status), " · ", when(r.started_at, t.timezone),
-            " · ", REASON_TEXT[r.reason] || r.reason || ""),
+            " · ", r.reason === "missed" && r.status === "skipped" ? "missed while the server was stopped"
+              : REASON_TEXT[r.reason] || r.reason || ""),
           r.note ? h("span", { class: "hp-meta hp-run-note" }, r.note) : null,
           denied.length ? h("span", { class: "hp-meta hp-run-denied" },
             `Denied without asking (not in the task's allowed tools): ${denied.join(", ")}`) : null,
@@ -260,6 +264,7 @@ export function mount(container, ctx = {}) {
       } catch (err) {
         error.hidden = false;
         error.textContent = `Could not save the task: ${err.message}`;
+        if (err.status === 404) load();
       }
     }
 
