@@ -8,8 +8,9 @@ upstream's ``workspaces.json``, :mod:`api.migrate_settings`); no HTTP route does
 
 A folder is refused, when written and again when read (a hand edit gains nothing), if
 it is not an absolute path to an existing folder, is the whole file system, the home
-folder or one above it, or holds this server's state dir (its sessions, settings and
-signing key) or lies inside it (:func:`refusal`).
+folder or one above it, holds the agent's home (``$HERMES_HOME``, else ``~/.hermes``: its
+``.env`` keys), or holds this server's state dir (its sessions, settings and signing key)
+or lies inside it (:func:`refusal`).
 """
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ def refusal(path, state_dir) -> str | None:
     home = Path(os.path.realpath(os.path.expanduser("~")))
     if _inside(home, real):
         return "the home folder (or a folder above it): too wide to open to the file browser"
+    agent_home = Path(os.path.realpath(os.path.expanduser(os.environ.get("HERMES_HOME") or "~/.hermes")))
+    if _inside(agent_home, real):
+        return "holds the agent's home (its .env keys, the upstream's state)"
     state = Path(os.path.realpath(state_dir))
     if _inside(state, real) or _inside(real, state):
         return "holds this server's state dir (sessions, settings, keys)"

@@ -221,6 +221,7 @@ def test_without_an_upstream_dir_nothing_is_offered(make_server):
 def test_migrate_brings_the_safe_settings_and_the_workspaces_list(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
+    (home / ".hermes").mkdir()                              # the agent's home: its .env keys
     src, dst = tmp_path / "up", tmp_path / "ours"
     (src / "sessions").mkdir(parents=True)
     project = tmp_path / "projects" / "site"
@@ -236,7 +237,7 @@ def test_migrate_brings_the_safe_settings_and_the_workspaces_list(tmp_path):
     (src / "workspaces.json").write_text(json.dumps([
         {"path": str(project), "name": "Site"}, {"path": str(home), "name": "Home"},
         {"path": str(tmp_path / "gone"), "name": "Gone"}, {"path": str(dst / "sessions"), "name": "Inside"},
-        {"path": "relative/dir", "name": "Relative"}]))
+        {"path": "relative/dir", "name": "Relative"}, {"path": str(home / ".hermes"), "name": "Agent home"}]))
     before = snapshot(src)
     proc = run_cli(tmp_path, "migrate", str(src), "--state-dir", str(dst))
     assert proc.returncode == 0, proc.stderr
@@ -245,7 +246,8 @@ def test_migrate_brings_the_safe_settings_and_the_workspaces_list(tmp_path):
     assert "password_hash" not in json.loads((dst / "settings.json").read_text())
     assert "setting password_hash not carried" in proc.stdout and "setting default_model not carried" in proc.stdout
     assert "workspaces: " + str(project) in proc.stdout
-    for name in (str(home), str(tmp_path / "gone"), str(dst / "sessions"), "relative/dir"):
+    assert f"workspace {home / '.hermes'} not added: holds the agent's home" in proc.stdout
+    for name in (str(home), str(tmp_path / "gone"), str(dst / "sessions"), "relative/dir", str(home / ".hermes")):
         assert f"workspace {name} not added" in proc.stdout
     assert snapshot(src) == before
     # the server opens the migrated chat's folder, named as the upstream named it
