@@ -40,9 +40,10 @@ MAX_ANSWER_CHARS = 10_000
 
 @control_bp.get("/api/models")
 def list_models():
-    """``{models, default}``: what a turn may run on; ``default`` is the backend's."""
-    backend = app_state().backend
-    return jsonify(models=model_catalog.list_models(backend), default=model_catalog.default_model(backend))
+    """``{models, default}``: what a turn may run on in the request's profile (for hermes,
+    what that profile's ``config.yaml`` names); ``default`` is the backend's."""
+    backend, home = app_state().backend, agent_home()["home"]
+    return jsonify(models=model_catalog.list_models(backend, home), default=model_catalog.default_model(backend, home))
 
 
 @control_bp.post("/api/session/model")
@@ -50,7 +51,7 @@ def set_session_model():
     """``{session_id, model}`` → ``{session: compact}``; ``model`` must be listed (400)."""
     body = json_body()
     sid = validate_session_id(field(body, "session_id", str))
-    model = model_catalog.resolve(app_state().backend, field(body, "model", str))
+    model = model_catalog.resolve(app_state().backend, field(body, "model", str), home=agent_home()["home"])
     store = current_store()
     with session_lock(sid):
         meta = store.patch_metadata(sid, {"model": model}, touch=False)
@@ -64,7 +65,8 @@ def continue_reply():
     sid = validate_session_id(field(body, "session_id", str))
     st = app_state()
     stub = turns.load_settled(current_store(), sid)
-    model = model_catalog.resolve(st.backend, field(body, "model", str, required=False), stub.meta.get("model"))
+    model = model_catalog.resolve(st.backend, field(body, "model", str, required=False), stub.meta.get("model"),
+                                  home=agent_home()["home"])
     stream_id = turns.start_continue(current_store(), st.backend, sid, config=st.config, model=model,
                                      agent_home=agent_home())
     return jsonify(stream_id=stream_id, session_id=sid)
@@ -137,7 +139,7 @@ def queue_message():
     text = turns.check_message(field(body, "message", str), st.config.max_message_bytes)
     requested = field(body, "model", str, required=False)
     if requested is not None:
-        model_catalog.resolve(st.backend, requested)
+        model_catalog.resolve(st.backend, requested, home=agent_home()["home"])
     message_queue.add(store, sid, text, requested)
     stream_id = message_queue.start_next(store, st.backend, sid, st.config, agent_home())
     return jsonify(queued=_queued(store, sid), stream_id=stream_id, session_id=sid)

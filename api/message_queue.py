@@ -118,7 +118,8 @@ def start_next(store, backend, session_id: str, config=None, agent_home: dict | 
             turns.settle_stale_stream(stub)
         first = items[0]
         try:
-            model = model_catalog.resolve(backend, first.get("model"), stub.meta.get("model"))
+            model = model_catalog.resolve(backend, first.get("model"), stub.meta.get("model"),
+                                          home=(agent_home or {}).get("home"))
             stream_id = turns.start_turn(store, backend, session_id, first["text"], config=config,
                                          model=model, agent_home=agent_home)
         except (AppError, OSError, ValueError) as exc:

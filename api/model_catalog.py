@@ -3,9 +3,12 @@
 Each backend may offer ``list_models() -> [{id, label, backend, vision, context_length?}]``
 (the fake backend's two models, the OpenAI-compatible endpoint's ``/models``, the GGUF
 files of the local backend); the ``hermes`` backend's are the providers and models of
-``$HERMES_HOME/config.yaml`` (:func:`hermes_config_models`); a backend without a list
-offers its one configured ``model``. The list is cached for a minute, since asking an
-endpoint costs a round trip.
+the profile's agent home's ``config.yaml`` (``home``, from :func:`api.profiles.agent_home`:
+``$HERMES_HOME`` for ``default``, ``$HERMES_HOME/profiles/<P>`` for P; see
+:func:`hermes_config_models`), headed by ``--model`` when it is set; a backend without a
+list offers its one configured ``model``. Each function takes that ``home`` (None: the
+backend's default home). The list is cached for a minute per backend and home, since
+asking an endpoint costs a round trip.
 """
 from __future__ import annotations
 
@@ -27,9 +30,26 @@ def _entry(model_id: str, backend: str) -> dict:
     return {"id": model_id, "label": model_id, "backend": backend, "vision": False}
 
 
-def list_models(backend) -> list[dict]:
-    """The models ``backend`` can run, its default first if it is listed (cached 60 s)."""
-    key = id(backend)
+def _hermes_home(backend, home) -> Path | None:
+    """The agent home whose config.yaml lists a hermes backend's models (None: not hermes)."""
+    if getattr(backend, "name", None) != "hermes" or not getattr(backend, "hermes_home", None):
+        return None
+    return Path(home) if home else Path(backend.hermes_home)
+
+
+def _fixed_model(backend) -> str | None:
+    """The model the backend runs when nothing names one: ``--model`` for hermes (what one
+    profile's Hermes resolved is not another profile's default), else ``backend.model``."""
+    if getattr(backend, "name", None) == "hermes" and getattr(backend, "config", None) is not None:
+        return getattr(backend.config, "model", None)
+    return getattr(backend, "model", None)
+
+
+def list_models(backend, home: Path | None = None) -> list[dict]:
+    """The models ``backend`` can run, its default first if it is listed (cached 60 s);
+    for hermes, those of the agent home ``home`` (module doc)."""
+    hermes_home = _hermes_home(backend, home)
+    key = (id(backend), str(hermes_home) if hermes_home else None)
     now = time.monotonic()
     with _cache_lock:
         hit = _cache.get(key)
@@ -37,14 +57,14 @@ def list_models(backend) -> list[dict]:
             return hit[1]
     models: list[dict] = []
     lister = getattr(backend, "list_models", None)
-    if lister is None and getattr(backend, "name", None) == "hermes" and getattr(backend, "hermes_home", None):
-        lister = lambda: hermes_config_models(backend.hermes_home)  # noqa: E731
+    if lister is None and hermes_home is not None:
+        lister = lambda: hermes_config_models(hermes_home)  # noqa: E731
     if lister is not None:
         try:
             models = [dict(m) for m in lister() or [] if isinstance(m, dict) and isinstance(m.get("id"), str)]
         except Exception as exc:  # an endpoint that does not answer: offer the configured model
             log.warning("could not list the %s backend's models: %s", getattr(backend, "name", "?"), exc)
-    default = getattr(backend, "model", None)
+    default = _fixed_model(backend)
     if default and not any(m["id"] == default for m in models):
         models.insert(0, _entry(default, getattr(backend, "name", "?")))
     with _cache_lock:
@@ -52,12 +72,14 @@ def list_models(backend) -> list[dict]:
     return models
 
 
-def default_model(backend) -> str | None:
-    """The model a turn runs on when neither the request nor the session names one."""
-    return getattr(backend, "model", None) or next((m["id"] for m in list_models(backend)), None)
+def default_model(backend, home: Path | None = None) -> str | None:
+    """The model a turn runs on when neither the request nor the session names one (for
+    hermes: ``--model``, else the first model of the home's config.yaml, which is its
+    ``model.default``)."""
+    return _fixed_model(backend) or next((m["id"] for m in list_models(backend, home)), None)
 
 
-def profile_default(backend, profile_dir: Path) -> str | None:
+def profile_default(backend, profile_dir: Path, home: Path | None = None) -> str | None:
     """The profile's ``default_model`` setting (Settings) if the backend still lists it, else
     None (also for a damaged settings.json: the chat start reports that one)."""
     from .settings import SettingsUnreadable, profile_settings
@@ -66,20 +88,21 @@ def profile_default(backend, profile_dir: Path) -> str | None:
         wanted = profile_settings(profile_dir).get("default_model")
     except SettingsUnreadable:
         return None
-    return wanted if wanted and any(m["id"] == wanted for m in list_models(backend)) else None
+    return wanted if wanted and any(m["id"] == wanted for m in list_models(backend, home)) else None
 
 
-def resolve(backend, requested: str | None, session_default: str | None = None) -> str | None:
+def resolve(backend, requested: str | None, session_default: str | None = None,
+            home: Path | None = None) -> str | None:
     """The model id a turn runs on: ``requested`` (ApiError 400 if it is not listed), else
     the session's default if it is still listed, else the backend's default."""
-    ids = [m["id"] for m in list_models(backend)]
+    ids = [m["id"] for m in list_models(backend, home)]
     if requested is not None:
         if requested not in ids:
             raise ApiError(f"unknown model {requested[:100]!r}; choose one of: {', '.join(ids) or '(none)'}")
         return requested
     if session_default and session_default in ids:
         return session_default
-    return default_model(backend)
+    return default_model(backend, home)
 
 
 # ---------------------------------------------------------------- hermes-agent's config.yaml

@@ -164,7 +164,8 @@ def new_session():
     try:
         session = _store().create(title=field(body, "title", str, required=False, default=""),
                                   model=field(body, "model", str, required=False)
-                                  or model_catalog.profile_default(app_state().backend, profile_dir()),
+                                  or model_catalog.profile_default(app_state().backend, profile_dir(),
+                                                                   agent_home()["home"]),
                                   workspace=workspace, project_id=project_id)
     except ValueError as exc:
         raise ApiError(str(exc)) from None
@@ -293,7 +294,8 @@ def chat_start():
                                   allow_empty=bool(attachments))
     expected = field(body, "expected_message_count", int, required=False)
     stub = _load_settled(sid)
-    model = model_catalog.resolve(st.backend, field(body, "model", str, required=False), stub.meta.get("model"))
+    model = model_catalog.resolve(st.backend, field(body, "model", str, required=False), stub.meta.get("model"),
+                                  home=agent_home()["home"])
     try:
         stream_id = turns.start_turn(_store(), st.backend, sid, message, config=st.config,
                                      expected_message_count=expected, model=model, attachments=attachments,

@@ -78,7 +78,7 @@ def _restart_from(session: Session, keep: int, text: str, model: str | None,
     for a chat start; the turn runs in the profile's agent home. Answers
     ``{stream_id, session_id, message_count}``."""
     sid = session.session_id
-    model = model_catalog.resolve(app_state().backend, model, session.meta.get("model"))
+    model = model_catalog.resolve(app_state().backend, model, session.meta.get("model"), home=agent_home()["home"])
     try:
         stream_id = start_turn(current_store(), app_state().backend, sid, text, config=app_state().config,
                                expected_message_count=len(session.messages), model=model,

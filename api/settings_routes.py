@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, jsonify, request
 from . import compat, model_catalog, settings
 from .app import app_state, auth_state
 from .httputil import ApiError, error_response, field, json_body
-from .profiles import DEFAULT, current_profile, profile_dir
+from .profiles import DEFAULT, agent_home, current_profile, profile_dir
 from .settings import (MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, SettingsUnreadable, checked_changes,
                        hash_password)
 
@@ -125,7 +125,8 @@ def post_settings():
         raise ApiError(f"unknown field {unknown[0][:80]!r}; send settings, password, remove_password, current_password")
     changes = checked_changes(field(body, "settings", dict, required=False, default={}))
     if changes.get("default_model") is not None:
-        model_catalog.resolve(app_state().backend, changes["default_model"])   # 400 if not listed
+        model_catalog.resolve(app_state().backend, changes["default_model"],   # 400 if not listed
+                              home=agent_home()["home"])
     password, remove = _check_password_change(body)
     if remove:
         refusal = _current_password_refusal(body)

@@ -456,6 +456,12 @@ def ensure_idle(session, expected_message_count: int | None = None) -> None:
                            "it changed in another tab; reload it")
 
 
+def _workspace(store: SessionStore, meta: dict, config):
+    """The session's workspace folder (``TurnContext.workspace``), None if unusable."""
+    from .workspace import turn_workspace
+    return turn_workspace(store.dir.parent, config, meta)
+
+
 def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text: str, *,
                config=None, expected_message_count: int | None = None,
                model: str | None = None, replace_messages: list | None = None,
@@ -520,6 +526,7 @@ def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text
         turn = Turn(store, backend, channel, user, journal, checkpoint_seconds, max_tool_result_bytes, files)
         turn.configure(model=model, config=config, approval_policy=approval_policy, **(agent_home or {}))
         turn.ctx.system_prompt = system
+        turn.ctx.workspace = _workspace(store, session.meta, config)
         channel.turn = turn
         streams.register(channel)
     threading.Thread(target=turn.run, name=f"turn-{stream_id}", daemon=True).start()
@@ -562,6 +569,7 @@ def start_continue(store: SessionStore, backend: AgentBackend, session_id: str, 
                     getattr(config, "max_tool_result_bytes", DEFAULT_MAX_TOOL_RESULT_BYTES))
         turn.configure(model=model, config=config, continues=index, **(agent_home or {}))
         turn.ctx.system_prompt = system
+        turn.ctx.workspace = _workspace(store, session.meta, config)
         channel.turn = turn
         streams.register(channel)
     threading.Thread(target=turn.run, name=f"turn-{stream_id}", daemon=True).start()

@@ -82,12 +82,18 @@ INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "image/avi
 def workspace_roots() -> list[tuple[str, Path]]:
     """``[(name, path)]``: the profile's ``default`` root, then ``--workspace-roots``, then
     the folders migrated from the upstream's workspaces list (:mod:`api.workspace_roots`)."""
+    return roots_of(profile_dir(), app_state().config)
+
+
+def roots_of(pdir: Path, config) -> list[tuple[str, Path]]:
+    """:func:`workspace_roots` of the profile whose folder is ``pdir`` (no request needed;
+    ``config`` None: the ``default`` root and the migrated ones only)."""
     from .workspace_roots import read_extra_roots
-    roots = [("default", profile_dir() / "workspace")]
+    roots = [("default", Path(pdir) / "workspace")]
     seen = {"default"}
     listed = [(None, Path(raw.strip()).expanduser().resolve())
-              for raw in (app_state().config.workspace_roots or "").split(os.pathsep) if raw.strip()]
-    listed += read_extra_roots(profile_dir(), app_state().config.state_dir)
+              for raw in (getattr(config, "workspace_roots", None) or "").split(os.pathsep) if raw.strip()]
+    listed += read_extra_roots(pdir, getattr(config, "state_dir", None) or Path(pdir))
     for label, path in listed:
         if any(path == p for _n, p in roots):
             continue
@@ -108,18 +114,33 @@ def session_root(session_id: str) -> tuple[str, Path]:
     """
     meta = current_store().load_metadata_only(validate_session_id(session_id)).meta
     choice = meta.get("workspace")
-    roots = workspace_roots()
-    if not choice:
-        name, path = roots[0]
-        path.mkdir(parents=True, exist_ok=True)
-        return name, path
+    found = _pick_root(workspace_roots(), choice)
+    if found is None:
+        raise ApiError(f"this session's workspace {str(choice)[:200]!r} is not a configured workspace root", 403)
+    return found
+
+
+def _pick_root(roots: list[tuple[str, Path]], choice) -> tuple[str, Path] | None:
+    """The root a session's ``workspace`` field names (empty: ``default``, created), or None."""
     for name, path in roots:
-        if choice == name or (isinstance(choice, str) and os.path.isabs(choice)
-                              and os.path.realpath(choice) == os.path.realpath(path)):
+        if not choice and name == "default" or choice == name or (
+                isinstance(choice, str) and os.path.isabs(choice)
+                and os.path.realpath(choice) == os.path.realpath(path)):
             if name == "default":
                 path.mkdir(parents=True, exist_ok=True)
             return name, path
-    raise ApiError(f"this session's workspace {str(choice)[:200]!r} is not a configured workspace root", 403)
+    return None
+
+
+def turn_workspace(pdir: Path, config, meta: dict) -> Path | None:
+    """The folder an agent's tools work in for a session of the profile at ``pdir`` (its
+    ``workspace`` root, see :func:`session_root`), None if it names no configured root or
+    the folder cannot be made. No request needed (turns start from threads too)."""
+    try:
+        found = _pick_root(roots_of(pdir, config), meta.get("workspace"))
+    except OSError:
+        return None
+    return found[1] if found else None
 
 
 def _locate(session_id: str, path, *, follow_final: bool = True) -> Located:

@@ -1,6 +1,9 @@
-"""The real hermes-agent (issue 15): its dangerous-command approval and its clarify tool go
-through our approval / clarify events, and each profile's turns run in that profile's own
-``HERMES_HOME`` (a worker process per profile), two at once without a leak.
+"""The real hermes-agent (issue 15): every host-changing tool call (a shell command, a file
+write) asks through our approval events first, in the chat's workspace, its own
+dangerous-command prompt never asks a second time, its clarify tool goes through our
+clarify events, and each profile's turns run in that profile's own ``HERMES_HOME`` (a
+worker process per profile), two at once without a leak; ``GET /api/models`` lists each
+profile's own config.yaml.
 
 The model is a scripted OpenAI-compatible server, one for the module: it answers each
 chat request with the tool call or text a small function decides from the request.
@@ -12,6 +15,7 @@ import os
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import requests
@@ -111,6 +115,7 @@ def reply(body: dict) -> dict:
     - ``delete PATH``: a ``terminal`` call ``rm -r PATH`` (Hermes flags it as dangerous),
       then "tool said: <the tool's result>";
     - ``run COMMAND``: a ``terminal`` call of COMMAND, then the same;
+    - ``write PATH``: a ``write_file`` of "hello 世界" to PATH, then the same;
     - ``paint``: a ``clarify`` call (Which colour? red / blue), then "you picked <answer>";
     - ``remember WORD``: a ``memory`` add of "favourite word: WORD" (the first such
       request of each profile waits until the other's has arrived too), then "saved";
@@ -124,6 +129,10 @@ def reply(body: dict) -> dict:
     if ask.startswith("run "):
         if not results:
             return tool_call("terminal", {"command": ask[len("run "):]})
+        return {"content": "tool said: " + results[-1][:200]}
+    if ask.startswith("write "):
+        if not results:
+            return tool_call("write_file", {"path": ask[len("write "):], "content": "hello 世界\n"})
         return {"content": "tool said: " + results[-1][:200]}
     if ask.startswith("paint"):
         if not results:
@@ -147,11 +156,11 @@ OVERLAPPED: list[str] = []
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """One hermes server for the module: the scripted model, toolsets terminal, clarify and memory."""
+    """One hermes server for the module: the scripted model, toolsets terminal, file, clarify and memory."""
     llm = ScriptedModel(reply)
     srv = LiveServer(tmp_path_factory.mktemp("hermes-real"), agent="hermes", env={**NO_DOWNLOADS, **SECRET},
                      args=("--base-url", llm.url, "--model", "scripted",
-                           "--toolsets", "terminal,clarify,memory")).start()
+                           "--toolsets", "terminal,file,clarify,memory")).start()
     srv.llm = llm
     yield srv
     srv.stop()
@@ -162,6 +171,12 @@ def open_approval(server, sid) -> dict:
     def pending():
         return server.get("/api/approval/pending", params={"session_id": sid}).json()["approvals"]
     return wait_until(lambda: (pending() or [None])[0], timeout=30, message="hermes-agent's approval request")
+
+
+def workspace_of(server, jar=None) -> Path:
+    """The default workspace root of the request's profile (where a new chat works)."""
+    r = (jar or server.http).get(server.url("/api/workspaces"))
+    return Path(next(root["path"] for root in r.json()["roots"] if root["name"] == "default"))
 
 
 def answer(server, stream_id, approval, choice):
@@ -188,6 +203,7 @@ def test_a_dangerous_command_waits_for_approval_and_runs_once_allowed(server, tm
     names = [e["event"] for e in events]
     assert "apperror" not in names, events
     assert names.index("approval") < names.index("approval_answered") < names.index("tool_complete")
+    assert names.count("approval") == 1            # hermes-agent's own prompt was answered by the grant
     assert not victim.exists()
     done = next(e["data"] for e in events if e["event"] == "tool_complete")
     assert done["name"] == "terminal" and done["is_error"] is False
@@ -249,13 +265,66 @@ def test_cancelling_during_an_approval_closes_it_and_the_command_never_runs(serv
     assert victim.exists()
 
 
-def test_a_harmless_command_runs_unasked_and_the_agents_shell_never_sees_the_servers_settings(server):
+def test_a_plain_command_asks_first_and_runs_in_the_chats_workspace_once_allowed(server):
     sid = server.new_session()
-    events = stream_events(server, server.start_chat(sid, "run echo seen-$HERMES_WEBUI_MAX_UPLOAD_BYTES-end"))
+    workspace = workspace_of(server)
+    made = workspace / "made here.txt"
+    stream_id = server.start_chat(sid, "run echo made > 'made here.txt'")
+    asked = open_approval(server, sid)
+    assert asked["tool"] == "terminal" and asked["command"] == "echo made > 'made here.txt'"
+    assert str(workspace) in asked["description"]
+    assert not made.exists()                             # nothing ran before the answer
+    answer(server, stream_id, asked, "once")
+    events = stream_events(server, stream_id)
     names = [e["event"] for e in events]
-    assert "approval" not in names and "apperror" not in names, events
+    assert "apperror" not in names and names.count("approval") == 1, events
+    assert made.read_text().strip() == "made"            # the relative path landed in the chat's workspace
+    done = next(e["data"] for e in events if e["event"] == "tool_complete")
+    assert done["name"] == "terminal" and done["is_error"] is False
+
+
+def test_the_agents_shell_never_sees_the_servers_settings(server):
+    sid = server.new_session()
+    stream_id = server.start_chat(sid, "run echo seen-$HERMES_WEBUI_MAX_UPLOAD_BYTES-end")
+    answer(server, stream_id, open_approval(server, sid), "once")
+    events = stream_events(server, stream_id)
     result = next(e["data"] for e in events if e["event"] == "tool_complete")["result"]
     assert "seen--end" in result and "20971529" not in result
+
+
+def test_a_file_write_asks_with_its_path_and_a_denied_one_creates_nothing(server):
+    sid = server.new_session()
+    target = workspace_of(server) / "notes" / "plan.md"
+    stream_id = server.start_chat(sid, "write notes/plan.md")
+    asked = open_approval(server, sid)
+    assert asked["tool"] == "write_file" and asked["command"] == os.path.realpath(target)
+    assert "create the file with 1 line" in asked["description"] and "hello 世界" in asked["description"]
+    answer(server, stream_id, asked, "deny")
+    events = stream_events(server, stream_id)
+    assert not target.exists() and not target.parent.exists()
+    done = next(e["data"] for e in events if e["event"] == "tool_complete")
+    assert done["name"] == "write_file" and "User denied" in done["result"]
+    # allowed once, the same write lands in the workspace
+    again = server.start_chat(sid, "write notes/plan.md")
+    answer(server, again, open_approval(server, sid), "once")
+    assert "apperror" not in [e["event"] for e in stream_events(server, again)]
+    assert target.read_text(encoding="utf-8") == "hello 世界\n"
+
+
+def test_allow_for_this_chat_spares_the_same_command_later_in_that_chat_only(server):
+    log = workspace_of(server) / "chat-log.txt"
+    sid = server.new_session()
+    first = server.start_chat(sid, "run echo again >> chat-log.txt")
+    answer(server, first, open_approval(server, sid), "session")
+    stream_events(server, first)
+    events = stream_events(server, server.start_chat(sid, "run echo again >> chat-log.txt"))
+    assert "approval" not in [e["event"] for e in events], events
+    assert log.read_text().split() == ["again", "again"]
+    other = server.new_session()                       # another chat is asked, and denied nothing runs
+    stream_id = server.start_chat(other, "run echo again >> chat-log.txt")
+    answer(server, stream_id, open_approval(server, other), "deny")
+    stream_events(server, stream_id)
+    assert log.read_text().split() == ["again", "again"]
 
 
 # ---------------------------------------------------------------- clarify
@@ -313,6 +382,27 @@ def test_two_profiles_at_once_each_keep_their_own_memory(server):
     assert recalls == ["I recall ALPHA", "I recall BETA"]
     systems = [str(b["messages"][0]["content"]) for b in server.llm.requests if last_user(b) == "what do you recall?"]
     assert [("pirate" in s, "BETA" in s) for s in systems] == [(False, False), (True, True)]
+
+
+def test_each_profile_lists_the_models_of_its_own_config_yaml(server):
+    jars = {}
+    for name, model in (("gamma", "gamma-model"), ("delta", "delta-model")):
+        jar = jars[name] = requests.Session()
+        assert jar.post(server.url("/api/profile/create"), json={"name": name}).status_code == 200
+        assert jar.post(server.url("/api/profile/switch"), json={"name": name}).status_code == 200
+        home = server.home / ".hermes" / "profiles" / name
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "config.yaml").write_text(f"model:\n  default: {model}\n  provider: lab-{name}\n")
+    listed = {name: jar.get(server.url("/api/models")).json() for name, jar in jars.items()}
+    assert [m["id"] for m in listed["gamma"]["models"]] == ["scripted", "gamma-model"]
+    assert [m["id"] for m in listed["delta"]["models"]] == ["scripted", "delta-model"]
+    assert listed["delta"]["models"][1]["provider"] == "lab-delta" and listed["delta"]["default"] == "scripted"
+    # a turn's model is checked against its own profile's list
+    sid = jars["gamma"].post(server.url("/api/session/new"), json={}).json()["session"]["session_id"]
+    r = jars["gamma"].post(server.url("/api/session/model"), json={"session_id": sid, "model": "delta-model"})
+    assert r.status_code == 400 and "gamma-model" in r.json()["error"]
+    r = jars["gamma"].post(server.url("/api/session/model"), json={"session_id": sid, "model": "gamma-model"})
+    assert r.status_code == 200 and r.json()["session"]["model"] == "gamma-model"
 
 
 def _workers_of(pid: int) -> list[int]:

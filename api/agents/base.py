@@ -37,6 +37,7 @@ class TurnContext:
     ``profile``: the profile's name. ``system_prompt``: the profile's custom
     instructions and the project's (:func:`api.instructions.system_prompt`), None if
     neither is set; a backend sends it as its system prompt (see :func:`with_system`).
+    ``workspace``: the chat's workspace folder, where an agent's tools work (None: unknown).
     Without a context, approvals are denied.
     """
 
@@ -47,6 +48,7 @@ class TurnContext:
     home: Path | None = None
     profile: str = "default"
     system_prompt: str | None = None
+    workspace: Path | None = None
 
 
 def continuation(history: list[dict], user_message: str, ctx: "TurnContext | None") -> tuple[list[dict], str]:

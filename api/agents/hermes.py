@@ -13,11 +13,14 @@ This server's environment reaches a worker without its ``HERMES_WEBUI_*`` variab
 
 Events relayed from the worker: ``token``, ``reasoning``, ``tool {id, name, args}``,
 ``tool_complete {id, name, result, duration_ms, is_error}``; ``status`` "starting Hermes
-Agent…" while a worker starts. hermes-agent's own approval of dangerous commands
-(``tools.approval``) and its ``clarify`` tool ask through ``ctx.ask_approval`` /
-``ctx.ask_clarify``, i.e. the turn's ``approval`` / ``clarify`` events and
+Agent…" while a worker starts. Every call of a tool that changes the host (terminal
+commands, file writes and patches, code execution; the worker's gate at hermes-agent's
+tool dispatch), hermes-agent's own approval of dangerous commands (``tools.approval``,
+answered by the same grant inside an allowed call) and its ``clarify`` tool ask through
+``ctx.ask_approval`` / ``ctx.ask_clarify``, i.e. the turn's ``approval`` / ``clarify`` events and
 ``POST /api/approval/respond`` / ``/api/clarify/respond`` with the same rules as every
-backend (once / session / always / deny; no answer in time = deny). A cancelled turn is
+backend (once / session / always / deny; no answer in time = deny). The agent's tools work
+in the chat's workspace (``ctx.workspace``: the terminal's cwd, relative paths). A cancelled turn is
 interrupted in its worker (``agent.interrupt()``). A worker that dies fails its running
 turns (``provider_error``); the next turn starts a new one. A worker idle for
 ``IDLE_SECONDS`` is stopped.
@@ -59,7 +62,7 @@ WORKER_MODULE = __name__.rsplit(".", 1)[0] + ".hermes_worker"
 IDLE_SECONDS = 30 * 60.0
 NOT_PASSED = ("HERMES_YOLO_MODE",)     # would skip every approval without the page knowing
 STOP_SECONDS = 5.0
-# hermes-agent toolsets on by default: shell (its dangerous commands ask first), files,
+# hermes-agent toolsets on by default: shell and file writes (each call asks first), files,
 # web search/extract, the agent's memory, its to-do list and its clarifying questions.
 DEFAULT_TOOLSETS = ("terminal", "file", "web", "memory", "todo", "clarify")
 
@@ -219,7 +222,8 @@ class HermesBackend:
                    "base_url": cfg.base_url, "api_key": cfg.api_key,
                    # the backend's default is what some profile resolved: each profile resolves its own
                    "model": ctx.model if ctx.model and ctx.model != self.model else cfg.model,
-                   "system": ctx.system_prompt}
+                   "system": ctx.system_prompt,
+                   "cwd": str(ctx.workspace) if ctx.workspace else None}
         if attachments:
             request["message"] = user_content(user_message, attachments, images=True)
             request["persist"] = user_message

@@ -11,8 +11,8 @@ the way hermes-agent's own gateway runs them.
 Protocol: JSON lines (ASCII, so any text survives). The server writes to stdin:
 
 - ``{"op": "turn", "t", "message", "persist"?, "history", "toolsets", "base_url"?,
-  "api_key"?, "model"?, "system"?}`` starts turn ``t`` (``system``: text added to
-  Hermes's system prompt);
+  "api_key"?, "model"?, "system"?, "cwd"?}`` starts turn ``t`` (``system``: text added to
+  Hermes's system prompt; ``cwd``: the absolute folder its tools work in);
 - ``{"op": "answer", "t", "q", "answer"}`` answers question ``q`` of turn ``t``;
 - ``{"op": "cancel", "t"}`` interrupts turn ``t`` (its open questions get their default).
 
@@ -28,26 +28,61 @@ stderr instead):
   interrupted, prompt_tokens, …}}`` or ``{"t", "error": {message, type}}``;
 - ``{"fatal": message}`` when hermes-agent cannot be imported (then it exits).
 
-Approvals: hermes-agent asks before a command its detectors flag as dangerous (and
+Approvals: every call of a tool that changes the host asks first (:func:`host_change`
+says which: ``terminal``, ``execute_code``, ``write_file``, ``patch``, ``close_terminal``,
+and ``process`` / ``computer_use`` actions that act); read-only tools (``read_file``,
+``search_files``, web, memory, todo, clarify …) never ask. The gate sits at hermes-agent's
+single dispatch point, ``tools.registry.registry.dispatch`` (:func:`install_gate`), which
+every registry tool passes through, also the ones ``execute_code`` calls from its sandbox
+and parallel tool calls; it finds the turn through a context variable that hermes-agent
+copies into its tool threads, and a host-changing call with no turn to ask is refused.
+The question is ``{tool, command, description}``: ``command`` is the exact shell command
+or code, for a file write or patch the resolved path(s) (so "the same" write is the same
+tool on the same file), ``process id`` for a process action; ``description`` says what
+happens (hermes-agent's own danger description of a command, the size and first lines of
+a write, the text a patch replaces). The server's rules (once / session / always / deny,
+timeout = deny) decide; a denied call does not run and the model is told so.
+
+hermes-agent also asks on its own before a command its detectors flag as dangerous (and
 before a memory write when ``memory.write_approval`` is on) through the per-thread
-callback of ``tools.terminal_tool.set_approval_callback``, and only in an interactive
-context (``tools.approval.set_hermes_interactive_context``); both are set on each turn's
-thread (hermes-agent carries them into its tool threads). The callback asks the server,
-whose rules (once / session / always / deny, timeout = deny) decide; hermes-agent is
-told ``once`` or ``deny`` only, so it never stores a grant of its own. End of stdin
-means the server is gone: the worker exits at once, and a question still open is never
-answered "yes".
+callback of ``tools.terminal_tool.set_approval_callback``, in an interactive context
+(``tools.approval.set_hermes_interactive_context``); both are set on each turn's thread.
+Inside a terminal call the user just allowed, that prompt is answered ``once`` from the
+grant (one card per call); elsewhere it asks the server. hermes-agent is told ``once`` or
+``deny`` only, so it never stores a grant of its own.
+
+Workspace: a turn's ``cwd`` (the chat's workspace folder) is registered as the cwd of the
+turn's own hermes task id (``tools.terminal_tool.register_task_env_overrides``, keyed per
+task, so concurrent turns of a profile each keep theirs): the terminal starts there and
+relative file paths resolve there. It is cleared when the turn ends.
+
+End of stdin means the server is gone: the worker exits at once, and a question still
+open is never answered "yes".
 """
 from __future__ import annotations
 
+import contextvars
 import itertools
 import json
 import os
+import re
 import sys
 import threading
 import time
 
 QUESTION_POLL_SECONDS = 0.1
+DESCRIPTION_PREVIEW_CHARS = 600       # of a write's content or a patch shown in the approval card
+# tools that change the host, and the actions of the others that only read
+HOST_TOOLS = frozenset({"terminal", "execute_code", "write_file", "patch", "close_terminal", "process",
+                        "computer_use"})
+READ_ONLY_ACTIONS = {"process": frozenset({"list", "poll", "log", "wait"}),
+                     "computer_use": frozenset({"capture", "wait", "list_apps", "list_windows"})}
+PROCESS_ACTIONS = {"kill": "stop a background process", "write": "send input to a background process",
+                   "submit": "send a line to a background process", "close": "close a background process's input"}
+_PATCH_FILE = re.compile(r"^\*\*\* (?:Update File|Add File|Delete File|Move to): (.+?)\s*$", re.M)
+
+_TURN: contextvars.ContextVar = contextvars.ContextVar("hermes_webui_turn", default=None)
+_ALLOWED_CALL: contextvars.ContextVar = contextvars.ContextVar("hermes_webui_allowed_call", default=None)
 
 
 class TurnError(Exception):
@@ -97,12 +132,130 @@ def _runtime(req: dict) -> dict:
     return {**{k: runtime.get(k) for k in keys if runtime.get(k) is not None}, "model": model}
 
 
+# ---------------------------------------------------------------- the approval gate
+
+
+def _resolve(path, task_id) -> str:
+    """``path`` as the file tools will resolve it (the task's cwd, i.e. the chat's workspace)."""
+    text = str(path or "")
+    try:
+        from tools.file_tools import _resolve_path_for_task   # private: if it moves, resolve ourselves
+        return str(_resolve_path_for_task(text, task_id or "default"))
+    except Exception:
+        turn = _TURN.get()
+        base = (turn.cwd if turn is not None else None) or os.getcwd()
+        return os.path.normpath(os.path.join(base, os.path.expanduser(text)))
+
+
+def _preview(text: str) -> str:
+    text = str(text)
+    return text if len(text) <= DESCRIPTION_PREVIEW_CHARS else text[:DESCRIPTION_PREVIEW_CHARS] + "…"
+
+
+def _terminal_change(args: dict) -> tuple[str, str]:
+    command = str(args.get("command") or "")
+    try:
+        from tools.approval import detect_dangerous_command
+        dangerous, _key, why = detect_dangerous_command(command)
+    except Exception:
+        dangerous, why = False, None
+    turn = _TURN.get()
+    where = args.get("workdir") or (turn.cwd if turn is not None else None)
+    parts = [str(why) if dangerous and why else "run a shell command"]
+    if where:
+        parts.append(f"in {where}")
+    if args.get("background"):
+        parts.append("(in the background)")
+    return command, " ".join(parts)
+
+
+def _write_change(args: dict, task_id) -> tuple[str, str]:
+    path = _resolve(args.get("path"), task_id)
+    content = str(args.get("content") or "")
+    size = len(content.encode("utf-8", "replace"))
+    lines = content.count("\n") + (1 if content and not content.endswith("\n") else 0)
+    verb = "replace the file with" if os.path.exists(path) else "create the file with"
+    return path, f"{verb} {lines} line{'s' if lines != 1 else ''} ({size:,} bytes):\n{_preview(content)}"
+
+
+def _patch_change(args: dict, task_id) -> tuple[str, str]:
+    if args.get("mode") == "patch" or (args.get("patch") and not args.get("path")):
+        text = str(args.get("patch") or "")
+        paths = list(dict.fromkeys(_resolve(p, task_id) for p in _PATCH_FILE.findall(text)))
+        return "\n".join(paths) or "(a patch naming no file)", f"apply this patch:\n{_preview(text)}"
+    every = " (every occurrence)" if args.get("replace_all") else ""
+    return (_resolve(args.get("path"), task_id),
+            f"replace{every}:\n{_preview(args.get('old_string') or '')}\nwith:\n{_preview(args.get('new_string') or '')}")
+
+
+def host_change(name: str, args: dict, task_id=None) -> tuple[str, str] | None:
+    """``(command, description)`` of a tool call that changes the host, or None for one that
+    only reads (and for tools this gate does not cover). ``command`` is what the server's
+    rules key on together with the tool name (module doc)."""
+    if name not in HOST_TOOLS:
+        return None
+    action = str(args.get("action") or "")
+    if action in READ_ONLY_ACTIONS.get(name, ()):
+        return None
+    if name == "terminal":
+        return _terminal_change(args)
+    if name == "write_file":
+        return _write_change(args, task_id)
+    if name == "patch":
+        return _patch_change(args, task_id)
+    if name == "execute_code":
+        return str(args.get("code") or ""), "run this Python code (the tools it calls ask on their own)"
+    if name == "process":
+        data = f": {args['data']}" if args.get("data") else ""
+        return f"{action} {args.get('session_id') or ''}".strip() + data, PROCESS_ACTIONS.get(action, f"{action} a background process")
+    if name == "close_terminal":
+        return str(args.get("process_id") or "all"), "close a terminal session and stop what runs in it"
+    return json.dumps(args, sort_keys=True, ensure_ascii=False, default=str), f"{action or name} on the desktop"
+
+
+def _blocked(name: str, why: str) -> str:
+    return json.dumps({"error": f"BLOCKED: {why}. The user has NOT consented to this {name} call: do NOT "
+                                "retry it or reach the same outcome another way; ask the user instead.",
+                       "status": "blocked"}, ensure_ascii=False)
+
+
+def install_gate(registry) -> None:
+    """Wrap ``registry.dispatch`` (hermes-agent's one dispatch point) so a host-changing call
+    asks the running turn's user first (module doc). Idempotent."""
+    original = registry.dispatch
+    if getattr(original, "_webui_gate", False):
+        return
+
+    def dispatch(name, args, **kwargs):
+        try:
+            change = host_change(str(name), args if isinstance(args, dict) else {}, kwargs.get("task_id"))
+        except Exception as exc:             # a call we cannot describe still asks
+            change = (json.dumps(args, ensure_ascii=False, default=str), f"{name} ({exc})")
+        if change is None:
+            return original(name, args, **kwargs)
+        turn = _TURN.get()
+        if turn is None:
+            return _blocked(str(name), "no chat turn was there to ask the user")
+        command, description = change
+        if not turn.allow(str(name), command, description):
+            return _blocked(str(name), "User denied this call")
+        token = _ALLOWED_CALL.set((str(name), command))
+        try:
+            return original(name, args, **kwargs)
+        finally:
+            _ALLOWED_CALL.reset(token)
+
+    dispatch._webui_gate = True
+    registry.dispatch = dispatch
+
+
 class WorkerTurn:
     """One turn on its own thread: hermes-agent's callbacks become protocol lines."""
 
     def __init__(self, chan: Channel, req: dict, agent_class):
         self.chan, self.req, self.agent_class = chan, req, agent_class
         self.tid = str(req["t"])
+        self.cwd = req.get("cwd") or None
         self.cancel = threading.Event()
         self.agent = None
         self.streamed = False
@@ -136,12 +289,19 @@ class WorkerTurn:
             slot["answer"] = answer
             slot["done"].set()
 
+    def allow(self, tool: str, command: str, description: str) -> bool:
+        """Ask the server whether ``tool`` may run ``command`` (its rules may answer at once)."""
+        choice = self.ask("approval", {"tool": tool, "command": command, "description": description}, "deny")
+        return choice in ("once", "session", "always")
+
     def approve(self, command: str, description: str, *, allow_permanent: bool = True,
                 smart_denied: bool = False) -> str:
-        """hermes-agent's approval callback: ``once`` if the user allowed, else ``deny``."""
-        choice = self.ask("approval", {"tool": self.current_tool, "command": str(command),
-                                       "description": str(description or "")}, "deny")
-        return "once" if choice in ("once", "session", "always") else "deny"
+        """hermes-agent's approval callback: ``once`` if the user allowed, else ``deny``.
+        Inside a terminal call the gate just allowed, the grant answers (no second card)."""
+        allowed = _ALLOWED_CALL.get()
+        if allowed is not None and allowed[0] == "terminal":
+            return "once"
+        return "once" if self.allow(self.current_tool, str(command), str(description or "")) else "deny"
 
     def clarify(self, question: str, choices=None) -> str:
         """hermes-agent's clarify callback: the user's answer (``""`` if none came)."""
@@ -196,13 +356,18 @@ class WorkerTurn:
     def _run(self) -> dict:
         from tools.approval import (reset_current_session_key, reset_hermes_interactive_context,
                                     set_current_session_key, set_hermes_interactive_context)
-        from tools.terminal_tool import set_approval_callback
+        from tools.terminal_tool import (clear_task_env_overrides, register_task_env_overrides,
+                                         set_approval_callback)
 
         req = self.req
         runtime = _runtime(req)
+        task_id = f"webui-{self.tid}"          # hermes's per-session caches and this turn's cwd
         set_approval_callback(self.approve)
         interactive = set_hermes_interactive_context(True)
-        session_key = set_current_session_key(f"webui-{self.tid}")   # hermes's per-session caches
+        session_key = set_current_session_key(task_id)
+        turn_token = _TURN.set(self)
+        if self.cwd:
+            register_task_env_overrides(task_id, {"cwd": self.cwd})
         try:
             try:
                 self.agent = self.agent_class(
@@ -214,11 +379,13 @@ class WorkerTurn:
                 raise TurnError(f"Hermes could not start: {exc}") from None
             if self.cancel.is_set():
                 return {"interrupted": True}
-            kwargs = {"conversation_history": req.get("history") or []}
+            kwargs = {"conversation_history": req.get("history") or [], "task_id": task_id}
             if req.get("persist") is not None:
                 kwargs["persist_user_message"] = req["persist"]
             result = self.agent.run_conversation(req["message"], **kwargs) or {}
         finally:
+            clear_task_env_overrides(task_id)
+            _TURN.reset(turn_token)
             reset_current_session_key(session_key)
             reset_hermes_interactive_context(interactive)
             set_approval_callback(None)
@@ -255,6 +422,8 @@ def main() -> None:
     chan = Channel(out)
     try:
         from run_agent import AIAgent
+        from tools.registry import registry
+        install_gate(registry)
     except Exception as exc:
         chan.send({"fatal": f"hermes-agent cannot be imported ({exc}). Install it with: "
                             "pip install 'hermes-webui[hermes]'"})
