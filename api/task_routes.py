@@ -34,6 +34,7 @@ from .app import app_state
 from .httputil import ApiError, arg_str, field, json_body
 from .profiles import current_profile, current_store
 from .scheduler import ManualClock, Scheduler
+from .streams import session_lock
 from .tasks import check_zone, clean_task, due_times, iso, local_zone_name, next_due, public_task, \
     resolve_schedule, PREVIEW_RUNS
 
@@ -93,12 +94,19 @@ def save_task():
                       check_prompt=lambda text: turns.check_message(text, st.config.max_message_bytes),
                       check_model=lambda model: model_catalog.resolve(st.backend, model),
                       default_zone=local_zone_name())
+    made_chat = None
     if task["session_mode"] == "continue" and not task.get("session_id"):
         registry = current_app.extensions.get("hermes_profiles")
-        store = registry.store(profile) if registry is not None else current_store()
-        task["session_id"] = store.create(title=task["name"]).session_id
+        made_chat = registry.store(profile) if registry is not None else current_store()
+        task["session_id"] = made_chat.create(title=task["name"]).session_id
     with ts.lock:
-        ts.put(task, create=existing is None)
+        try:
+            ts.put(task, create=existing is None)
+        except ApiError:   # refused (a damaged file, too many tasks, deleted meanwhile): no chat left behind
+            if made_chat is not None:
+                with session_lock(task["session_id"]):
+                    made_chat.delete(task["session_id"])
+            raise
         reschedule = existing is None or any(existing.get(k) != task.get(k) for k in ("cron", "timezone", "enabled"))
         if reschedule:
             upcoming = next_due(task["cron"], task["timezone"], sched.clock.now())

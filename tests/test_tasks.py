@@ -251,6 +251,18 @@ def test_invalid_edit_leaves_the_stored_task_and_file_unchanged(live_server_cloc
                for t in preview.json()["next_runs"])
 
 
+
+def test_a_refused_continue_save_leaves_no_chat_behind(clocked):
+    server = clocked()
+    path = server.state_dir / "tasks.json"
+    path.write_text('{"tasks": [', encoding="utf-8")          # damaged: saves are refused, never overwrite it
+    r = server.post("/api/tasks/save", {"name": "one chat", "prompt": "p", "schedule": "hourly",
+                                        "session_mode": "continue"})
+    assert r.status_code == 409 and "damaged" in r.json()["error"], r.text
+    assert server.get("/api/sessions").json()["sessions"] == []
+    assert path.read_text(encoding="utf-8") == '{"tasks": ['
+
+
 def test_a_tool_outside_the_allowed_list_is_denied_and_recorded(live_server_clocked):
     server = live_server_clocked
     script = fake_script(tokens=2, approval={"tool": "terminal", "command": "rm -rf build"},
