@@ -115,6 +115,8 @@ def reply(body: dict) -> dict:
     - ``delete PATH``: a ``terminal`` call ``rm -r PATH`` (Hermes flags it as dangerous),
       then "tool said: <the tool's result>";
     - ``run COMMAND``: a ``terminal`` call of COMMAND, then the same;
+    - ``together run COMMAND``: the same, but the first request of each such turn waits
+      until another one's has arrived too (two turns of one profile in flight at once);
     - ``write PATH``: a ``write_file`` of "hello 世界" to PATH, then the same;
     - ``paint``: a ``clarify`` call (Which colour? red / blue), then "you picked <answer>";
     - ``remember WORD``: a ``memory`` add of "favourite word: WORD" (the first such
@@ -122,6 +124,11 @@ def reply(body: dict) -> dict:
     - anything else: "I recall " and the favourite words in its system prompt.
     """
     ask, results = last_user(body), tool_results(body)
+    if ask.startswith("together run ") and not results:
+        TOGETHER.wait()
+        ask = ask[len("together "):]
+    elif ask.startswith("together run "):
+        ask = ask[len("together "):]
     if ask.startswith("delete "):
         if not results:
             return tool_call("terminal", {"command": f"rm -r {ask[len('delete '):]}"})
@@ -151,16 +158,20 @@ def reply(body: dict) -> dict:
 
 
 BOTH_WAITING = threading.Barrier(2, timeout=30)
+TOGETHER = threading.Barrier(2, timeout=30)
 OVERLAPPED: list[str] = []
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """One hermes server for the module: the scripted model, toolsets terminal, file, clarify and memory."""
+    """One hermes server for the module: the scripted model, toolsets terminal, file, clarify
+    and memory, and a second workspace root ``other`` (``srv.other``)."""
     llm = ScriptedModel(reply)
+    other = tmp_path_factory.mktemp("other")
     srv = LiveServer(tmp_path_factory.mktemp("hermes-real"), agent="hermes", env={**NO_DOWNLOADS, **SECRET},
-                     args=("--base-url", llm.url, "--model", "scripted",
+                     args=("--base-url", llm.url, "--model", "scripted", "--workspace-roots", str(other),
                            "--toolsets", "terminal,file,clarify,memory")).start()
+    srv.other = other
     srv.llm = llm
     yield srv
     srv.stop()
@@ -281,6 +292,18 @@ def test_a_plain_command_asks_first_and_runs_in_the_chats_workspace_once_allowed
     assert made.read_text().strip() == "made"            # the relative path landed in the chat's workspace
     done = next(e["data"] for e in events if e["event"] == "tool_complete")
     assert done["name"] == "terminal" and done["is_error"] is False
+
+
+def test_two_turns_at_once_in_one_profile_each_work_in_their_own_chats_workspace(server):
+    mine, theirs = server.new_session(), server.new_session(workspace=server.other.name)
+    streams = {sid: server.start_chat(sid, "together run pwd > where.txt") for sid in (mine, theirs)}
+    for sid, stream_id in streams.items():                # both turns are in the worker now
+        answer(server, stream_id, open_approval(server, sid), "once")
+    for stream_id in streams.values():
+        assert "apperror" not in [e["event"] for e in stream_events(server, stream_id)]
+    default = workspace_of(server)
+    assert os.path.realpath((default / "where.txt").read_text().strip()) == os.path.realpath(default)
+    assert os.path.realpath((server.other / "where.txt").read_text().strip()) == os.path.realpath(server.other)
 
 
 def test_the_agents_shell_never_sees_the_servers_settings(server):
