@@ -51,13 +51,18 @@ def test_a_draft_survives_an_expired_login_and_login_returns_to_the_chat(make_se
     page.keyboard.press("Enter")
     wait_reply_finished(page)
     sid = sid_of(page)
-    # The login ends (expired, or logged out elsewhere); the user has typed a long message.
+    # The user types a long message; meanwhile the login ends (expired, or logged out elsewhere).
     console.allow(r"status of 401")
-    token = page.get_attribute('meta[name="csrf-token"]', "content")
-    assert page.context.request.post(server.url("/api/auth/logout"), headers={"X-CSRF-Token": token}).ok
     draft = "a long answer I typed for ten minutes: 中文 עברית 😀\nsecond line"
     page.fill("#composer-input", draft)
-    page.keyboard.press("Enter")                                     # the send meets 401 → /login
+    token = page.get_attribute('meta[name="csrf-token"]', "content")
+    assert page.context.request.post(server.url("/api/auth/logout"), headers={"X-CSRF-Token": token}).ok
+    # Whichever meets the 401 first, the send or a background refresh of the list, takes
+    # the page to /login; the draft must survive either way.
+    try:
+        page.click("#send-btn", timeout=5000)
+    except PlaywrightError:
+        pass                                                         # already on its way to /login
     page.wait_for_url(re.compile(r"/login\?next="))
     login_on_page(page, PASSWORD)
     page.wait_for_url(server.url(f"/?s={sid}"))                      # back on the chat, not on "/"
