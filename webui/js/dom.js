@@ -28,7 +28,6 @@ const ICONS = {
   file: [["path", { d: "M14 3.5H7.5A1.5 1.5 0 0 0 6 5v14a1.5 1.5 0 0 0 1.5 1.5h9A1.5 1.5 0 0 0 18 19V7.5z" }], ["path", { d: "M14 3.5v4h4" }]],
   close: [["path", { d: "M7 7l10 10M17 7L7 17" }]],
   speaker: [["path", { d: "M4.5 9.5h3l4.5-4v13l-4.5-4h-3z" }], ["path", { d: "M15.5 9a4 4 0 0 1 0 6M18 6.5a7.5 7.5 0 0 1 0 11" }]],
-  arrowDown: [["path", { d: "M12 5v14M6 13l6 6 6-6" }]],
   brand: [["rect", { width: 32, height: 32, rx: 9, class: "brand-bg" }], ["path", { d: "M10 8v16M22 8v16M10 16h12", class: "brand-glyph" }]],
 };
 
