@@ -160,20 +160,30 @@ async function showHealth() {
 
 const LIST_DEBOUNCE_MS = 150;
 const FOLLOW_REASONS = new Set(["turn_started", "turn_finished", "messages_changed", "reconnected"]);
+const OWN_TURN_MS = 3000;
 let live;
 let listTimer = null;
+let ownTurn = { sid: null, at: 0 };   // the turn this tab follows (at: Infinity) or followed until ``at``
+
+/** True for the start or end of a turn this tab follows or has just followed: the page
+ * refreshed what it shows itself, so the event asks for nothing more. */
+function isOwnTurnEvent(event) {
+  return (event.reason === "turn_started" || event.reason === "turn_finished") && event.session_id === ownTurn.sid
+    && Date.now() - ownTurn.at < OWN_TURN_MS;
+}
 
 /** A session changed (in this tab, another one, or on the server): refetch the list soon
  * (a burst of changes costs one request), keep the header's title in step with it, and
  * let the open chat catch up: follow a reply another tab started, show messages it added. */
 function onSessionsChanged(event) {
   document.dispatchEvent(new CustomEvent("hermes:sessions-changed", { detail: event }));  // e.g. js/tasks.js
+  if (isOwnTurnEvent(event)) return;
   clearTimeout(listTimer);
   listTimer = setTimeout(refreshList, LIST_DEBOUNCE_MS);
   const sid = chat.sessionId;
   if (!sid || (event.session_id !== sid && event.reason !== "reconnected")) return;
   if (event.reason === "deleted") {
-    toast("This chat was deleted (in another tab or window).");
+    toast("This chat was deleted.");
     navigate(null, { replace: true });
   } else if (FOLLOW_REASONS.has(event.reason)) {
     chat.syncIfStale();
@@ -248,7 +258,11 @@ function wire() {
       toast("That chat does not exist any more.");
       if (sid === sidFromUrl()) navigate(null, { replace: true });
     },
-    setStreaming: (on) => { composer.setStreaming(on); app.classList.toggle("is-streaming", on); },
+    setStreaming: (on) => {
+      composer.setStreaming(on);
+      app.classList.toggle("is-streaming", on);
+      ownTurn = { sid: chat.stream?.sid ?? ownTurn.sid, at: on ? Infinity : Date.now() };
+    },
     setBanner: (on) => { $("#banner").hidden = !on; app.classList.toggle("is-reconnecting", on); },
     onTooLarge: (text, detail) => composer.showTooLarge(text, detail),
     newChatFields: () => sidebar.newChatFields(),

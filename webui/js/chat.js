@@ -255,7 +255,7 @@ export class Chat {
         toast(this.stream ? "A reply is running in another tab: your message is still in the box. Send it when the reply ends."
           : "This chat changed in another tab, so it was brought up to date. Your message is still in the box: send it again.", 7000);
       } else if (err.status === 413) {
-        this.hooks.onTooLarge(text, err.message);
+        this.hooks.onTooLarge(text, err.detail || err.message);  // the server's own words, behind its toggle
       } else if (err.status !== 401) { // 401: the page is on its way to /login; the draft is kept
         toastError("Not sent", err);
       }
@@ -277,7 +277,7 @@ export class Chat {
       else announce("Queued: it is sent when the reply ends");
       return true;
     } catch (err) {
-      if (err.status === 413) this.hooks.onTooLarge(text, err.message);
+      if (err.status === 413) this.hooks.onTooLarge(text, err.detail || err.message);
       else if (err.status !== 401) toast(`Not queued: ${err.message}`);
       return false;
     }
