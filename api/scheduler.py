@@ -261,16 +261,17 @@ class Scheduler:
         try:
             state = self.app.extensions["hermes"]
             store = self._session_store(profile)
-            model = model_catalog.resolve(state.backend, task.get("model"))
+            with self.app.app_context():
+                from .profiles import agent_home
+                home = agent_home(profile) if self._registry() is not None else None
+            # the model is checked against the task's profile's own list (its agent home)
+            model = model_catalog.resolve(state.backend, task.get("model"), home=home and home["home"])
             run["session_id"] = self._session_for(profile, ts, task, store, now)
             policy = approvals.UnattendedPolicy(task.get("allowed_tools"))
             # The record and the advanced due time reach the disk before the turn starts:
             # a crash from here on leaves "running", read at start-up as interrupted.
             self._record(ts, tid, run, advance_to)
             recorded = True
-            with self.app.app_context():
-                from .profiles import agent_home
-                home = agent_home(profile) if self._registry() is not None else None
             stream_id = turns.start_turn(store, state.backend, run["session_id"], task["prompt"],
                                          config=state.config, model=model, agent_home=home,
                                          approval_policy=policy)

@@ -46,6 +46,15 @@ def scheduler() -> Scheduler:
     return current_app.extensions["hermes_scheduler"]
 
 
+def _home_of(profile: str):
+    """The agent home of ``profile`` whose model list a task's model is checked against
+    (None without profiles: the server's own list)."""
+    if current_app.extensions.get("hermes_profiles") is None:
+        return None
+    from .profiles import agent_home
+    return agent_home(profile)["home"]
+
+
 def _profile_of(body: dict) -> str:
     name = body.get("profile")
     if name is None:
@@ -92,7 +101,7 @@ def save_task():
     existing = ts.require(task_id) if task_id is not None else None
     task = clean_task(body, existing,
                       check_prompt=lambda text: turns.check_message(text, st.config.max_message_bytes),
-                      check_model=lambda model: model_catalog.resolve(st.backend, model),
+                      check_model=lambda model: model_catalog.resolve(st.backend, model, home=_home_of(profile)),
                       default_zone=local_zone_name())
     made_chat = None
     if task["session_mode"] == "continue" and not task.get("session_id"):
