@@ -201,7 +201,7 @@ def clean_task(body: dict, existing: dict | None, *, check_prompt, check_model, 
             raise ApiError("a task needs a name")
         task["name"] = " ".join(clean_text(name).split())[:NAME_MAX]
     if given("prompt") or not existing:
-        if not isinstance(body.get("prompt"), str):
+        if not isinstance(body.get("prompt"), str) or not clean_text(body["prompt"]).strip():
             raise ApiError("a task needs a prompt: the message it sends at each run")
         task["prompt"] = check_prompt(body["prompt"])
     if given("schedule") or not existing:

@@ -205,6 +205,7 @@ def test_pause_stops_runs_and_resume_does_not_make_them_up(clocked):
     ({"missed": "all"}, "missed"),
     ({"allowed_tools": "terminal"}, "allowed_tools"),
     ({"name": "   "}, "needs a name"),
+    ({"prompt": " \n "}, "needs a prompt"),
     ({"colour": "red"}, "unknown field"),
 ])
 def test_invalid_task_is_refused_with_400_and_nothing_stored(live_server_clocked, body, words):
