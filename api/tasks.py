@@ -22,8 +22,10 @@ weekday, croniter's syntax) or a preset, which :func:`resolve_schedule` turns in
 ``hourly``, ``daily at HH:MM``, ``weekdays at HH:MM``, ``weekly DAY at HH:MM`` (DAY:
 monday…sunday or mon…sun). Times are wall-clock times in ``timezone`` (an IANA name):
 croniter walks the wall clock, :mod:`zoneinfo` places each time on the time line, so a
-time skipped by a spring-forward runs at the first instant after the gap and a time
-repeated by a fall-back runs once.
+time skipped by a spring-forward runs as much later as the clock jumped (02:30 runs at
+03:30 when 02:00 becomes 03:00; a time the shift makes coincide with another runs once)
+and a time repeated by a fall-back runs once, at its first occurrence (so an hourly or
+``*/30`` task does not run during the repeated hour).
 """
 from __future__ import annotations
 

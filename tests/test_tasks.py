@@ -379,10 +379,21 @@ def test_daily_preset_runs_once_a_day_at_its_wall_time(hour, minute, zone, start
     assert all(a < b for a, b in zip(times, times[1:])) and times[0] > start
     local = [datetime.fromtimestamp(t, ZoneInfo(zone)) for t in times]
     assert len({d.date() for d in local}) == 5      # never twice a day, even across a DST change
-    # the wall time is the preset's, except on a day whose clock skipped it (then just after the gap)
+    # the wall time is the preset's, except on a day whose clock skipped it (then as much later as it jumped)
     for d in local:
         assert (d.hour, d.minute) == (hour, minute) or d.utcoffset() != d.replace(hour=0, minute=0).utcoffset()
 
+
+
+def test_dst_days_run_as_documented():
+    ny = "America/New_York"
+    # 2:00 becomes 3:00 on 14 March 2027: a 2:30 run comes at 3:30, once
+    times = tasks_mod.due_times("30 2 * * *", ny, datetime(2027, 3, 13, 12, tzinfo=ZoneInfo(ny)).timestamp(), 2)
+    assert [tasks_mod.iso(t, ny) for t in times] == ["2027-03-14T03:30:00-04:00", "2027-03-15T02:30:00-04:00"]
+    # 2:00 becomes 1:00 on 7 November 2027: the repeated hour has no hourly run
+    times = tasks_mod.due_times("0 * * * *", ny, datetime(2027, 11, 7, 0, 30, tzinfo=ZoneInfo(ny)).timestamp(), 3)
+    assert [tasks_mod.iso(t, ny) for t in times] == ["2027-11-07T01:00:00-04:00", "2027-11-07T02:00:00-05:00",
+                                                   "2027-11-07T03:00:00-05:00"]
 
 @given(st.text(max_size=40))
 def test_schedule_parser_accepts_or_refuses_with_a_sentence(text):
