@@ -31,6 +31,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 
 from . import model_catalog, turns
 from .app import app_state
+from .errors import TooLarge
 from .httputil import ApiError, arg_str, field, json_body
 from .profiles import current_profile, current_store
 from .scheduler import ManualClock, Scheduler
@@ -89,6 +90,18 @@ def preview():
     return jsonify(cron=cron, timezone=zone, next_runs=[iso(t, zone) for t in runs])
 
 
+def _check_prompt(text: str, limit: int) -> str:
+    """A task's prompt as a chat message is checked (:func:`api.turns.check_message`), with
+    the 413 sentence saying what a task can do about it."""
+    try:
+        return turns.check_message(text, limit)
+    except TooLarge:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        raise TooLarge(f"the prompt is {size:,} bytes, over this server's limit of {limit:,} bytes "
+                       "(--max-message-bytes): shorten it, or keep the long text in a workspace file "
+                       "and ask the task to read it") from None
+
+
 @bp.post("/api/tasks/save")
 def save_task():
     """Create or change a task → ``{task}``; see the module docstring for fields and errors."""
@@ -100,7 +113,7 @@ def save_task():
     task_id = body.get("id")
     existing = ts.require(task_id) if task_id is not None else None
     task = clean_task(body, existing,
-                      check_prompt=lambda text: turns.check_message(text, st.config.max_message_bytes),
+                      check_prompt=lambda text: _check_prompt(text, st.config.max_message_bytes),
                       check_model=lambda model: model_catalog.resolve(st.backend, model, home=_home_of(profile)),
                       default_zone=local_zone_name())
     made_chat = None

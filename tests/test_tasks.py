@@ -236,6 +236,8 @@ def test_invalid_edit_leaves_the_stored_task_and_file_unchanged(live_server_cloc
                 {"prompt": "x" * (1024 * 1024 + 1)}):
         r = server.post("/api/tasks/save", {"id": task["id"], **bad})
         assert r.status_code in (400, 413), r.text
+        if r.status_code == 413:   # the sentence fits a task (no "attach it as a file")
+            assert "the prompt is 1,048,577 bytes" in r.json()["error"] and "shorten it" in r.json()["error"]
         assert path.read_bytes() == on_disk
     assert server.post("/api/tasks/save", {"id": "gone", "name": "x"}).status_code == 404
     assert server.get("/api/tasks/preview", params={"schedule": "hourly", "timezone": "Nowhere/Land"}).status_code == 400
