@@ -29,6 +29,7 @@ says why.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import time
@@ -43,6 +44,7 @@ from .models import (DEFAULT_TITLE, META_STRING_MAX_BYTES, SessionStore, _coerce
                      session_id_of_file)
 from .session_recovery import _shrink_was_intentional
 
+log = logging.getLogger(__name__)
 RECORD_NAME = "migration.json"
 RECORD_VERSION = 1
 DEFAULT_PROFILE = "default"
@@ -71,6 +73,14 @@ def looks_like_upstream(src: Path) -> bool:
         return any(session_id_of_file(e.name) and not e.name.startswith("_") for e in os.scandir(sessions))
     except OSError:
         return False
+
+
+def source_files(src: Path) -> list[Path]:
+    """The upstream's session files in ``src/sessions``, sorted: regular files named
+    ``<session id>.json``, not its ``_index.json`` (no ``.bak``, folder, link to nowhere or
+    other name). Raises OSError when the folder cannot be listed."""
+    return sorted(p for p in (Path(src) / "sessions").iterdir()
+                  if session_id_of_file(p.name) and not p.name.startswith("_") and p.is_file())
 
 
 @dataclass
@@ -361,9 +371,7 @@ def migrate(src: Path, dst: Path, *, dry_run: bool = False,
     t0 = time.perf_counter()
     src, dst = check_paths(src, dst)
     report = Report(source=str(src), dry_run=dry_run)
-    files = [] if src.is_file() else sorted(p for p in (src / "sessions").iterdir()
-                                            if session_id_of_file(p.name) and not p.name.startswith("_")
-                                            and p.is_file())
+    files = [] if src.is_file() else source_files(src)
     report.total = len(files)
     record = load_record(dst)
     seen = record["sessions"]
@@ -395,12 +403,20 @@ def migrate(src: Path, dst: Path, *, dry_run: bool = False,
         from .migrate_settings import migrate_settings  # settings.json, workspaces.json
         for key, value in migrate_settings(src, dst, dry_run=dry_run).items():
             setattr(report, key, value)
-        for n, path in enumerate(files, 1):
-            _migrate_one(path, dst, report, seen, by_sid, store, dry_run)
-            if not dry_run and n % 250 == 0:
-                _save_record(dst, record)
-            if progress is not None:
-                progress(n, len(files), path.name[:-5])
+        try:
+            for n, path in enumerate(files, 1):
+                _migrate_one(path, dst, report, seen, by_sid, store, dry_run)
+                if not dry_run and n % 250 == 0:
+                    _save_record(dst, record)
+                if progress is not None:
+                    progress(n, len(files), path.name[:-5])
+        except BaseException:  # Ctrl-C, a full disk: record what was written before stopping
+            if not dry_run:
+                try:
+                    _save_record(dst, record)
+                except OSError:
+                    log.warning("migrate: could not save %s after stopping", _record_path(dst))
+            raise
         if not dry_run:
             record["source"] = str(src)
             _save_record(dst, record)
@@ -434,7 +450,10 @@ def _migrate_one(path: Path, dst: Path, report: Report, seen: dict, by_sid: dict
     if ours == {}:
         report.skipped.append({"session_id": sid, "reason": "our copy is unreadable; left as it is"})
         return
-    if before is None and ours is not None:
+    # A run stopped (kill -9, power loss) after writing a session but before recording it
+    # left this very conversion here: adopt it, so it is recorded and follows the source.
+    adopt = before is None and ours is not None and _left_by_a_stopped_run(ours, meta, messages)
+    if before is None and ours is not None and not adopt:
         report.skipped.append({"session_id": sid, "reason": "a session with this id already exists here"})
         return
     if before is not None and ours is None:
@@ -456,12 +475,24 @@ def _migrate_one(path: Path, dst: Path, report: Report, seen: dict, by_sid: dict
     (report.updated if before is not None else report.imported).append(sid)
     if dry_run:
         return
+    if adopt:
+        seen[key] = {"source": sig, "generation": ours.get("generation"), "messages": len(messages)}
+        return
     target = store(profile)
     if before is None:
         session = target.create_with_id(sid, meta, messages)
     else:
         session = _replace(target, sid, meta, messages)
     seen[key] = {"source": sig, "generation": session.meta.get("generation"), "messages": len(messages)}
+
+
+def _left_by_a_stopped_run(ours: dict, meta: dict, messages: list[dict]) -> bool:
+    """True when our copy's header (``ours``) is the one a migration writes for this
+    source session and was never changed here: generation 1, the same title, times and
+    message count. A session made here has a random id of its own, so an id that is
+    taken with all of these equal is the migration's own unrecorded write."""
+    return (ours.get("generation") == 1 and ours.get("message_count") == len(messages)
+            and all(ours.get(k) == meta.get(k) for k in ("title", "created_at", "updated_at")))
 
 
 def _replace(store: SessionStore, sid: str, meta: dict, messages: list[dict]):

@@ -15,7 +15,6 @@ The source is always the upstream's default folder: the page cannot name another
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from flask import Blueprint, Flask, current_app, jsonify
 
 from .app import app_state
 from .httputil import ApiError, field, json_body
-from .migrate import MigrationError, default_source, load_record, looks_like_upstream, migrate
+from .migrate import MigrationError, default_source, load_record, looks_like_upstream, migrate, source_files
 
 log = logging.getLogger(__name__)
 bp = Blueprint("migrate", __name__)
@@ -47,8 +46,7 @@ def _source_info(state_dir: Path) -> dict:
     available = looks_like_upstream(src) and src.resolve() != Path(state_dir).resolve()
     count = 0
     if available:
-        count = sum(1 for e in os.scandir(src / "sessions")
-                    if e.name.endswith(".json") and not e.name.startswith("_"))
+        count = len(source_files(src))  # what a run will go through
     return {"available": available, "source": str(src), "sessions": count}
 
 

@@ -267,3 +267,64 @@ def test_migrate_brings_the_safe_settings_and_the_workspaces_list(tmp_path):
     assert run_cli(tmp_path, "migrate", str(src), "--state-dir", str(dst)).returncode == 0
     assert (dst / "settings.json").read_bytes() == settings_before
     assert (dst / "workspaces.json").read_bytes() == roots_before
+
+
+def test_a_run_stopped_before_recording_its_last_sessions_is_finished_by_the_next(tmp_path):
+    """kill -9 between two saves of migration.json: the sessions written since are adopted
+    by the next run (recorded, and updated when their source grows), never "skipped"."""
+    (tmp_path / "home").mkdir()
+    src, dst = tmp_path / "up", tmp_path / "ours"
+    (src / "sessions").mkdir(parents=True)
+    for i in range(4):
+        write(src / "sessions", f"s{i}", chat(2, f"s{i}"), title=f"Chat {i} #bulk")
+    assert run_cli(tmp_path, "migrate", str(src), "--state-dir", str(dst)).returncode == 0
+    record = json.loads((dst / "migration.json").read_text())
+    for sid in ("s2", "s3"):  # written, but the run died before recording them
+        del record["sessions"][f"default/{sid}"]
+    (dst / "migration.json").write_text(json.dumps(record))
+    ours = snapshot(dst / "sessions")
+    proc = run_cli(tmp_path, "migrate", str(src), "--state-dir", str(dst))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("imported 2, updated 0, unchanged 2, skipped 0"), proc.stdout
+    assert snapshot(dst / "sessions") == ours  # adopted as they are, not written again
+    write(src / "sessions", "s3", chat(4, "s3"), title="Chat 3 #bulk")  # the upstream went on
+    proc = run_cli(tmp_path, "migrate", str(src), "--state-dir", str(dst))
+    assert proc.stdout.splitlines()[0].startswith("imported 0, updated 1, unchanged 3, skipped 0"), proc.stdout
+    assert _ours(dst, "s3")["messages"] == chat(4, "s3")
+
+
+def test_a_run_stopped_with_ctrl_c_records_what_it_wrote(tmp_path):
+    from api.migrate import load_record, migrate
+
+    src, dst = tmp_path / "up", tmp_path / "ours"
+    (src / "sessions").mkdir(parents=True)
+    for i in range(5):
+        write(src / "sessions", f"s{i}", chat(2, f"s{i}"))
+
+    def interrupt(done, total, sid):
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        migrate(src, dst, progress=interrupt)
+    assert sorted(load_record(dst)["sessions"]) == ["default/s0", "default/s1", "default/s2"]
+    report = migrate(src, dst)
+    assert (report.imported, report.unchanged, report.skipped) == (["s3", "s4"], ["s0", "s1", "s2"], [])
+
+
+def test_the_offer_counts_the_sessions_a_run_goes_through(make_server):
+    """Folders, links to nowhere, backups and names that are no session id in the
+    upstream's sessions/ are not counted as chats the page offers to bring over."""
+    server = make_server()
+    sessions = server.home / ".hermes" / "webui" / "sessions"
+    sessions.mkdir(parents=True)
+    write(sessions, "real", chat(2))
+    write(sessions, "real", chat(4), name="real.json.bak")
+    (sessions / "folder.json").mkdir()
+    (sessions / "gone.json").symlink_to(sessions / "nowhere.json")
+    (sessions / "has space.json").write_text("{}")
+    (sessions / "_index.json").write_text("[]")
+    server.start()
+    assert server.get("/api/migrate/status").json()["sessions"] == 1
+    assert server.post("/api/migrate", {}).status_code == 202
+    assert _migration_finished(server)["report"]["total"] == 1
