@@ -2,6 +2,7 @@
 (asked from the server as the fields change), run it now, open the run's chat."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -148,3 +149,29 @@ def test_history_says_a_skipped_run_was_missed_and_a_task_deleted_elsewhere_leav
     dialog.get_by_role("button", name="Run now: nightly").click()
     expect(dialog.locator(".hp-status")).to_contain_text("it may have been deleted")
     expect(dialog.locator(".hp-task")).to_have_count(0)
+
+
+def test_editing_a_task_whose_model_is_gone_keeps_it_and_says_so(make_server, open_page, console):
+    console.allow("status of 400")   # the save refused on purpose
+    server = make_server(env={"HERMES_WEBUI_TEST_CLOCK": "1"})
+    # written by a server that ran another backend (its model is not offered by the fake one)
+    task = {"id": "abc123", "name": "digest", "prompt": "digest", "schedule": "hourly", "cron": "0 * * * *",
+            "timezone": "UTC", "enabled": True, "session_mode": "new", "session_id": None, "model": "gpt-4o-mini",
+            "missed": "skip", "allowed_tools": [], "created_at": 1.0, "updated_at": 1.0}
+    server.state_dir.mkdir(parents=True, exist_ok=True)
+    (server.state_dir / "tasks.json").write_text(json.dumps({"tasks": [task]}), encoding="utf-8")
+    server.start()
+    page = open_page(server)
+    page.get_by_role("button", name="Scheduled tasks").click()
+    dialog = page.locator("#tasks-dialog")
+    dialog.get_by_role("button", name="Edit: digest").click()
+    form = dialog.get_by_role("form", name="Edit digest")
+    expect(form.get_by_label("Model")).to_have_value("gpt-4o-mini")
+    expect(form.get_by_label("Model").locator("option:checked")).to_contain_text("not offered by this server now")
+    form.get_by_role("button", name="Save changes").click()
+    expect(form.get_by_role("alert")).to_contain_text("unknown model 'gpt-4o-mini'")
+    assert server.get("/api/tasks").json()["tasks"][0]["model"] == "gpt-4o-mini"
+    form.get_by_label("Model").select_option("")
+    form.get_by_role("button", name="Save changes").click()
+    expect(form).to_be_hidden()
+    assert server.get("/api/tasks").json()["tasks"][0]["model"] is None

@@ -172,8 +172,13 @@ export function mount(container, ctx = {}) {
     if (!models) {
       try { models = (await api("/api/models")).models; } catch { models = []; }
     }
-    return [h("option", { value: "" }, "The default model"),
+    const options = [h("option", { value: "" }, "The default model"),
       ...models.map((m) => h("option", { value: m.id, selected: m.id === current }, m.label || m.id))];
+    // a model this server no longer offers stays chosen (and named) rather than silently becoming the default
+    if (current && !models.some((m) => m.id === current)) {
+      options.push(h("option", { value: current, selected: true }, `${current} (not offered by this server now)`));
+    }
+    return options;
   }
 
   async function edit(t) {
