@@ -3,7 +3,7 @@
 - ``GET /api/migrate/status`` → ``{available, source, sessions, migrated, running, done,
   total, report, error}``: ``available`` when the upstream's default state dir
   (:func:`api.migrate.default_source`) holds sessions and is not our own state dir;
-  ``migrated`` once a migration from it has run here; ``report`` is the last run's
+  ``migrated`` once a migration has run to its end here; ``report`` is the last run's
   (:meth:`api.migrate.Report.as_dict`).
 - ``POST /api/migrate {dry_run?: bool}`` → 202 ``{started: true}``: runs in the
   background into the running server's own stores (so the list shows the sessions at
@@ -56,7 +56,8 @@ def status():
     run = _run()
     info = _source_info(state_dir)
     record = load_record(state_dir)
-    info.update(migrated=bool(record.get("sessions")) or "source" in record, running=run.running,
+    # ``source`` is recorded when a run ends: a server killed mid-run offers the rest again
+    info.update(migrated="source" in record, running=run.running,
                 done=run.done, total=run.total, report=run.report, error=run.error)
     return jsonify(info)
 

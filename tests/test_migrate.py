@@ -328,3 +328,20 @@ def test_the_offer_counts_the_sessions_a_run_goes_through(make_server):
     assert server.get("/api/migrate/status").json()["sessions"] == 1
     assert server.post("/api/migrate", {}).status_code == 202
     assert _migration_finished(server)["report"]["total"] == 1
+
+
+def test_a_server_killed_mid_migration_offers_the_rest_again(make_server):
+    server = make_server()
+    state = build_upstream_state(server.home / ".hermes" / "webui", big=False)
+    proc = run_cli(server.home.parent, "migrate", str(state["root"]), "--state-dir", str(server.state_dir))
+    assert proc.returncode == 0, proc.stderr
+    record_path = server.state_dir / "migration.json"
+    record = json.loads(record_path.read_text())
+    del record["source"]  # what a run killed after its first save of the record leaves
+    del record["sessions"]["default/tools"]
+    record_path.write_text(json.dumps(record))
+    server.start()
+    assert server.get("/api/migrate/status").json()["migrated"] is False  # the page offers it again
+    assert server.post("/api/migrate", {}).status_code == 202
+    done = _migration_finished(server)
+    assert done["migrated"] is True and done["report"]["skipped"] == [] and done["report"]["imported"] == ["tools"]
