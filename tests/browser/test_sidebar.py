@@ -316,3 +316,17 @@ def test_phone_rows_chips_and_folders_are_44px_touch_targets(server, open_page):
     assert small == []
     assert page.locator("#collapse-sidebar").is_hidden()  # the phone has its drawer instead
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_a_folder_whose_chats_are_pinned_counts_them_and_says_where_they_are(server, open_page):
+    """A pinned chat is listed under Pinned; its project's folder still counts it and
+    says where it is (a migrated upstream chat is often pinned and in a project)."""
+    pid = server.post("/api/projects/create", {"name": "Pinned only 研究"}).json()["project"]["project_id"]
+    assert server.post("/api/session/move", {"session_id": "pinned60", "project_id": pid}).status_code == 200
+    page = open_page(server)
+    folder = page.locator(f".project[data-pid='{pid}']")
+    folder.wait_for()
+    assert folder.locator(".project-count").inner_text().strip().endswith("1")
+    assert folder.locator(".project-empty").inner_text() == "Its chat is under Pinned"
+    assert group_of(page, "pinned60") == "Pinned"
+    assert server.post("/api/session/move", {"session_id": "pinned60", "project_id": None}).status_code == 200

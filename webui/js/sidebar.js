@@ -208,9 +208,13 @@ export class Sidebar {
     const byId = new Map(this.projects.map((p) => [p.project_id, p]));
     const pinned = this.order.filter((s) => s.pinned);
     const inProject = new Map(this.projects.map((p) => [p.project_id, []]));
+    const pinnedIn = new Map();  // a pinned chat is listed under Pinned, and counted in its folder
     const rest = [];
     for (const s of this.order) {
-      if (s.pinned) continue;
+      if (s.pinned) {
+        if (s.project_id && byId.has(s.project_id)) pinnedIn.set(s.project_id, (pinnedIn.get(s.project_id) || 0) + 1);
+        continue;
+      }
       if (s.project_id && byId.has(s.project_id)) inProject.get(s.project_id).push(s);
       else rest.push(s);
     }
@@ -220,14 +224,14 @@ export class Sidebar {
       h("button", { type: "button", class: "icon-btn projects-new", "aria-label": "New project", title: "New project" }, icon("plus"))));
     if (this.projects.length) {
       parts.push(h("div", { class: "projects", role: "group", "aria-labelledby": "group-projects" },
-        this.projects.map((p) => this.folder(p, inProject.get(p.project_id)))));
+        this.projects.map((p) => this.folder(p, inProject.get(p.project_id), pinnedIn.get(p.project_id) || 0))));
     }
     parts.push(...this.groupParts(groupRows(rest, now), "group"));
     if (!this.order.length) parts.push(h("p", { class: "list-empty" }, "No chats yet. Start one with New chat."));
     return parts;
   }
 
-  folder(p, rows) {
+  folder(p, rows, pinned = 0) {
     const pending = this.pendingProject === p.project_id && !this.activeId;
     const open = !p.collapsed || pending;
     const listId = `project-list-${p.project_id}`;
@@ -235,14 +239,17 @@ export class Sidebar {
       type: "button", class: "project-toggle", "aria-expanded": String(open), "aria-controls": listId,
       title: p.name, dataset: { pid: p.project_id },
     }, icon("chevron", "project-chevron"), projectDot(p), h("span", { class: "project-name" }, p.name),
-    h("span", { class: "project-count" }, h("span", { class: "visually-hidden" }, ", chats: "), String(rows.length)));
+    h("span", { class: "project-count" }, h("span", { class: "visually-hidden" }, ", chats: "), String(rows.length + pinned)));
     const menuBtn = h("button", {
       type: "button", class: "icon-btn project-menu-btn", "aria-haspopup": "menu", "aria-expanded": "false",
       "aria-label": `Actions for the project “${p.name}”`, dataset: { pid: p.project_id },
     }, icon("dots"));
     const items = rows.map((s) => this.item(s));
     if (pending) items.unshift(h("li", { class: "session session-pending active" }, h("span", { class: "session-label" }, "New chat")));
-    if (!items.length) items.push(h("li", { class: "project-empty" }, "No chats yet"));
+    if (!items.length) {
+      items.push(h("li", { class: "project-empty" },
+        pinned ? `${pinned === 1 ? "Its chat is" : `Its ${pinned} chats are`} under Pinned` : "No chats yet"));
+    }
     return h("section", { class: `project${open ? "" : " collapsed"}`, dataset: { pid: p.project_id } },
       h("div", { class: "project-head" }, toggle, menuBtn),
       h("ul", { class: "sessions project-sessions", id: listId, "aria-label": p.name, hidden: !open }, items));
