@@ -8,7 +8,9 @@ per line:
   answers): ``{"v": 1, "stream_id", "started_at", "user": {role, content, timestamp}}``;
 - then appended as the reply streams, each batch followed by ``fdatasync``:
   ``{"c": text}`` (reply text), ``{"r": text}`` (reasoning), ``{"tool": {id, name, …}}``
-  (a tool record, merged into the earlier one with the same id), ``{"model": id}``.
+  (a tool record, merged into the earlier one with the same id), ``{"model": id}``,
+  ``{"run": {offset, start, tools_before}}`` (a reasoning run began: see
+  :func:`reasoning_runs_field`).
 
 A turn that continues a cut reply (``POST /api/session/continue``) has ``"continues":
 <index of that reply>`` in line 1 (its ``user`` is the original user message, for
@@ -63,6 +65,7 @@ class PendingTurn:
     tools: dict = field(default_factory=dict)
     model: str | None = None
     continues: int | None = None  # index of the reply this turn extends, or None
+    runs: list = field(default_factory=list)  # reasoning runs, see reasoning_runs_field
 
     def reply(self, status: str) -> dict | None:
         """The partial reply as an assistant message, or None if nothing was streamed."""
@@ -71,6 +74,9 @@ class PendingTurn:
         msg = {"role": "assistant", "content": self.content, "timestamp": time.time(), "status": status}
         if self.reasoning:
             msg["reasoning"] = self.reasoning
+            runs = reasoning_runs_field(self.runs)
+            if runs:
+                msg["reasoning_runs"] = runs
         if self.tools:
             msg["tool_calls"] = list(self.tools.values())
         if self.model:
@@ -168,9 +174,45 @@ def read_journal(path: Path, *, head_only: bool = False) -> PendingTurn | None:
             pending.tools.setdefault(str(tool.get("id")), {}).update(tool)
         if isinstance(rec.get("model"), str):
             pending.model = rec["model"]
+        if _valid_run(rec.get("run")):
+            pending.runs.append(dict(rec["run"]))
     pending.content = "".join(content)
     pending.reasoning = "".join(reasoning)
     return pending
+
+
+RUN_KEYS = ("offset", "start", "tools_before")
+
+
+def _valid_run(run) -> bool:
+    return isinstance(run, dict) and all(isinstance(run.get(k), int) and not isinstance(run.get(k), bool)
+                                         and run[k] >= 0 for k in RUN_KEYS)
+
+
+def reasoning_runs_field(runs: list) -> list | None:
+    """The ``reasoning_runs`` a saved reply records, or None when it needs none.
+
+    A reply's ``reasoning`` is all its reasoning text, joined (what every reader shows). A
+    *run* is reasoning that came without reply text or a tool call in between;
+    ``reasoning_runs: [{offset, start, tools_before}]`` says where each run sat: it began
+    when the reply text was ``offset`` characters (code points) long, after
+    ``tools_before`` of the reply's ``tool_calls``, and its text is ``reasoning`` from
+    character ``start`` to the next run's ``start`` (the last: to the end). The field is
+    left out for the common case, one run before everything else (``[{0, 0, 0}]``): a
+    reader without it shows the reasoning first, as readers that ignore it always do."""
+    runs = [dict((k, r[k]) for k in RUN_KEYS) for r in runs if _valid_run(r)]
+    if not runs or (len(runs) == 1 and runs[0] == {"offset": 0, "start": 0, "tools_before": 0}):
+        return None
+    return runs
+
+
+def runs_of(msg: dict) -> list[dict]:
+    """A saved reply's reasoning runs: its ``reasoning_runs``, or the one run at the start
+    that a reply without the field has (none without reasoning)."""
+    runs = msg.get("reasoning_runs")
+    if isinstance(runs, list) and runs and all(_valid_run(r) for r in runs):
+        return [dict(r) for r in runs]
+    return [{"offset": 0, "start": 0, "tools_before": 0}] if msg.get("reasoning") else []
 
 
 def remove_journal(path: Path) -> None:
@@ -183,7 +225,8 @@ def remove_journal(path: Path) -> None:
 
 def extend_reply(old: dict, part: dict | None) -> dict:
     """The reply ``old`` extended by ``part`` (the reply of a turn that continued it):
-    text, reasoning and tool calls appended (their ``offset`` moved past the old text),
+    text, reasoning and tool calls appended (their ``offset`` moved past the old text, and
+    reasoning runs past the old reasoning and tool calls),
     usage added up; status, model, error and
     timestamp are the new part's. ``part`` None (nothing streamed) leaves ``old`` as it was."""
     if part is None:
@@ -192,7 +235,15 @@ def extend_reply(old: dict, part: dict | None) -> dict:
     before = old.get("content") if isinstance(old.get("content"), str) else ""
     merged["content"] = before + part.get("content", "")
     if part.get("reasoning"):
-        merged["reasoning"] = (old.get("reasoning") or "") + part["reasoning"]
+        old_reasoning = old.get("reasoning") if isinstance(old.get("reasoning"), str) else ""
+        merged["reasoning"] = old_reasoning + part["reasoning"]
+        n_tools = len(old.get("tool_calls") or [])
+        moved = [{"offset": r["offset"] + len(before), "start": r["start"] + len(old_reasoning),
+                  "tools_before": r["tools_before"] + n_tools} for r in runs_of(part)]
+        runs = reasoning_runs_field(runs_of(old) + moved)
+        merged.pop("reasoning_runs", None)
+        if runs:
+            merged["reasoning_runs"] = runs
     if part.get("tool_calls"):  # a tool's offset counts from the start of the whole reply
         moved = [dict(t, offset=t["offset"] + len(before)) if isinstance(t, dict) and isinstance(t.get("offset"), int)
                  else t for t in part["tool_calls"]]

@@ -31,7 +31,7 @@ from . import approvals, instructions, streams, titles
 from .agents.base import AgentBackend, BackendError, TurnContext
 from .codec import clean_text
 from .errors import ApiError, SessionError, SessionNotFound, TooLarge, TurnConflict
-from .journal import JournalWriter, add_usage, remove_journal
+from .journal import JournalWriter, add_usage, reasoning_runs_field, remove_journal
 from .models import (CLEARED_STREAM_FIELDS, Session, SessionStore,
                      check_meta_string, public_metadata)
 from .streams import StreamChannel, session_lock
@@ -77,8 +77,11 @@ class Turn:
         self._content_chars = 0   # len("".join(self._content)), kept as it grows
         self._reasoning: list[str] = []
         self._reasoning_bytes = 0
+        self._reasoning_chars = 0   # len("".join(self._reasoning))
+        self._runs: list[dict] = []  # where each run of reasoning began (api.journal.reasoning_runs_field)
+        self._in_run = False        # the last event was reasoning (no text or tool since)
         self._tools: dict[str, dict] = {}
-        self._saved_content = self._saved_reasoning = 0  # pieces already in the journal
+        self._saved_content = self._saved_reasoning = self._saved_runs = 0  # pieces already in the journal
         self._dirty_tools: set[str] = set()
         self._finished = False
         self._stop = threading.Event()
@@ -167,16 +170,23 @@ class Turn:
             if event == "token":
                 self._content.append(str(data.get("text", "")))
                 self._content_chars += len(self._content[-1])
+                self._in_run = self._in_run and not self._content[-1]
             elif event == "reasoning":
                 text = str(data.get("text", ""))
                 room = self.max_tool_result_bytes - self._reasoning_bytes
-                if room <= 0:
+                if room <= 0 or not text:
                     return
                 text = _cap_text(text, room)
                 self._reasoning_bytes += len(text.encode("utf-8", "surrogatepass"))
                 data = dict(data, text=text)
+                if not self._in_run:   # reasoning after text or a tool: a new run, where it began
+                    self._runs.append({"offset": self._content_chars, "start": self._reasoning_chars,
+                                       "tools_before": len(self._tools)})
+                    self._in_run = True
                 self._reasoning.append(text)
+                self._reasoning_chars += len(text)
             elif event == "tool":
+                self._in_run = False
                 key = str(data.get("id"))
                 # where in the reply the tool ran: characters (code points) of content before it
                 data = dict(data, offset=self._content_chars)
@@ -199,6 +209,9 @@ class Turn:
         msg = {"role": "assistant", "content": "".join(self._content), "timestamp": time.time(), "status": status}
         if self._reasoning:
             msg["reasoning"] = "".join(self._reasoning)
+            runs = reasoning_runs_field(self._runs)
+            if runs:
+                msg["reasoning_runs"] = runs
         if self._tools:
             msg["tool_calls"] = [dict(t) for t in self._tools.values()]
         model = self.ctx.model or getattr(self.backend, "model", None)
@@ -225,8 +238,9 @@ class Turn:
                     records.append({"c": "".join(self._content[self._saved_content:])})
                 if self._saved_reasoning < len(self._reasoning):
                     records.append({"r": "".join(self._reasoning[self._saved_reasoning:])})
+                records.extend({"run": dict(r)} for r in self._runs[self._saved_runs:])
                 records.extend({"tool": dict(self._tools[k])} for k in sorted(self._dirty_tools))
-                marks = (len(self._content), len(self._reasoning), set(self._dirty_tools))
+                marks = (len(self._content), len(self._reasoning), set(self._dirty_tools), len(self._runs))
             if not records:
                 return False
             try:
@@ -236,7 +250,7 @@ class Turn:
                 self._journal.rollback()
                 return False
             with self._lock:
-                self._saved_content, self._saved_reasoning = marks[0], marks[1]
+                self._saved_content, self._saved_reasoning, self._saved_runs = marks[0], marks[1], marks[3]
                 self._dirty_tools -= marks[2]
             self.checkpoints += 1
             return True

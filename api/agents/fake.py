@@ -18,6 +18,8 @@ reasoning and streams the answer as the token ``"answer: <text> "``; ``"approval
 {"tool", "command", "description"}`` asks before the tools (denied: each tool completes
 with ``is_error`` and ``"denied by the user"``); ``"approval_timeout_ms"`` shortens the
 wait for both; ``"finish": "length"`` ends the reply as cut by the token limit.
+``"reasoning_after_tools": "…"`` is more reasoning, emitted after the tools (before the
+pause and the remaining tokens): a reply whose reasoning does not all come first.
 """
 from __future__ import annotations
 
@@ -136,6 +138,8 @@ class FakeBackend:
                 return None
             emit("tool_complete", {"id": call_id, "name": name, "result": tool.get("result", ""),
                                    "duration_ms": duration_ms, "is_error": bool(tool.get("is_error", False))})
+        if s.get("reasoning_after_tools"):
+            emit("reasoning", {"text": str(s["reasoning_after_tools"])})
         if s.get("pause_ms") and cancel.wait(float(s["pause_ms"]) / 1000):
             return None
         if not tokens(half, n):

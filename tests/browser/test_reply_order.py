@@ -195,3 +195,29 @@ def test_read_aloud_and_dictation_use_the_browsers_speech(live_server, browser, 
     finally:
         ctx.close()
     assert console.unexpected() == []
+
+
+# The reply's body with its reasoning blocks too: "reasoning:<text>" for each.
+ORDER_ALL = ORDER.replace("'.msg-body > .md, .msg-body > .tools'",
+                          "'.msg-body > .md, .msg-body > .tools, .msg-body > details.reasoning'").replace(
+    "el.matches('.md') ? 'md:' + el.innerText.trim()",
+    "el.matches('.md') ? 'md:' + el.innerText.trim() : el.matches('.reasoning') ? "
+    "'reasoning:' + el.querySelector('.reasoning-text').textContent")
+
+
+def test_reasoning_shows_where_it_came_live_and_after_reload(live_server, open_page):
+    page = open_page(live_server)
+    send(page, fake_script(tokens=4, delay_ms=150, reasoning="plan it", reasoning_after_tools="check the result",
+                           tools=[{"name": "search", "result": "found", "duration_ms": 200}]))
+    expected = ["reasoning:plan it", "md:t0 t1", "tools:search", "reasoning:check the result", "md:t2 t3"]
+    # live: the second reasoning block comes after the card, before the rest of the text
+    page.wait_for_function("() => document.querySelector('.msg-assistant.streaming .tools + details.reasoning')")
+    assert page.evaluate(ORDER_ALL)[:4] == expected[:4]
+    wait_reply_finished(page)
+    assert page.evaluate(ORDER_ALL) == expected
+    assert page.locator(".msg-assistant details.reasoning.thinking").count() == 0   # both settled
+    sid_of(page)
+    page.reload()
+    page.wait_for_selector("html[data-ready]")
+    wait_reply_finished(page)
+    assert page.evaluate(ORDER_ALL) == expected

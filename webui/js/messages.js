@@ -12,6 +12,8 @@
 // characters (code points) of reply text before it, so the text is cut there and the
 // tool cards sit between the pieces, live (a tool event closes the text piece being
 // streamed) and after a reload alike. Each piece is rendered as markdown on its own.
+// Reasoning likewise: each run of it (reasoning with no text or tool between) is a
+// block where it came; a saved reply says where in ``reasoning_runs`` (docs/api.md).
 
 import { attachmentList } from "./attachments.js";
 import { formatTime, h, icon } from "./dom.js";
@@ -24,32 +26,52 @@ const STATUS_LABELS = { truncated: "Cut off", interrupted: "Interrupted", cancel
 export const isMarkdown = (msg) => msg.role === "assistant";
 
 /**
- * A reply's text and tool calls in the order they happened: [{text} | {tools: [call…]}].
- * Calls without an ``offset`` (saved by an earlier version) come first, as they were
- * shown then; consecutive calls at one offset form one group; text pieces that are
- * only whitespace are dropped.
+ * A reply's text, reasoning and tool calls in the order they happened:
+ * [{text} | {reasoning} | {tools: [call…]}]. Calls without an ``offset`` (saved by an
+ * earlier version) come first, as they were shown then; consecutive calls at one offset
+ * form one group; text pieces that are only whitespace are dropped. Reasoning without
+ * ``reasoning_runs`` is one run before everything else; a run at the offset of a tool
+ * call comes before it when fewer calls preceded the run (``tools_before``).
  */
 export function replyParts(msg) {
   const content = textOf(msg.content);
   const calls = Array.isArray(msg.tool_calls) ? msg.tool_calls.filter((c) => c && typeof c === "object") : [];
-  if (!calls.length) return content ? [{ text: content }] : [];
+  const runs = reasoningRuns(msg);
+  if (!calls.length && !runs.length) return content ? [{ text: content }] : [];
   const at = (c) => (Number.isInteger(c.offset) && c.offset > 0 ? c.offset : 0);
-  const sorted = calls.map((c, i) => [at(c), i, c]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  const cuts = codePointIndices(content, sorted.map(([o]) => o));
+  // [offset, sequence, kind (0 reasoning, 1 tool), item]: a run sorts before the call numbered tools_before
+  const marks = [...calls.map((c, i) => [at(c), i, 1, c]), ...runs.map((r) => [r.offset, r.tools_before, 0, r])]
+    .sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2]);
+  const cuts = codePointIndices(content, marks.map(([o]) => o));
   const parts = [];
   let from = 0;
-  sorted.forEach(([, , call], k) => {
+  marks.forEach(([, , kind, item], k) => {
     const cut = Math.max(from, cuts[k]);
     const text = content.slice(from, cut);
     if (text.trim()) parts.push({ text });
     from = cut;
     const last = parts[parts.length - 1];
-    if (last?.tools && !text.trim()) last.tools.push(call);
-    else parts.push({ tools: [call] });
+    if (kind === 0) { if (item.text.trim()) parts.push({ reasoning: item.text }); }
+    else if (last?.tools && !text.trim()) last.tools.push(item);
+    else parts.push({ tools: [item] });
   });
   const rest = content.slice(from);
   if (rest.trim()) parts.push({ text: rest });
   return parts;
+}
+
+/** ``msg``'s reasoning cut into its runs: [{offset, tools_before, text}] (see replyParts). */
+function reasoningRuns(msg) {
+  const reasoning = typeof msg.reasoning === "string" ? msg.reasoning : "";
+  if (!reasoning) return [];
+  const ok = (n) => Number.isInteger(n) && n >= 0;
+  const saved = Array.isArray(msg.reasoning_runs) ? msg.reasoning_runs : [];
+  const runs = saved.length && saved.every((r) => r && ok(r.offset) && ok(r.start) && ok(r.tools_before))
+    ? [...saved].sort((a, b) => a.start - b.start) : [{ offset: 0, start: 0, tools_before: 0 }];
+  const starts = codePointIndices(reasoning, runs.map((r) => r.start));
+  starts[0] = 0;  // text before the first run's start belongs to it
+  return runs.map((r, i) => ({ offset: r.offset, tools_before: r.tools_before,
+    text: reasoning.slice(starts[i], i + 1 < runs.length ? Math.max(starts[i], starts[i + 1]) : undefined) }));
 }
 
 /** The UTF-16 index in ``text`` of each code-point offset of the ascending ``offsets``
@@ -157,10 +179,13 @@ function assistantShell(index) {
 /** A saved assistant reply. */
 export function assistantElement(msg, index, html) {
   const { el, body } = assistantShell(index);
-  if (msg.reasoning) body.append(reasoningBlock(msg.reasoning, false).details);
   const rendered = Array.isArray(html) ? html : [html];
   let k = 0;
   for (const part of replyParts(msg)) {
+    if (part.reasoning !== undefined) {
+      body.append(reasoningBlock(part.reasoning, false).details);
+      continue;
+    }
     if (part.tools) {
       body.append(h("div", { class: "tools" }, part.tools.map((call) => toolCard(call, call.result !== undefined))));
       continue;
@@ -276,7 +301,8 @@ export class AssistantView {
     this.el = el;
     this.body = body;
     this.el.classList.add("streaming");
-    this.reasoning = null;
+    this.reasoning = null;  // the reasoning block being streamed, while no text or tool has followed it
+    this.thoughts = [];     // every reasoning block of the reply
     this.group = null;      // the tool group last added, while no text has followed it
     this.cards = new Map();
     this.piece = null;      // {el, live} the text piece being streamed
@@ -302,6 +328,7 @@ export class AssistantView {
 
   token(text) {
     if (!text) return;
+    this.reasoning = null;
     this.typing.hidden = true;
     this.text += text;
     this.openPiece().live.append(text);
@@ -330,10 +357,15 @@ export class AssistantView {
     }));
   }
 
+  /** Reasoning goes on the block being streamed, or starts a new one after what came last. */
   addReasoning(text) {
+    if (!text) return;
     if (!this.reasoning) {
+      this.closePiece();
+      this.group = null;
       this.reasoning = reasoningBlock("", true);
-      this.body.prepend(this.reasoning.details);
+      this.thoughts.push(this.reasoning);
+      this.typing.before(this.reasoning.details);
     }
     this.reasoning.body.append(text);
   }
@@ -341,6 +373,7 @@ export class AssistantView {
   toolsBox() {
     if (!this.group) {
       this.closePiece();
+      this.reasoning = null;
       this.group = h("div", { class: "tools" });
       this.typing.before(this.group);
     }
@@ -354,8 +387,6 @@ export class AssistantView {
     const body = old.querySelector(".msg-body");
     const kept = body ? [...body.children].filter((c) => c.matches("details.reasoning, .tools, .md")) : [];
     for (const child of kept) this.typing.before(child);
-    const reasoning = kept.find((c) => c.matches("details.reasoning"));
-    if (reasoning) this.body.prepend(reasoning);
     const last = kept[kept.length - 1];
     if (last?.matches(".md") && typeof last.segmentText === "string") {
       const md = h("div", { class: "md md-live" });
@@ -400,9 +431,9 @@ export class AssistantView {
    * The caller removes the ``streaming`` class once the chat is ready for the next message. */
   async finish(status) {
     this.typing.remove();
-    if (this.reasoning) {
-      this.reasoning.details.classList.remove("thinking");
-      this.reasoning.label.textContent = "Reasoning";
+    for (const block of this.thoughts) {
+      block.details.classList.remove("thinking");
+      block.label.textContent = "Reasoning";
     }
     for (const card of this.cards.values()) {
       if (card.dataset.state === "running") card.parts.status.replaceChildren("Not finished");
