@@ -108,6 +108,22 @@ def test_pasted_image_and_dropped_file_go_with_the_message_and_show_in_the_bubbl
     check_bubble()
 
 
+def test_text_typed_before_the_first_file_of_a_new_chat_stays_in_the_box(live_server, open_page):
+    """Attaching creates the new chat; the text already typed belongs to it and goes with the files."""
+    page = open_page(live_server)
+    page.click("#composer-input")
+    page.keyboard.type("typed before attaching ✓")
+    page.evaluate(PASTE, [b64(png()), "shot.png", "image/png"])
+    wait_chips_done(page, 1)
+    sid = sid_of(page)
+    assert page.input_value("#composer-input") == "typed before attaching ✓"
+    page.click("#send-btn")
+    wait_reply_finished(page)
+    saved = live_server.session(sid)["messages"][0]
+    assert saved["content"] == "typed before attaching ✓"
+    assert [a["name"] for a in saved["attachments"]] == ["shot.png"]
+
+
 def test_a_file_can_be_removed_and_a_message_of_files_alone_is_sent(live_server, open_page):
     page = open_page(live_server)
     page.evaluate(DROP, [b64(b"first"), "a.txt", "text/plain", "#composer"])      # onto the composer

@@ -240,7 +240,8 @@ function wire() {
     onCreated: (sid) => {
       history.replaceState({ sid }, "", urlFor(sid));
       sidebar.setActive(sid);
-      document.dispatchEvent(new CustomEvent("hermes:session", { detail: { sessionId: sid } }));
+      // created: the new chat the page showed now has an id (the box's text stays with it)
+      document.dispatchEvent(new CustomEvent("hermes:session", { detail: { sessionId: sid, created: true } }));
     },
     onForked: async (sid) => {
       await sidebar.refresh();
@@ -272,7 +273,7 @@ function wire() {
   composer = initComposer({ onSend: sendMessage, onStop: () => chat.stop(), hasFiles: () => attachments.count() > 0 });
   initSpeech();
   initJumpToLatest();
-  document.addEventListener("hermes:session", (e) => composer.setSession(e.detail.sessionId));
+  document.addEventListener("hermes:session", (e) => composer.setSession(e.detail.sessionId, { created: !!e.detail.created }));
   panel = initWorkspacePanel({ sessionId: () => chat.sessionId });
   initSettings();
   initTasks({ onOpen: (sid) => { sidebar.refresh(); navigate(sid); } });

@@ -130,12 +130,13 @@ export function initComposer({ onSend, onStop, hasFiles = () => false }) {
     /** The attached files changed: enable or disable Send. */
     update() { refresh(); },
     /** The open chat is now ``sid`` (null: a new chat): keep the box's text as the previous
-     * chat's draft and show this one's. While a message is being sent (its chat was just
-     * created), the text belongs to the new chat and stays. */
-    setSession(sid) {
+     * chat's draft and show this one's. While a message is being sent, or when the new chat
+     * shown was just ``created`` (by a send, or by attaching a file before sending), the
+     * text belongs to that chat and stays. */
+    setSession(sid, { created = false } = {}) {
       const next = draftKey(sid);
       if (next === key) return;
-      if (busy) {
+      if (busy || created) {
         clearDraft(key);
         key = next;
         saveNow();
