@@ -175,3 +175,24 @@ def test_editing_a_task_whose_model_is_gone_keeps_it_and_says_so(make_server, op
     form.get_by_role("button", name="Save changes").click()
     expect(form).to_be_hidden()
     assert server.get("/api/tasks").json()["tasks"][0]["model"] is None
+
+
+def test_an_open_panel_shows_a_run_end_without_reload_and_keeps_the_focus(make_server, open_page):
+    server = make_server(env={"HERMES_WEBUI_TEST_CLOCK": "1"}).start()
+    server.post("/api/tasks/save", {"name": "slow 🐢", "prompt": fake_script(tokens=20, delay_ms=100),
+                                    "schedule": "hourly"})
+    page = open_page(server)
+    page.get_by_role("button", name="Scheduled tasks").click()
+    dialog = page.locator("#tasks-dialog")
+    run_now = dialog.get_by_role("button", name="Run now: slow 🐢")
+    run_now.click()
+    row = dialog.locator(".hp-task", has_text="slow 🐢")
+    expect(row.locator(".hp-task-last")).to_contain_text("Running")
+    run_now.focus()
+    history = dialog.get_by_role("region", name="Runs of slow 🐢")
+    expect(history.get_by_role("button", name=re.compile("Open the chat"))).to_have_text("Open this run's chat (live)")
+    # nobody presses Reload: the row and the history follow the run to its end
+    expect(row.locator(".hp-task-last")).to_contain_text("Finished", timeout=20_000)
+    expect(history.locator(".hp-run")).to_contain_text("Finished")
+    expect(history.get_by_role("button", name=re.compile("Open the chat"))).to_have_text("Open chat")
+    expect(run_now).to_be_focused()

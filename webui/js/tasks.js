@@ -73,7 +73,9 @@ export function initTasks({ onOpen }) {
     poll();
   }
   document.addEventListener("hermes:sessions-changed", (e) => {
-    if (on && ["turn_started", "turn_finished", "reconnected"].includes(e.detail?.reason)) poll();
+    if (!["turn_started", "turn_finished", "reconnected"].includes(e.detail?.reason)) return;
+    if (on) poll();
+    panel?.refresh();   // an open panel shows a run that starts or ends (e.g. on schedule) without Reload
   });
 
   notifyBox.checked = stored() && typeof Notification !== "undefined" && Notification.permission === "granted";

@@ -24,6 +24,7 @@ const DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday"
 const STATUS_TEXT = { running: "Running", complete: "Finished", error: "Failed", interrupted: "Interrupted",
                       skipped: "Skipped" };
 const REASON_TEXT = { scheduled: "on schedule", missed: "made up for missed runs", manual: "run by hand" };
+const RUNNING_POLL_MS = 3_000;   // how often an open panel looks again while a run is going
 let uid = 0;
 
 /** The browser's time zone (IANA), or UTC. */
@@ -67,6 +68,11 @@ export function mount(container, ctx = {}) {
   container.replaceChildren(root);
   let tasks = [];
   let models = null;
+  let shown = null;      // {id, highlight}: the task whose runs are shown
+  let again = null;      // the next look while a run is going (its end shows without Reload)
+  let listSig = "";
+  let histSig = "";
+  let gone = false;
 
   function say(text, isError = false, detail = null) {
     status.replaceChildren(text);
@@ -102,12 +108,29 @@ export function mount(container, ctx = {}) {
         act("Delete", () => remove(t), "hp-btn hp-danger")));
   }
 
+  /** Re-render ``box`` by ``render()``, keeping the keyboard focus on the control with the same label. */
+  function keepFocus(box, render) {
+    const label = box.contains(document.activeElement) ? document.activeElement.getAttribute("aria-label") : null;
+    render();
+    if (label) [...box.querySelectorAll("[aria-label]")].find((el) => el.getAttribute("aria-label") === label)?.focus();
+  }
+
   async function load() {
+    clearTimeout(again);
     try {
       ({ tasks } = await api("/api/tasks"));
-      list.replaceChildren(...(tasks.length ? tasks.map(row)
-        : [h("p", { class: "hp-empty" }, "No tasks yet. A task sends a prompt to the agent on a schedule, "
-            + "for example every weekday at 8:00.")]));
+      if (gone) return;
+      const sig = JSON.stringify(tasks);
+      if (sig !== listSig) {
+        listSig = sig;
+        keepFocus(list, () => list.replaceChildren(...(tasks.length ? tasks.map(row)
+          : [h("p", { class: "hp-empty" }, "No tasks yet. A task sends a prompt to the agent on a schedule, "
+              + "for example every weekday at 8:00.")])));
+      }
+      const open = shown && tasks.find((t) => t.id === shown.id);
+      if (open) history(open, shown.highlight, false);
+      else if (shown) { shown = null; historyBox.replaceChildren(); }
+      if (tasks.some((t) => t.last_run?.status === "running")) again = setTimeout(load, RUNNING_POLL_MS);
     } catch (err) { fail("load the tasks")(err); }
   }
 
@@ -133,6 +156,7 @@ export function mount(container, ctx = {}) {
       text: "It will not run again and its run history goes; the chats of its runs stay.", ok: "Delete", danger: true })) return;
     try {
       await post("/api/tasks/delete", { task_id: t.id });
+      shown = null;
       historyBox.replaceChildren();
       say(`Deleted ${t.name}.`);
       await load();
@@ -141,9 +165,14 @@ export function mount(container, ctx = {}) {
 
   // -- history ----------------------------------------------------------------
 
-  async function history(t, highlight = null) {
+  async function history(t, highlight = null, scroll = true) {
+    shown = { id: t.id, highlight };
     try {
       const { runs } = await api(`/api/tasks/runs?task_id=${encodeURIComponent(t.id)}`);
+      if (gone || shown?.id !== t.id) return;
+      const sig = JSON.stringify([t.name, t.timezone, highlight, runs]);
+      if (!scroll && sig === histSig) return;
+      histSig = sig;
       const items = runs.map((r) => {
         const denied = (r.denied || []).map((d) => `${d.tool}${d.command ? ` (${d.command})` : ""}`);
         return h("li", { class: `hp-run hp-run-${r.status}`, dataset: { runId: r.run_id } },
@@ -157,12 +186,13 @@ export function mount(container, ctx = {}) {
           r.session_id ? h("button", { type: "button", class: "hp-link hp-run-open",
                                        "aria-label": `Open the chat of the run at ${when(r.started_at, t.timezone)}`,
                                        onclick: () => onOpen(r.session_id) },
-            highlight === r.session_id ? "Open this run's chat (live)" : "Open chat") : null);
+            highlight === r.session_id && r.status === "running" ? "Open this run's chat (live)" : "Open chat") : null);
       });
-      historyBox.replaceChildren(h("section", { class: "hp-group hp-task-history", "aria-label": `Runs of ${t.name}` },
-        h("h3", { class: "hp-group-title" }, `Runs of ${t.name}`),
-        items.length ? h("ol", { class: "hp-list hp-runs" }, ...items) : h("p", { class: "hp-empty" }, "No runs yet.")));
-      historyBox.scrollIntoView({ block: "nearest" });
+      keepFocus(historyBox, () => historyBox.replaceChildren(
+        h("section", { class: "hp-group hp-task-history", "aria-label": `Runs of ${t.name}` },
+          h("h3", { class: "hp-group-title" }, `Runs of ${t.name}`),
+          items.length ? h("ol", { class: "hp-list hp-runs" }, ...items) : h("p", { class: "hp-empty" }, "No runs yet."))));
+      if (scroll) historyBox.scrollIntoView({ block: "nearest" });
     } catch (err) { fail("load the runs")(err); }
   }
 
@@ -182,6 +212,7 @@ export function mount(container, ctx = {}) {
   }
 
   async function edit(t) {
+    shown = null;
     historyBox.replaceChildren();
     const n = ++uid;
     const id = (name) => `task-${name}-${n}`;
@@ -296,5 +327,5 @@ export function mount(container, ctx = {}) {
   }
 
   load();
-  return { refresh: load, unmount: () => container.replaceChildren() };
+  return { refresh: load, unmount: () => { gone = true; clearTimeout(again); container.replaceChildren(); } };
 }
