@@ -156,7 +156,8 @@ def restore_backup(zip_path: Path, store_for: Callable[[str], "object"], report,
                     if isinstance(p, dict) and isinstance(p.get("project_id"), str) and isinstance(p.get("name"), str):
                         ProjectStore(profile_dir(name)).adopt(p["project_id"], p["name"], color=p.get("color"),
                                                               workspace=p.get("workspace"),
-                                                              instructions=p.get("instructions"))
+                                                              instructions=p.get("instructions"),
+                                                              created_at=p.get("created_at"))
             report.projects += len(prof.get("projects") or []) if isinstance(prof, dict) else 0
         for n, (profile, member) in enumerate(members, 1):
             sid = member.rsplit("/", 1)[1][:-5]

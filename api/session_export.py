@@ -252,7 +252,7 @@ def import_sessions():
         for p in doc["projects"]:
             if isinstance(p, dict) and isinstance(p.get("project_id"), str) and isinstance(p.get("name"), str):
                 projects.adopt(p["project_id"], p["name"], color=p.get("color"), workspace=p.get("workspace"),
-                               instructions=p.get("instructions"))
+                               instructions=p.get("instructions"), created_at=p.get("created_at"))
     return jsonify(sessions=[s.compact() for s in sessions], imported=len(sessions),
                    skipped_messages=sum(item.get("skipped", 0) for item in items), skipped_conversations=skipped)
 

@@ -30,6 +30,7 @@ def test_export_all_then_migrate_restores_every_session_with_ids_attachments_and
     src = make_server().start()
     made = _fill(src)
     want = {sid: src.session(sid) for sid in (made["a"], made["b"])}
+    projects = src.get("/api/projects").json()["projects"]
     src.stop()
     archive = tmp_path / "all.zip"
     proc = run_cli(tmp_path, "export", "--all", str(archive), "--state-dir", str(src.state_dir))
@@ -54,6 +55,7 @@ def test_export_all_then_migrate_restores_every_session_with_ids_attachments_and
         project = server.get("/api/projects").json()["projects"][0]
         assert (project["project_id"], project["workspace"], project["instructions"]) == \
             (made["pid"], "/tmp/r", "Be brief.")
+        assert project["created_at"] == projects[0]["created_at"]  # not the time of the restore
     finally:
         server.stop()
 
@@ -71,5 +73,6 @@ def test_the_export_all_button_route_downloads_an_archive_that_import_reads_back
     assert set(rows) == {"first", "second"} and rows["first"]["tags"] == ["x", "日本"]
     copy = other.session(rows["first"]["session_id"])
     assert [m["content"] for m in copy["messages"]] == [m["content"] for m in server.session(made["a"])["messages"]]
-    assert other.get("/api/projects").json()["projects"][0]["project_id"] == made["pid"]
+    assert [(p["project_id"], p["created_at"]) for p in other.get("/api/projects").json()["projects"]] == \
+        [(p["project_id"], p["created_at"]) for p in server.get("/api/projects").json()["projects"]]
     assert not list(server.state_dir.glob(".export-*"))  # the temporary archive is gone
