@@ -124,23 +124,29 @@ def _queue_body() -> tuple:
 
 
 def _queued(store, sid):
-    return [{"id": q["id"], "text": q["text"], "created_at": q.get("created_at"), "model": q.get("model")}
+    return [{"id": q["id"], "text": q["text"], "created_at": q.get("created_at"), "model": q.get("model"),
+             "attachments": q.get("attachments") if isinstance(q.get("attachments"), list) else []}
             for q in message_queue.read_queue(store, sid)]
 
 
 @control_bp.post("/api/chat/queue")
 def queue_message():
-    """``{session_id, message, model?}`` → ``{queued: [...], stream_id}``: the message waits
-    for the running turn and starts when it ends (``stream_id`` is set when it started at
-    once because the session was idle). 413 over the message limit, 400 unknown model,
-    409 when 20 messages already wait."""
+    """``{session_id, message, model?, attachments?}`` → ``{queued: [...], stream_id}``: the
+    message waits for the running turn and starts when it ends (``stream_id`` is set when
+    it started at once because the session was idle). ``attachments``: ids from
+    ``POST /api/attachments`` for this session, checked as chat start checks them (an
+    unknown id or one of another session → 404, nothing queued; with attachments the
+    message may be empty); each queued entry lists its ``attachments`` records. 413 over
+    the message limit, 400 unknown model, 409 when 20 messages already wait."""
     body, sid, store = _queue_body()
     st = app_state()
-    text = turns.check_message(field(body, "message", str), st.config.max_message_bytes)
+    attachments = field(body, "attachments", list, required=False)
+    text = turns.check_message(field(body, "message", str), st.config.max_message_bytes,
+                               allow_empty=bool(attachments))
     requested = field(body, "model", str, required=False)
     if requested is not None:
         model_catalog.resolve(st.backend, requested, home=agent_home()["home"])
-    message_queue.add(store, sid, text, requested)
+    message_queue.add(store, sid, text, requested, attachments)
     stream_id = message_queue.start_next(store, st.backend, sid, st.config, agent_home())
     return jsonify(queued=_queued(store, sid), stream_id=stream_id, session_id=sid)
 

@@ -161,6 +161,16 @@ class AttachmentStore:
         incoming, size, _ = self.receive(io.BytesIO(data), len(data))
         return self.commit(session_id, incoming, name, size, mime, attachment_id)
 
+    def delete(self, session_id: str, attachment_id) -> None:
+        """Remove one attachment of ``session_id`` (the caller holds the session lock and
+        has checked that no message records it): the sidecar first, so it no longer exists
+        even if removing the bytes fails. :class:`AttachmentNotFound` (404) if unknown."""
+        att = self.get(session_id, attachment_id)
+        folder = self.session_dir(session_id)
+        os.unlink(folder / f"{att.id}.json")
+        att.path.unlink(missing_ok=True)
+        fsync_dir(folder)
+
     def delete_session(self, session_id: str) -> None:
         """Remove ``session_id``'s folder (the caller holds the session lock). Missing is fine."""
         folder = self.session_dir(session_id)
@@ -228,6 +238,23 @@ class AttachmentStore:
                 except AttachmentNotFound:
                     log.warning("attachment %s of %s is incomplete; skipped", name[:-5], session_id)
         return found
+
+
+def recorded_ids(value) -> set[str]:
+    """Every attachment id that ``value`` (messages, a versions map, a queue: any parsed
+    JSON) records in an ``attachments: [{id, …}]`` list, at any depth."""
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            atts = item.get("attachments")
+            if isinstance(atts, list):
+                found.update(a["id"] for a in atts if isinstance(a, dict) and isinstance(a.get("id"), str))
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
 
 
 def require_session(sessions_dir: Path, session_id: str) -> None:

@@ -13,6 +13,10 @@
   ``attachment`` for everything else, HTML and SVG included; ``download=1`` forces
   ``attachment``), ``X-Content-Type-Options: nosniff`` and ``Content-Security-Policy:
   sandbox``. 404 for an id unknown in that session.
+- ``POST /api/attachment/delete {session_id, id}`` → ``{ok: true}``: removes a file that
+  was uploaded but not sent (the page's chip removed). 404 for an id unknown in that
+  session; 409, and the file is kept, when a message records it: a sent message (any
+  version of the chat), the running turn's message or a queued one.
 
 Storage and the rules on disk are :mod:`api.attachment_store`; a message takes the ids
 in ``POST /api/chat/start`` (``attachments``).
@@ -22,9 +26,10 @@ from __future__ import annotations
 from flask import Blueprint, Flask, jsonify, request, send_file
 
 from .app import app_state
-from .attachment_store import guess_mime, require_session
+from . import message_queue
+from .attachment_store import guess_mime, recorded_ids, require_session
 from .errors import ApiError, PathError
-from .httputil import arg_bool, arg_str
+from .httputil import arg_bool, arg_str, field, json_body
 from .models import validate_session_id
 from .profiles import current_store
 from .safepath import upload_name
@@ -95,6 +100,26 @@ def download():
     resp.headers["Content-Security-Policy"] = "sandbox"
     resp.headers["Cache-Control"] = "private, no-cache"
     return resp
+
+
+@bp.post("/api/attachment/delete")
+def delete():
+    """Delete one unsent attachment (see the module docstring)."""
+    body = json_body()
+    sid = validate_session_id(field(body, "session_id", str))
+    att_id = field(body, "id", str)
+    store = current_store()
+    with session_lock(sid):
+        session = store.load(sid)   # 404 unknown session
+        store.attachments.get(sid, att_id)   # 404 unknown attachment
+        pending = store.pending_turn(sid, session.active_stream_id, head_only=True)
+        used = recorded_ids([session.messages, session.meta.get("versions"),
+                             pending.user if pending is not None else None,
+                             message_queue.read_queue(store, sid)])
+        if att_id in used:
+            raise ApiError("a message of this chat has this file, so it is kept", 409)
+        store.attachments.delete(sid, att_id)
+    return jsonify(ok=True)
 
 
 def init_app(app: Flask) -> None:

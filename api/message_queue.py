@@ -1,7 +1,9 @@
 """Messages sent while the agent works (issue 15, item 7). Never imports Flask.
 
 A message sent during a turn is queued in ``sessions/<sid>.queue.json`` beside the
-session (``{"queued": [{id, text, created_at, model?}]}``, written atomically), not in
+session (``{"queued": [{id, text, created_at, model?, attachments?}]}``, written
+atomically; ``attachments``: the records ``[{id, name, size, mime}]`` of files uploaded to
+this session, checked when queued and sent with the message when it starts), not in
 the session's metadata, which must stay small (docs/architecture.md §3 invariant 8). When a turn ends
 (complete, truncated, error or cancelled; not at shutdown) the first queued message
 starts as the next turn; after a restart, queues are drained once the dead turn has been
@@ -58,16 +60,26 @@ def _write(store, session_id: str, items: list[dict]) -> None:
     atomic_write_bytes(path, (json.dumps({"queued": items}, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
-def add(store, session_id: str, text: str, model: str | None) -> dict:
-    """Queue ``text`` (the session must exist: SessionNotFound 404). ApiError 409 when full."""
+def add(store, session_id: str, text: str, model: str | None, attachments: list | None = None) -> dict:
+    """Queue ``text`` (the session must exist: SessionNotFound 404). ApiError 409 when full.
+
+    ``attachments``: ids of files uploaded to this session, checked as a chat start checks
+    them (:meth:`api.attachment_store.AttachmentStore.resolve`: 400 malformed, 404 an id
+    unknown here or of another session; nothing queued then). A message with attachments
+    may have empty text; without, empty text is 400."""
     with session_lock(session_id):
         store.load_metadata_only(session_id)
+        files = store.attachments.resolve(session_id, attachments) if attachments else []
+        if not text.strip() and not files:
+            raise ApiError("the message is empty")
         items = read_queue(store, session_id)
         if len(items) >= MAX_QUEUED:
             raise ApiError(f"at most {MAX_QUEUED} messages can wait in one chat; remove one first", 409)
         item = {"id": secrets.token_hex(6), "text": text, "created_at": time.time()}
         if model:
             item["model"] = model
+        if files:
+            item["attachments"] = [f.record() for f in files]
         items.append(item)
         _write(store, session_id, items)
         return item
@@ -121,12 +133,18 @@ def start_next(store, backend, session_id: str, config=None, agent_home: dict | 
             model = model_catalog.resolve(backend, first.get("model"), stub.meta.get("model"),
                                           home=(agent_home or {}).get("home"))
             stream_id = turns.start_turn(store, backend, session_id, first["text"], config=config,
-                                         model=model, agent_home=agent_home)
+                                         model=model, agent_home=agent_home, attachments=attachment_ids(first))
         except (AppError, OSError, ValueError) as exc:
             log.warning("queued message of %s could not start: %s", session_id, exc)
             return None
         _write(store, session_id, [q for q in read_queue(store, session_id) if q["id"] != first["id"]])
         return stream_id
+
+
+def attachment_ids(item: dict) -> list[str]:
+    """The attachment ids a queued message carries (none for one queued without)."""
+    atts = item.get("attachments")
+    return [a["id"] for a in atts if isinstance(a, dict) and isinstance(a.get("id"), str)] if isinstance(atts, list) else []
 
 
 def drain_all(store, backend, config=None, agent_home: dict | None = None) -> int:

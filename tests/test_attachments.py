@@ -305,3 +305,50 @@ def test_a_message_without_attachments_is_sent_as_plain_text(openai_server):
     sid = srv.new_session()
     stream_events(srv, srv.start_chat(sid, "plain"))
     assert Recorder.seen[-1]["messages"][-1] == {"role": "user", "content": "plain"}
+
+
+def test_a_queued_message_takes_attachments_checked_like_a_chat_start(server):
+    sid, other = server.new_session(), server.new_session()
+    theirs = upload(server, other, "t.txt", b"theirs").json()["attachment"]
+    mine = upload(server, sid, "plan.txt", "計画 ✓".encode(), "text/plain").json()["attachment"]
+    running = server.start_chat(sid, fake_script(tokens=1, hang=True))
+    queue_file = server.sessions_dir / f"{sid}.queue.json"
+    for ids, status in (([theirs["id"]], 404), ([mine["id"], "deadbeefdeadbeef"], 404), ("x", 400),
+                        ([mine["id"], mine["id"]], 400)):
+        r = server.post("/api/chat/queue", {"session_id": sid, "message": "next", "attachments": ids})
+        assert r.status_code == status and r.json()["error"], (ids, r.text)
+        assert not queue_file.exists()                                 # nothing queued
+    r = server.post("/api/chat/queue", {"session_id": sid, "message": "", "attachments": [mine["id"]]})
+    assert r.status_code == 200, r.text
+    assert r.json()["queued"][0]["attachments"] == [mine]             # files alone may be queued
+    # a queued message's file is not deleted from under it
+    gone = server.post("/api/attachment/delete", {"session_id": sid, "id": mine["id"]})
+    assert gone.status_code == 409 and gone.json()["error"]
+    assert server.post("/api/chat/cancel", {"stream_id": running}).json()["cancelled"] is True
+    wait_until(lambda: len(server.session(sid)["messages"]) == 4 and not server.session(sid)["active_stream_id"],
+               message="the queued message ran")
+    user, reply = server.session(sid)["messages"][2:]
+    assert user["attachments"] == [mine]
+    assert reply["content"] == f"[attachment plan.txt {mine['size']} text/plain] echo:"
+
+
+def test_an_unsent_attachment_can_be_deleted_and_a_sent_one_is_kept(server):
+    sid, other = server.new_session(), server.new_session()
+    unsent = upload(server, sid, "oops.png", PNG, "image/png").json()["attachment"]
+    sent = upload(server, sid, "keep.txt", b"keep").json()["attachment"]
+    theirs = upload(server, other, "t.txt", b"theirs").json()["attachment"]
+    stream_events(server, server.start_chat(sid, "here", attachments=[sent["id"]]))
+    r = server.post("/api/attachment/delete", {"session_id": sid, "id": unsent["id"]})
+    assert r.status_code == 200 and r.json() == {"ok": True}
+    assert unsent["id"] not in " ".join(attachment_files(server, sid))      # bytes and sidecar gone
+    assert server.get("/api/attachment", params={"session_id": sid, "id": unsent["id"]}).status_code == 404
+    for body, status in (({"session_id": sid, "id": unsent["id"]}, 404),      # already gone
+                         ({"session_id": sid, "id": theirs["id"]}, 404),      # another chat's
+                         ({"session_id": sid, "id": "../x"}, 404),
+                         ({"session_id": "missing", "id": sent["id"]}, 404),
+                         ({"session_id": sid, "id": sent["id"]}, 409),        # a sent message has it
+                         ({"session_id": sid}, 400)):
+        r = server.post("/api/attachment/delete", body)
+        assert r.status_code == status and r.json()["error"], (body, r.text)
+    assert server.get("/api/attachment", params={"session_id": sid, "id": sent["id"]}).content == b"keep"
+    assert server.get("/api/attachment", params={"session_id": other, "id": theirs["id"]}).content == b"theirs"

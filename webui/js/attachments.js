@@ -6,13 +6,17 @@
 // box: a thumbnail for images, name, size, progress, a remove button, and a sentence
 // when it could not be attached (over the server's limit: said before uploading, and
 // again if the server answers 413). Sending takes the ids of the uploaded files
-// (`attachments: [id…]` on /api/chat/start); the chips of other chats wait for them.
+// (`attachments: [id…]` on /api/chat/start, or /api/chat/queue while a reply runs); the
+// chips of other chats wait for them. Removing a chip whose file was uploaded deletes the
+// file (POST /api/attachment/delete). A chat created only to hold files is deleted again
+// when the person leaves it (opens another chat, or closes or reloads the page) before
+// sending anything: abandoned, it would be an empty "New chat" in the list.
 //
 // Also here: the attachments of a sent message, as the user bubble shows them
 // (thumbnails that open full size, other files as download links through
 // GET /api/attachment), and the open chat's id for the other modules that build URLs.
 
-import { csrfToken, redirectToLogin } from "./api.js";
+import { csrfToken, post, redirectToLogin } from "./api.js";
 import { $, announce, h, icon, toast } from "./dom.js";
 import { formatBytes } from "./limits.js";
 
@@ -22,6 +26,17 @@ const MAX_PER_MESSAGE = 20; // api/attachment_store.py
 
 let currentSid = null;
 document.addEventListener("hermes:session", (e) => { currentSid = e.detail?.sessionId ?? null; });
+// Chats this page created for attached files, while nothing has been sent in them.
+const fresh = new Set();
+
+// Closing or reloading the page in such a chat: delete it (keepalive outlives the page).
+window.addEventListener("pagehide", () => {
+  if (!currentSid || !fresh.has(currentSid)) return;
+  fresh.delete(currentSid);
+  fetch("/api/session/delete", { method: "POST", keepalive: true, credentials: "same-origin",
+    headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": csrfToken() },
+    body: JSON.stringify({ session_id: currentSid }) }).catch(() => {});
+});
 
 /** The id of the chat the page shows (null for a new chat not yet created). */
 export const openSessionId = () => currentSid;
@@ -133,6 +148,7 @@ export function initAttachments({ ensureSession, onChange = () => {} }) {
   // Chips of the open chat. Files added to a new chat have no chat id until the chat is
   // created for them (within the same task as the event that announces it).
   const mine = () => items.filter((it) => it.sid === currentSid);
+  let shownSid = currentSid;
 
   function chip(it) {
     const img = it.thumb ? h("img", { class: "att-chip-thumb", src: it.thumb, alt: "" })
@@ -173,6 +189,8 @@ export function initAttachments({ ensureSession, onChange = () => {} }) {
     items.splice(i, 1);
     if (it.xhr && it.state === "uploading") it.xhr.abort();
     if (it.thumb) URL.revokeObjectURL(it.thumb);
+    // uploaded already: the file goes too (a 409, the file went with a message meanwhile, keeps it)
+    if (it.record && it.sid) post("/api/attachment/delete", { session_id: it.sid, id: it.record.id }).catch(() => {});
     render();
     announce(`Removed ${it.name}`);
     $("#composer-input")?.focus();
@@ -186,8 +204,10 @@ export function initAttachments({ ensureSession, onChange = () => {} }) {
 
   async function upload(it) {
     let sid;
+    const wasNew = !currentSid;
     try {
       sid = await ensureSession();
+      if (wasNew) fresh.add(sid);
     } catch (err) {
       fail(it, `Not attached: the chat could not be created (${err.message}).`);
       render();
@@ -284,7 +304,23 @@ export function initAttachments({ ensureSession, onChange = () => {} }) {
     $("#composer-input")?.focus();
   });
 
-  document.addEventListener("hermes:session", () => render());
+  // Leaving a chat created only for files, with nothing sent: delete it and drop its chips.
+  function discard(sid) {
+    fresh.delete(sid);
+    for (const it of items.filter((x) => x.sid === sid)) {
+      items.splice(items.indexOf(it), 1);
+      if (it.xhr) it.xhr.abort();
+      if (it.thumb) URL.revokeObjectURL(it.thumb);
+    }
+    post("/api/session/delete", { session_id: sid }).catch(() => {});
+  }
+
+  document.addEventListener("hermes:session", () => {
+    const left = shownSid;
+    shownSid = currentSid;
+    if (left && left !== currentSid && fresh.has(left)) discard(left);
+    render();
+  });
 
   return {
     add,
@@ -299,6 +335,7 @@ export function initAttachments({ ensureSession, onChange = () => {} }) {
       return list.map((it) => it.record);
     },
     sent(records) {
+      fresh.delete(currentSid);   // a message went: the chat is a real one now
       const ids = new Set(records.map((r) => r.id));
       for (const it of [...items]) {
         if (it.record && ids.has(it.record.id)) {

@@ -204,11 +204,7 @@ export class Chat {
    * creating the session first for a new chat. Resolves true if accepted. */
   async send(text, files = []) {
     if (this.sending) return false;
-    if (this.stream && files.length) {
-      toast("Files go with a new message: wait for the reply to end (or stop it), then send.", 6000);
-      return false;
-    }
-    if (this.stream) return this.queue(text);
+    if (this.stream) return this.queue(text, files);
     this.sending = true;
     try {
       return await this.startTurn(text, files);
@@ -265,15 +261,17 @@ export class Chat {
 
   // ------------------------------------------------------------ messages queued behind a reply
 
-  /** Queue ``text`` behind the running reply (POST /api/chat/queue); true if accepted. */
-  async queue(text) {
+  /** Queue ``text`` and the uploaded ``files`` behind the running reply (POST /api/chat/queue);
+   * true if accepted. */
+  async queue(text, files = []) {
     const sid = this.sessionId;
     const model = this.hooks.model?.() || undefined;
     try {
-      const res = await post("/api/chat/queue", { session_id: sid, message: text, ...(model ? { model } : {}) });
+      const res = await post("/api/chat/queue", { session_id: sid, message: text, ...(model ? { model } : {}),
+        ...(files.length ? { attachments: files.map((f) => f.id) } : {}) });
       if (sid !== this.sessionId) return true;
       this.showQueue(res.queued || []);
-      if (res.stream_id && !this.stream) this.attach(res.stream_id, text, Date.now() / 1000);
+      if (res.stream_id && !this.stream) this.attach(res.stream_id, text, Date.now() / 1000, null, files);
       else announce("Queued: it is sent when the reply ends");
       return true;
     } catch (err) {
@@ -294,6 +292,8 @@ export class Chat {
         : `${items.length} messages wait for the reply to end`),
       h("ul", { class: "queue-list" }, items.map((q) => h("li", { class: "queued", dataset: { id: q.id } },
         h("span", { class: "queued-text" }, q.text),
+        q.attachments?.length ? h("span", { class: "queued-files" },
+          `+ ${q.attachments.map((a) => String(a.name || "attachment")).join(", ")}`) : null,
         h("button", { type: "button", class: "btn queued-edit-btn", "aria-label": `Edit the queued message: ${q.text.slice(0, 80)}`,
           onclick: (e) => this.editQueued(q, e.currentTarget.closest("li")) }, "Edit"),
         h("button", { type: "button", class: "btn queued-remove", "aria-label": `Remove from the queue: ${q.text.slice(0, 80)}`,
@@ -357,7 +357,8 @@ export class Chat {
       if (sid !== this.sessionId || this.stream) return;
       if (st.streaming && st.active_stream_id && st.pending_user_message != null) {
         this.count = st.message_count;
-        this.attach(st.active_stream_id, st.pending_user_message, Date.now() / 1000);
+        const next = this.queued?.find((q) => q.text === st.pending_user_message);
+        this.attach(st.active_stream_id, st.pending_user_message, Date.now() / 1000, null, next?.attachments || null);
         this.hooks.onListChanged();
         break;
       }
