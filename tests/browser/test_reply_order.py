@@ -221,3 +221,18 @@ def test_reasoning_shows_where_it_came_live_and_after_reload(live_server, open_p
     page.wait_for_selector("html[data-ready]")
     wait_reply_finished(page)
     assert page.evaluate(ORDER_ALL) == expected
+
+
+def test_a_saved_tool_call_without_a_result_says_not_finished_not_running(live_server, open_page):
+    """A reply stopped while its tool ran (or an upstream call never answered) is saved
+    without a result: after a reload its card must not spin "Running…" for ever."""
+    write_session(live_server.sessions_dir, "stopped-tool", "Stopped tool", [
+        {"role": "user", "content": "list files", "timestamp": 1_700_000_000},
+        {"role": "assistant", "content": "Looking ", "timestamp": 1_700_000_001, "status": "cancelled",
+         "tool_calls": [{"id": "call_0", "name": "terminal", "args": {"command": "ls"}, "offset": 8}]},
+    ])
+    page = open_page(live_server, "/?s=stopped-tool")
+    status = page.locator(".msg-assistant .tool-card .tool-status")
+    status.wait_for()
+    assert status.inner_text() == "Not finished"
+    assert page.locator(".msg-assistant .tool-card .spinner").count() == 0

@@ -187,7 +187,12 @@ export function assistantElement(msg, index, html) {
       continue;
     }
     if (part.tools) {
-      body.append(h("div", { class: "tools" }, part.tools.map((call) => toolCard(call, call.result !== undefined))));
+      body.append(h("div", { class: "tools" }, part.tools.map((call) => {
+        const card = toolCard(call, call.result !== undefined);
+        // saved without a result (a stopped turn, a migrated call never answered): it never will be
+        if (call.result === undefined) card.parts.status.replaceChildren("Not finished");
+        return card;
+      })));
       continue;
     }
     const md = h("div", { class: "md" });
