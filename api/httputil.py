@@ -39,8 +39,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException):
-        if e.code == 413:
-            return error_response("request body too large", 413)
+        if e.code == 413:   # the body limit of the route (--max-body-bytes for JSON), named so a person can act
+            cap = request.max_content_length
+            limit = f": this server accepts at most {cap:,} bytes in one request" if cap else ""
+            return error_response(f"request body too large{limit}", 413)
         return error_response(e.description or e.name, e.code or 500)
 
     @app.errorhandler(RecursionError)

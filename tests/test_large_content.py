@@ -95,6 +95,15 @@ def test_the_message_limit_is_a_flag(make_server):
     assert server.post("/api/chat/start", {"session_id": sid, "message": "é" * 500}).status_code == 200
 
 
+def test_a_body_over_the_request_limit_is_413_naming_the_limit(make_server):
+    server = make_server(args=("--max-message-bytes", "100000", "--max-body-bytes", "8000")).start()
+    sid = server.new_session()
+    r = server.post("/api/chat/start", {"session_id": sid, "message": "x" * 9000})
+    assert r.status_code == 413
+    assert r.json()["error"] == "request body too large: this server accepts at most 8,000 bytes in one request"
+    assert server.session(sid)["message_count"] == 0 and not (server.sessions_dir / f"{sid}.turn.jsonl").exists()
+
+
 def test_metadata_strings_are_capped_and_titles_are_cleaned(live_server):
     for field in ("model", "workspace"):
         r = live_server.post("/api/session/new", {field: "m" * 20_000})

@@ -158,7 +158,7 @@ def test_the_size_limit_is_told_before_sending_and_a_413_is_explained(make_serve
     paste(page, "x" * 9000)
     page.keyboard.press("Enter")
     note.wait_for()
-    assert note.inner_text().startswith("Not sent. This message is 9 KB")
+    assert note.inner_text().startswith("Not sent. This message is 9 KB; this server accepts at most 8 KB")
     assert "Your text is still in the box" in note.inner_text()
     details = note.locator("details")
     assert details.locator("div").is_hidden()                           # the server's words, behind a toggle

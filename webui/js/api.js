@@ -1,6 +1,8 @@
 // JSON over HTTP to the server (docs/api.md). Every POST carries the CSRF token from
 // <meta name="csrf-token">; a 401 from any /api call sends the browser to /login.
 
+import { formatBytes } from "./limits.js";
+
 /**
  * An HTTP or network failure. ``status`` is the HTTP status, 0 for a network error;
  * ``message`` is a sentence for people (see friendlyMessage); ``detail`` is the server's
@@ -32,9 +34,19 @@ export function friendlyMessage(status, serverText) {
     return ["that chat no longer exists: it may have been deleted in another tab", text];
   }
   if (text && !TECHNICAL.test(text)) return [text, null];
-  if (status === 413) return ["that is more than this server accepts at once", text || null];
+  if (status === 413) {
+    const cap = limitIn413(text);
+    return [cap ? `that is too large: this server accepts at most ${formatBytes(cap)} at once, so send less (shorten it or split it)`
+      : "that is too large for this server to accept at once: send less (shorten it or split it)", text || null];
+  }
   if (status >= 500) return ["something went wrong on the server: try again, and if it keeps happening, see the details", text || `HTTP ${status}`];
   return ["the page and the server did not understand each other: reload the page and try again", text || `HTTP ${status}`];
+}
+
+/** The limit in bytes a 413's text names ("… at most 8,000 bytes …", "… limit of 1,048,576 bytes …"), or null. */
+export function limitIn413(text) {
+  const m = /(?:at most|limit of) ([0-9][0-9,]*) bytes/.exec(String(text || ""));
+  return m ? Number(m[1].replace(/,/g, "")) : null;
 }
 
 /** The CSRF token the server put into the page (empty when auth is off). */

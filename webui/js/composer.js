@@ -9,6 +9,7 @@
 // Drafts: the text is kept per chat in localStorage (drafts.js), so a reload or an
 // expired login never loses it; it comes back when the chat is opened again.
 
+import { limitIn413 } from "./api.js";
 import { $, h } from "./dom.js";
 import { clearDraft, draftKey, loadDraft, saveDraft } from "./drafts.js";
 import { messageLimit, overLimit, tooLargeSentence } from "./limits.js";
@@ -150,7 +151,9 @@ export function initComposer({ onSend, onStop, hasFiles = () => false }) {
     /** Say that the server refused the message as too large (413); ``detail`` is its answer. */
     showTooLarge(text, detail) {
       const size = overLimit(text, 1) || null;
-      showNote(`Not sent. ${tooLargeSentence(size, limit)} Your text is still in the box.`, detail);
+      // the limit the server names (a request's, which can be below the message limit), else the message limit
+      const max = limitIn413(detail) ?? limit;
+      showNote(`Not sent. ${tooLargeSentence(size, max)} Your text is still in the box.`, detail);
     },
   };
 }
