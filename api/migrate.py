@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -224,6 +225,12 @@ def convert_messages(raw: list[dict]) -> list[dict]:
         msg = {k: v for k, v in m.items() if not k.startswith("_")}
         if "timestamp" not in msg and isinstance(m.get("_ts"), (int, float)):
             msg["timestamp"] = m["_ts"]
+        if "timestamp" in msg:  # seconds, or none at all: an ISO string is read, garbage dropped
+            when = _coerce(float, msg["timestamp"])
+            if when is not None and math.isfinite(when):
+                msg["timestamp"] = when
+            else:
+                del msg["timestamp"]
         if "reasoning" not in msg and isinstance(msg.get("reasoning_content"), str):
             msg["reasoning"] = msg.pop("reasoning_content")
         if m.get("_partial") and msg.get("role") == "assistant":

@@ -345,3 +345,19 @@ def test_a_server_killed_mid_migration_offers_the_rest_again(make_server):
     assert server.post("/api/migrate", {}).status_code == 202
     done = _migration_finished(server)
     assert done["migrated"] is True and done["report"]["skipped"] == [] and done["report"]["imported"] == ["tools"]
+
+
+def test_message_times_come_over_as_seconds_or_not_at_all():
+    """The page shows a message's time from ``timestamp`` in seconds: a string there left
+    the whole chat blank ("Invalid time value")."""
+    from api.migrate import convert_messages
+
+    raw = json.loads('[{"role": "user", "content": "a", "timestamp": 1700000000},'
+                     ' {"role": "assistant", "content": "b", "timestamp": "2024-01-01T00:00:00Z"},'
+                     ' {"role": "user", "content": "c", "timestamp": "soon"},'
+                     ' {"role": "assistant", "content": "d", "timestamp": Infinity},'
+                     ' {"role": "user", "content": "e", "timestamp": null},'
+                     ' {"role": "assistant", "content": "f", "_ts": 1700000005.5}]')
+    assert [m.get("timestamp") for m in convert_messages(raw)] == \
+        [1_700_000_000.0, 1_704_067_200.0, None, None, None, 1_700_000_005.5]
+    assert all("timestamp" not in m for m in convert_messages(raw)[2:5])
