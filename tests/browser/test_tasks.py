@@ -196,3 +196,32 @@ def test_an_open_panel_shows_a_run_end_without_reload_and_keeps_the_focus(make_s
     expect(history.locator(".hp-run")).to_contain_text("Finished")
     expect(history.get_by_role("button", name=re.compile("Open the chat"))).to_have_text("Open chat")
     expect(run_now).to_be_focused()
+
+
+def test_the_keyboard_focus_stays_in_the_dialog_after_each_action(make_server, open_page):
+    server = make_server(env={"HERMES_WEBUI_TEST_CLOCK": "1"}).start()
+    page = open_page(server)
+    page.get_by_role("button", name="Scheduled tasks").click()
+    dialog = page.locator("#tasks-dialog")
+    new = dialog.get_by_role("button", name="New task")
+    expect(new).to_be_focused()
+    page.keyboard.press("Enter")
+    form = dialog.get_by_role("form", name="New task")
+    expect(form.get_by_label("Name")).to_be_focused()
+    page.keyboard.type("Keys ⌨ 鍵")
+    form.get_by_label("Prompt").fill("by keyboard")
+    form.get_by_label("Name").press("Enter")                    # submits the form
+    expect(dialog.locator(".hp-task", has_text="Keys ⌨ 鍵")).to_be_visible()
+    expect(new).to_be_focused()                                  # back on the button that opened the form
+    dialog.get_by_role("button", name="Pause: Keys ⌨ 鍵").press("Enter")
+    expect(dialog.get_by_role("button", name="Resume: Keys ⌨ 鍵")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(dialog.get_by_role("button", name="Pause: Keys ⌨ 鍵")).to_be_focused()
+    dialog.get_by_role("button", name="Edit: Keys ⌨ 鍵").press("Enter")
+    dialog.get_by_role("form", name="Edit Keys ⌨ 鍵").get_by_role("button", name="Cancel").press("Enter")
+    expect(dialog.get_by_role("button", name="Edit: Keys ⌨ 鍵")).to_be_focused()
+    dialog.get_by_role("button", name="Delete: Keys ⌨ 鍵").press("Enter")
+    page.locator("#dialog").get_by_role("button", name="Delete").press("Enter")
+    expect(dialog.get_by_text("No tasks yet")).to_be_visible()
+    expect(new).to_be_focused()
+    assert server.get("/api/tasks").json()["tasks"] == []

@@ -143,11 +143,18 @@ export function mount(container, ctx = {}) {
     } catch (err) { fail(`run ${t.name}`)(err); }
   }
 
+  /** Focus the control labelled ``label`` (else "New task"): the one the keyboard was on went away. */
+  function focusOn(label) {
+    const el = label && [...root.querySelectorAll("[aria-label]")].find((e) => e.getAttribute("aria-label") === label);
+    (el || root.querySelector("#task-new"))?.focus();
+  }
+
   async function pause(t, paused) {
     try {
       await post("/api/tasks/pause", { task_id: t.id, paused });
       say(paused ? `Paused ${t.name}: it will not run until you resume it.` : `Resumed ${t.name}.`);
       await load();
+      focusOn(`${paused ? "Resume" : "Pause"}: ${t.name}`);
     } catch (err) { fail(paused ? "pause the task" : "resume the task")(err); }
   }
 
@@ -160,6 +167,7 @@ export function mount(container, ctx = {}) {
       historyBox.replaceChildren();
       say(`Deleted ${t.name}.`);
       await load();
+      focusOn(null);
     } catch (err) { fail("delete the task")(err); }
   }
 
@@ -297,6 +305,7 @@ export function mount(container, ctx = {}) {
         editorBox.replaceChildren();
         say(`Saved ${task.name}.${task.next_runs[0] ? ` Next run ${when(task.next_runs[0], task.timezone)}.` : ""}`);
         await load();
+        focusOn(t ? `Edit: ${task.name}` : null);   // back where the form was opened
       } catch (err) {
         error.hidden = false;
         error.textContent = `Could not save the task: ${err.message}`;
@@ -319,7 +328,10 @@ export function mount(container, ctx = {}) {
       error,
       h("div", { class: "hp-toolbar" },
         h("button", { type: "submit", class: "hp-btn hp-primary" }, t ? "Save changes" : "Create task"),
-        h("button", { type: "button", class: "hp-btn", onclick: () => editorBox.replaceChildren() }, "Cancel")));
+        h("button", { type: "button", class: "hp-btn", onclick: () => {
+          editorBox.replaceChildren();
+          focusOn(t ? `Edit: ${t.name}` : null);
+        } }, "Cancel")));
     editorBox.replaceChildren(form);
     showFields();
     preview();
