@@ -217,3 +217,22 @@ def test_behind_a_password_the_upload_carries_the_pages_csrf_token(make_server, 
     page.click("#send-btn")
     wait_reply_finished(page)
     assert f"[attachment hello.txt {len(data)} text/plain]" in page.locator(".msg-assistant .md").last.inner_text()
+
+
+def test_a_file_named_by_the_upstream_but_not_stored_here_is_a_chip_not_a_broken_link(live_server, open_page):
+    """A migrated upstream message lists its files as ``{name, path, mime, size}`` with no
+    id in our store: the bubble names them, with no link or image that would fail."""
+    from .conftest import write_session
+
+    write_session(live_server.sessions_dir, "upstream-files", "Upstream files", [
+        {"role": "user", "content": "what is in these?", "timestamp": 1_700_000_000,
+         "attachments": [{"name": "cat.png", "path": "cat.png", "mime": "image/png", "size": 12, "is_image": True},
+                         {"name": "notes 日本.txt", "path": "notes 日本.txt", "mime": "text/plain", "size": 2048}]},
+        {"role": "assistant", "content": "A cat and notes.", "timestamp": 1_700_000_001, "status": "complete"},
+    ])
+    page = open_page(live_server, "/?s=upstream-files")
+    chips = page.locator(".msg-user .msg-attachments .att-item")
+    chips.first.wait_for()
+    names = chips.locator(".att-name").all_inner_texts()
+    assert names == ["cat.png", "notes 日本.txt"] and chips.locator(".att-size").all_inner_texts()[0] == "12 bytes"
+    assert page.locator(".msg-user .msg-attachments a, .msg-user .msg-attachments img").count() == 0

@@ -80,6 +80,10 @@ export function attachmentList(atts, sid = currentSid) {
   return h("ul", { class: "msg-attachments", "aria-label": "Attached files" }, atts.map((att) => {
     const name = String(att.name || "attachment");
     const size = Number.isFinite(att.size) ? formatBytes(att.size) : "";
+    if (typeof att.id !== "string" || !att.id) {  // named by another app (a migrated chat), not stored here
+      return h("li", { class: "att-item" }, h("span", { class: "att-file att-absent", title: `${name}: not stored here` },
+        icon("file"), h("span", { class: "att-name" }, name), h("span", { class: "att-size" }, size)));
+    }
     if (isImage(att.mime)) {
       const url = attachmentUrl(sid, att.id);
       return h("li", { class: "att-item" }, h("a", {
