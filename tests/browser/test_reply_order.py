@@ -197,6 +197,28 @@ def test_read_aloud_and_dictation_use_the_browsers_speech(live_server, browser, 
     assert console.unexpected() == []
 
 
+def test_read_aloud_in_a_browser_without_a_voice_says_so(live_server, browser, console):
+    """Chromium on Linux without speech-dispatcher fails every utterance at once
+    (``synthesis-failed``): the button must not just flick, the person is told why."""
+    ctx = browser.new_context()
+    ctx.add_init_script("""window.speechSynthesis.speak = (u) => setTimeout(() => {
+      const e = new Event('error'); e.error = 'synthesis-failed'; u.dispatchEvent(e); }, 20);""")
+    page = ctx.new_page()
+    console.attach(page)
+    try:
+        page.goto(live_server.url("/"))
+        page.wait_for_selector("html[data-ready]")
+        page.fill("#composer-input", "read me")
+        page.click("#send-btn")
+        wait_reply_finished(page)
+        page.locator(".msg-assistant .msg-speak").click()
+        page.wait_for_function("() => document.querySelector('#toast').innerText.includes('no voice')")
+        assert page.get_attribute(".msg-assistant .msg-speak", "aria-pressed") == "false"
+    finally:
+        ctx.close()
+    assert console.unexpected() == []
+
+
 # The reply's body with its reasoning blocks too: "reasoning:<text>" for each.
 ORDER_ALL = ORDER.replace("'.msg-body > .md, .msg-body > .tools'",
                           "'.msg-body > .md, .msg-body > .tools, .msg-body > details.reasoning'").replace(

@@ -59,7 +59,16 @@ function speak(btn) {
     }
   };
   utterance.addEventListener("end", done);
-  utterance.addEventListener("error", done);
+  utterance.addEventListener("error", (e) => {
+    done();
+    // stopped by us or by another reply: no news; else say why nothing is heard (a browser
+    // with no voice installed, e.g. Chromium on Linux without speech-dispatcher, fails at once)
+    if (e.error !== "interrupted" && e.error !== "canceled") {
+      toast(e.error === "synthesis-failed" || e.error === "voice-unavailable"
+        ? "This browser has no voice to read with: install one in the system's speech settings (on Linux, speech-dispatcher), or use another browser."
+        : `Reading aloud stopped: ${e.error || "the browser could not speak"}.`, 7000);
+    }
+  });
   speakingButton = btn;
   setSpeaking(btn, true);
   window.speechSynthesis.speak(utterance);
