@@ -19,7 +19,7 @@ import json
 import time
 import uuid
 
-from flask import Blueprint, Flask, Response, jsonify
+from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .app import app_state
@@ -232,6 +232,22 @@ def _sse(gen, meta: dict, include_usage: bool):
     yield "data: [DONE]\n\n"
 
 
+def _in_openai_shape(resp: Response) -> Response:
+    """An error under ``/v1/`` answered before this blueprint's own handlers could (login
+    required or refused, the rate limit, an unknown ``/v1`` path or method) is rewritten
+    from the app's ``{"error": "<sentence>"}`` into OpenAI's shape, status and headers
+    (``Retry-After``…) kept, so an OpenAI client reads every /v1 error the same way."""
+    if resp.status_code < 400 or not (request.path == "/v1" or request.path.startswith("/v1/")):
+        return resp
+    body = resp.get_json(silent=True) if resp.is_json else None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        resp.set_data(json.dumps({"error": {"message": body["error"], "type": _error_type(resp.status_code),
+                                            "param": None, "code": None}}, ensure_ascii=False))
+    return resp
+
+
 def init_app(app: Flask) -> None:
-    """Register ``/v1/models`` and ``/v1/chat/completions``."""
+    """Register ``/v1/models`` and ``/v1/chat/completions``, and OpenAI's error shape for
+    every error under ``/v1/`` (:func:`_in_openai_shape`)."""
     app.register_blueprint(openai_bp)
+    app.after_request(_in_openai_shape)

@@ -196,3 +196,17 @@ def test_the_openai_client_sees_a_proper_not_found_error(server):
     with pytest.raises(openai.NotFoundError) as info:
         client.chat.completions.create(model="gpt-9", messages=HELLO, max_tokens=2)
     assert info.value.code == "model_not_found"
+
+
+def test_errors_from_outside_the_v1_routes_also_have_openais_shape(server, make_server):
+    """An unknown /v1 path or method and a refused login are OpenAI-shaped too (they are
+    answered before the /v1 routes run), so an OpenAI client reads them like any other."""
+    for r, status in ((server.get("/v1/embeddings"), 404), (server.get("/v1/chat/completions"), 405)):
+        assert r.status_code == status
+        error = r.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"} and error["type"] == "invalid_request_error"
+    locked = make_server(agent="fake", args=("--password", "pw-for-v1")).start()
+    r = locked.get("/v1/models", headers={"Authorization": "Bearer wrong"})
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+    assert locked.get("/v1/models", headers={"Authorization": "Bearer pw-for-v1"}).status_code == 200
+    assert isinstance(locked.get("/api/sessions").json()["error"], str)     # the app's own routes keep theirs
