@@ -206,13 +206,15 @@ def get_session():
 
 @sessions_bp.get("/api/session/status")
 def session_status():
-    """``{session_id, active_stream_id, streaming, pending_user_message, message_count}``."""
+    """``{session_id, active_stream_id, streaming, pending_user_message, pending_attachments,
+    message_count}`` (``pending_attachments``: the running message's ``[{id, name, size, mime}]``)."""
     sid = validate_session_id(arg_str("session_id"))
     meta = _load_settled(sid).meta
     active = meta.get("active_stream_id")
+    pending = _store().pending_fields(meta)
     return jsonify(session_id=sid, active_stream_id=active, streaming=streams.is_alive(active),
-                   pending_user_message=_store().pending_fields(meta)["pending_user_message"],
-                   message_count=meta.get("message_count", 0))
+                   pending_user_message=pending["pending_user_message"],
+                   pending_attachments=pending["pending_attachments"], message_count=meta.get("message_count", 0))
 
 
 def _patch(changes_from_body) -> Response:

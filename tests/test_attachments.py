@@ -222,6 +222,11 @@ class Recorder(BaseHTTPRequestHandler):
 
     seen: list = []
 
+    @classmethod
+    def last_turn(cls) -> dict:
+        """The newest streamed request: a turn's (a generated title's is not streamed)."""
+        return [r for r in cls.seen if r.get("stream")][-1]
+
     def log_message(self, *args):
         pass
 
@@ -282,7 +287,7 @@ def test_the_openai_backend_sends_images_as_parts_and_files_as_text(openai_serve
     Recorder.seen.clear()
     events = stream_events(srv, srv.start_chat(sid, "describe", attachments=ids))
     assert tokens_of(events) == "ok", events
-    content = Recorder.seen[-1]["messages"][-1]["content"]
+    content = Recorder.last_turn()["messages"][-1]["content"]
     assert isinstance(content, list) and content[0]["type"] == "text"
     text = content[0]["text"]
     assert text.startswith("describe")
@@ -294,7 +299,7 @@ def test_the_openai_backend_sends_images_as_parts_and_files_as_text(openai_serve
     assert images == [{"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()}}]
     # a later turn names the earlier files instead of sending them again
     stream_events(srv, srv.start_chat(sid, "and now?"))
-    history = Recorder.seen[-1]["messages"]
+    history = Recorder.last_turn()["messages"]
     assert history[0] == {"role": "user", "content": "describe\n[attached then: shot.png, notes.md, report.pdf, "
                                                      "letter.docx, blob.bin]"}
     assert history[-1] == {"role": "user", "content": "and now?"}
@@ -304,7 +309,7 @@ def test_a_message_without_attachments_is_sent_as_plain_text(openai_server):
     srv = openai_server
     sid = srv.new_session()
     stream_events(srv, srv.start_chat(sid, "plain"))
-    assert Recorder.seen[-1]["messages"][-1] == {"role": "user", "content": "plain"}
+    assert Recorder.last_turn()["messages"][-1] == {"role": "user", "content": "plain"}
 
 
 def test_a_queued_message_takes_attachments_checked_like_a_chat_start(server):
@@ -321,15 +326,23 @@ def test_a_queued_message_takes_attachments_checked_like_a_chat_start(server):
     r = server.post("/api/chat/queue", {"session_id": sid, "message": "", "attachments": [mine["id"]]})
     assert r.status_code == 200, r.text
     assert r.json()["queued"][0]["attachments"] == [mine]             # files alone may be queued
+    waiting = fake_script(tokens=1, hang=True)
+    assert server.post("/api/chat/queue", {"session_id": sid, "message": waiting,
+                                           "attachments": [mine["id"]]}).status_code == 200
     # a queued message's file is not deleted from under it
     gone = server.post("/api/attachment/delete", {"session_id": sid, "id": mine["id"]})
     assert gone.status_code == 409 and gone.json()["error"]
     assert server.post("/api/chat/cancel", {"stream_id": running}).json()["cancelled"] is True
-    wait_until(lambda: len(server.session(sid)["messages"]) == 4 and not server.session(sid)["active_stream_id"],
-               message="the queued message ran")
+    wait_until(lambda: len(server.session(sid)["messages"]) == 4, message="the first queued message ran")
     user, reply = server.session(sid)["messages"][2:]
     assert user["attachments"] == [mine]
     assert reply["content"] == f"[attachment plan.txt {mine['size']} text/plain] echo:"
+    # the second runs now (it hangs): the status names its files, as the page shows them
+    status = lambda: server.get("/api/session/status", params={"session_id": sid}).json()  # noqa: E731
+    wait_until(lambda: status()["pending_user_message"] == waiting, message="the second queued message started")
+    assert status()["pending_attachments"] == [mine]
+    assert server.post("/api/attachment/delete", {"session_id": sid, "id": mine["id"]}).status_code == 409
+    assert server.post("/api/chat/cancel", {"stream_id": status()["active_stream_id"]}).json()["cancelled"] is True
 
 
 def test_an_unsent_attachment_can_be_deleted_and_a_sent_one_is_kept(server):

@@ -357,8 +357,7 @@ export class Chat {
       if (sid !== this.sessionId || this.stream) return;
       if (st.streaming && st.active_stream_id && st.pending_user_message != null) {
         this.count = st.message_count;
-        const next = this.queued?.find((q) => q.text === st.pending_user_message);
-        this.attach(st.active_stream_id, st.pending_user_message, Date.now() / 1000, null, next?.attachments || null);
+        this.attach(st.active_stream_id, st.pending_user_message, Date.now() / 1000, null, st.pending_attachments || null);
         this.hooks.onListChanged();
         break;
       }
