@@ -149,3 +149,17 @@ def test_a_queued_message_is_edited_before_it_runs(live_server, open_page):
     expect(page.locator(".msg-user").last).to_contain_text("second thoughts")
     wait_until(lambda: live_server.session(sid_of(page))["messages"][-1].get("content") == "echo: second thoughts",
                message="the edited message's reply")
+
+
+def test_a_checkbox_sits_beside_its_words(live_server, open_page):
+    """A dialog's text fields are full width; its checkboxes are not: 'Let the model name new
+    chats' reads on one line after a box of its own size (the box once took the whole row and
+    squeezed the words into a narrow column)."""
+    page = open_page(live_server)
+    dialog = open_settings(page)
+    for name in ("Let the model name new chats", "Notify me when a reply finishes while this tab is in the background"):
+        box = dialog.get_by_label(name).bounding_box()
+        words = dialog.get_by_text(name, exact=True).bounding_box()
+        assert box["width"] <= 24, (name, box)
+        assert words["x"] >= box["x"] + box["width"] and words["x"] - (box["x"] + box["width"]) <= 16, (name, box, words)
+        assert words["height"] < 30 or words["width"] > 300, (name, words)   # one line, or the rest of the row: not a narrow column
