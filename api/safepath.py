@@ -33,6 +33,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import re
 import shutil
 import stat
 import sys
@@ -101,6 +102,9 @@ def split_relpath(path, *, allow_root: bool = True) -> tuple[str, ...]:
     return parts
 
 
+BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
 def upload_name(raw, what: str = "file name") -> str:
     """The single name an uploaded file is stored under, from the name the client sent.
 
@@ -109,11 +113,14 @@ def upload_name(raw, what: str = "file name") -> str:
     ``/`` or ``\\`` is kept, so nothing the client sends ever builds a path; the folder is
     the request's ``path`` field alone. :class:`PathError` 400 when nothing usable is
     left: a non-string, an empty name, a name of dots and spaces only (``..``), a NUL or
-    other control character (a newline), or a name over 255 bytes in UTF-8.
+    other control character (a newline), or a name over 255 bytes in UTF-8. Unicode's
+    bidirectional embedding, override and isolate marks (U+202A–202E, U+2066–2069) are
+    dropped: they only change how a name displays, e.g. ``invoice<U+202E>fdp.exe`` showing
+    as ``invoiceexe.pdf`` in a chip or a download link.
     """
     if not isinstance(raw, str):
         raise PathError(f"{what} must be a string")
-    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    name = BIDI_CONTROLS.sub("", raw).replace("\\", "/").rsplit("/", 1)[-1]
     if not name.strip(". \t"):
         raise PathError(f"{what} {raw[:80]!r} has no usable name (empty or only dots)")
     if any(ord(c) < 32 or ord(c) == 127 for c in name):

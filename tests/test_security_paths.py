@@ -105,7 +105,10 @@ def test_upload_name_rules_directly():
     assert safepath.upload_name("..\\..\\x") == "x"
     assert safepath.upload_name("dir/sub/ünïcode name.txt") == "ünïcode name.txt"
     assert safepath.upload_name(".hidden") == ".hidden"
-    for bad in ("", ".", "..", "...", "a/", "a\\", "x\x00y", "evil\n", "\r", "x" * 256, None):
+    # bidi overrides/isolates only disguise a name ("invoice\u202efdp.exe" shows as "invoiceexe.pdf")
+    assert safepath.upload_name("invoice\u202efdp.exe") == "invoicefdp.exe"
+    assert safepath.upload_name("\u2067שלום\u2069 notes.txt") == "שלום notes.txt"
+    for bad in ("", ".", "..", "...", "a/", "a\\", "x\x00y", "evil\n", "\r", "x" * 256, "\u202e", None):
         with pytest.raises(PathError) as info:
             safepath.upload_name(bad)
         assert info.value.status == 400, bad
