@@ -17,6 +17,12 @@ class ScriptedOpenAI(BaseHTTPRequestHandler):
 
     requests_seen: list = []
 
+    @classmethod
+    def last_turn(cls) -> dict:
+        """The newest streamed request: a turn's. A generated title's request (not streamed,
+        sent on its own thread after a chat's first reply) may come later and is left out."""
+        return [r for r in cls.requests_seen if r.get("stream")][-1]
+
     def log_message(self, *args):
         pass
 
@@ -77,7 +83,7 @@ def test_streams_tokens_and_reasoning_and_sends_history(openai_server):
     reply = openai_server.session(sid)["messages"][-1]
     assert reply["content"] == "Hello, world" and reply["reasoning"] == "let me think"
     stream_events(openai_server, openai_server.start_chat(sid, "ok"))
-    sent = ScriptedOpenAI.requests_seen[-1]
+    sent = ScriptedOpenAI.last_turn()
     assert sent["model"] == "scripted" and sent["stream"] is True
     assert sent["messages"] == [{"role": "user", "content": "ok"}, {"role": "assistant", "content": "Hello, world"},
                                 {"role": "user", "content": "ok"}]

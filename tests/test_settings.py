@@ -159,7 +159,8 @@ def scripted():
 
 
 def _sent_for(message: str) -> dict:
-    return next(r for r in reversed(ScriptedOpenAI.requests_seen) if r["messages"][-1]["content"] == message)
+    return next(r for r in reversed(ScriptedOpenAI.requests_seen)
+                if r.get("stream") and r["messages"][-1]["content"] == message)
 
 
 def test_custom_instructions_and_the_projects_go_to_the_model_as_the_system_message(make_server, scripted):
@@ -169,19 +170,19 @@ def test_custom_instructions_and_the_projects_go_to_the_model_as_the_system_mess
     assert [m["role"] for m in _sent_for("ok")["messages"]] == ["user"]          # nothing set: no system message
     assert server.post("/api/settings", {"settings": {"custom_instructions": INSTRUCTIONS}}).ok
     stream_events(server, server.start_chat(sid, "ok"))
-    sent = ScriptedOpenAI.requests_seen[-1]
+    sent = ScriptedOpenAI.last_turn()
     assert sent["messages"][0] == {"role": "system", "content": INSTRUCTIONS.strip()}
     assert [m["role"] for m in sent["messages"]] == ["system", "user", "assistant", "user"]
     project = server.post("/api/projects/create", {"name": "Thesis", "instructions": "Cite sources."}).json()["project"]
     assert server.post("/api/session/move", {"session_id": sid, "project_id": project["project_id"]}).ok
     stream_events(server, server.start_chat(sid, "ok"))
-    assert ScriptedOpenAI.requests_seen[-1]["messages"][0] == {
+    assert ScriptedOpenAI.last_turn()["messages"][0] == {
         "role": "system", "content": INSTRUCTIONS.strip() + "\n\nCite sources."}
     # a retry runs with them too
     r = server.post("/api/session/retry", {"session_id": sid})
     assert r.status_code == 200, r.text
     stream_events(server, r.json()["stream_id"])
-    assert ScriptedOpenAI.requests_seen[-1]["messages"][0]["content"].endswith("Cite sources.")
+    assert ScriptedOpenAI.last_turn()["messages"][0]["content"].endswith("Cite sources.")
 
 
 def test_instructions_of_one_profile_never_reach_another(make_server, scripted):
@@ -190,11 +191,11 @@ def test_instructions_of_one_profile_never_reach_another(make_server, scripted):
     assert post(work, server, "/api/settings", {"settings": {"custom_instructions": "only at work"}}).ok
     home_sid = server.new_session()
     stream_events(server, server.start_chat(home_sid, "ok"))
-    assert all(m["role"] != "system" for m in ScriptedOpenAI.requests_seen[-1]["messages"])
+    assert all(m["role"] != "system" for m in ScriptedOpenAI.last_turn()["messages"])
     work_sid = post(work, server, "/api/session/new", {}).json()["session"]["session_id"]
     stream_id = post(work, server, "/api/chat/start", {"session_id": work_sid, "message": "ok"}).json()["stream_id"]
     stream_events(server, stream_id)
-    assert ScriptedOpenAI.requests_seen[-1]["messages"][0] == {"role": "system", "content": "only at work"}
+    assert ScriptedOpenAI.last_turn()["messages"][0] == {"role": "system", "content": "only at work"}
 
 
 # ---------------------------------------------------------------- the model list
