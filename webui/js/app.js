@@ -5,7 +5,7 @@
 
 import { api, postForm } from "./api.js";
 import { initAttachments } from "./attachments.js";
-import { $, announce, toast } from "./dom.js";
+import { $, announce, h, toast } from "./dom.js";
 import { Chat } from "./chat.js";
 import { LiveEvents } from "./events.js";
 import { initComposer } from "./composer.js";
@@ -141,7 +141,8 @@ async function showHealth() {
     }
     if (health.agent) {
       const model = health.model || "default model";
-      $("#backend-text").textContent = `${model} · ${health.agent} backend`;
+      // the model's name is hidden (CSS) while the picker beside it names the chat's model
+      $("#backend-text").replaceChildren(h("span", { class: "backend-model" }, `${model} · `), `${health.agent} backend`);
       info.title = `Model ${model}, backend ${health.agent}`;
     } else {
       $("#backend-text").textContent = "Connected";
