@@ -20,6 +20,16 @@ Per source session:
   ``{id, function: {name, arguments}}`` answered by ``role: tool`` messages) become our
   tool cards ``{id, name, args, result}`` on the assistant message.
 
+The upstream's compressed conversations (a chain of files, DESIGN §7): when it compresses a
+conversation it keeps the old transcript as a parent file marked ``pre_compression_snapshot``
+and carries on (with the pin) in a child file whose ``parent_session_id`` names it; its
+sidebar hides the snapshots and ``GET /api/session`` of the child shows the chain stitched
+(its ``_webui_sidecar_lineage_messages_for_display``). A chain (A ← B ← C …) comes over as
+ONE chat with the tip's id and metadata and that stitched transcript
+(:func:`stitch_messages`); the snapshot parts are not imported on their own and the
+summary says "joined N compressed parts". A snapshot whose child is missing or unreadable
+is imported as a chat of its own (with its own snapshot parents stitched in).
+
 Idempotent: ``migration.json`` in our state dir records, per migrated session, the
 source file's stat and our file's ``generation`` right after the write. A second run
 imports what is new, updates a session whose source changed if ours has not changed
@@ -43,6 +53,7 @@ from .atomic import atomic_write_text
 from .codec import clean_json, clean_text, read_header
 from .models import (DEFAULT_TITLE, META_STRING_MAX_BYTES, SessionStore, _coerce, clean_title,
                      session_id_of_file)
+from .import_formats import settle_role
 from .session_recovery import _shrink_was_intentional
 
 log = logging.getLogger(__name__)
@@ -98,6 +109,7 @@ class Report:
     unreadable: list = field(default_factory=list)     # [{file, reason}]
     restored_from_backup: list = field(default_factory=list)  # [{session_id, from, to}]
     settled: list = field(default_factory=list)        # ids whose pending turn became interrupted messages
+    joined: list = field(default_factory=list)         # [{session_id, parts: [snapshot ids, newest first]}]
     projects: int = 0
     settings: dict = field(default_factory=dict)            # the upstream's settings carried {name: value}
     settings_left: list = field(default_factory=list)       # [{name, reason}] not carried
@@ -118,6 +130,11 @@ class Report:
                 f"{r['session_id']} ({r['from']} → {r['to']} messages)" for r in self.restored_from_backup))
         if self.settled:
             lines.append("interrupted turns kept as messages: " + ", ".join(self.settled))
+        if self.joined:
+            parts = sum(len(j["parts"]) for j in self.joined)
+            lines.append(f"joined {parts} compressed part{'s' if parts != 1 else ''} (the upstream's "
+                         "pre-compression snapshots) into their chats: " + ", ".join(
+                             f"{j['session_id']} ← {' ← '.join(j['parts'])}" for j in self.joined))
         lines += [f"skipped {s['session_id']}: {s['reason']}" for s in self.skipped]
         lines += [f"unreadable {u['file']}: {u['reason']}" for u in self.unreadable]
         if self.projects:
@@ -183,6 +200,113 @@ def read_source_session(path: Path) -> tuple[dict, dict | None]:
     return live, None
 
 
+# ---------------------------------------------------------------- compression chains
+
+MAX_CHAIN_HOPS = 20  # the upstream's own bound on a lineage walk
+_SNAPSHOT_RE = re.compile(rb'"pre_compression_snapshot"\s*:\s*true')
+_PARENT_RE = re.compile(rb'"parent_session_id"\s*:\s*"')
+
+
+def lineage_of(path: Path) -> tuple[str | None, bool, str] | None:
+    """``(parent_session_id, pre_compression_snapshot, session_source)`` of upstream file
+    ``path``; ``(None, False, "")`` for most files, found without parsing them (a JSON
+    string escapes its quotes, so these keys with a snapshot flag or a parent id appear
+    in the raw bytes only as keys); None when the file cannot be read or parsed."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    if not (_SNAPSHOT_RE.search(raw) or _PARENT_RE.search(raw)):
+        return None, False, ""
+    try:
+        obj, _ = read_source_session(path)
+    except _Unreadable:
+        return None
+    parent = obj.get("parent_session_id")
+    parent = parent if isinstance(parent, str) and session_id_of_file(parent + ".json") else None
+    source = obj.get("session_source")
+    source = source.strip().lower() if isinstance(source, str) else ""
+    return parent, obj.get("pre_compression_snapshot") is True, source
+
+
+def find_chains(lineage: dict[str, tuple]) -> tuple[dict[str, list[str]], set[str]]:
+    """The upstream's compression chains among its session files.
+
+    ``lineage``: ``{sid: (parent, snapshot, session_source)}`` of the readable files.
+    Returns ``({tip: [parts, newest first]}, absorbed)``: a tip's parts are the snapshot
+    parents its transcript is stitched from, walked as the upstream walks them (each
+    parent marked ``pre_compression_snapshot``, at most :data:`MAX_CHAIN_HOPS`, no cycle; a
+    ``fork`` child stops at a parent that is not a fork); ``absorbed`` are the snapshots
+    that are parts of a chat and are not imported alone. Every file that is not absorbed
+    is a tip (most with no parts), so nothing is lost when a child is missing.
+    """
+    def walk(tip: str) -> list[str]:
+        parts, seen, cur = [], {tip}, tip
+        fork = lineage[tip][2] == "fork"
+        for _ in range(MAX_CHAIN_HOPS):
+            parent = lineage[cur][0]
+            if not parent or parent in seen or parent not in lineage:
+                break
+            _, p_snapshot, p_source = lineage[parent]
+            if not p_snapshot or (fork and p_source != "fork"):
+                break
+            parts.append(parent)
+            seen.add(parent)
+            cur = parent
+        return parts
+
+    chains: dict[str, list[str]] = {}
+    absorbed: set[str] = set()
+    for sid, (_, snapshot, _) in lineage.items():
+        if not snapshot:  # a live conversation: always shown
+            chains[sid] = walk(sid)
+            absorbed.update(chains[sid])
+    # Snapshots no live child reaches (its child is missing or unreadable): the newest
+    # of each such chain is shown, with its own snapshot parents stitched in.
+    orphans = {sid: walk(sid) for sid, (_, snapshot, _) in lineage.items() if snapshot and sid not in absorbed}
+    inner = {p for parts in orphans.values() for p in parts}
+    for sid, parts in orphans.items():
+        if sid not in inner:
+            chains[sid] = parts
+            absorbed.update(parts)
+    for sid in orphans:  # a cycle of snapshots only: each kept on its own
+        if sid not in chains and sid not in absorbed:
+            chains[sid] = []
+    return chains, absorbed
+
+
+def _message_key(m: dict):
+    """A message's identity when chain parts overlap (the upstream's
+    ``_session_message_merge_key``): its id, else role, content, time, tool fields."""
+    ident = m.get("id") or m.get("message_id")
+    if ident:
+        return ("id", str(ident))
+    content = m.get("content")
+    calls = m.get("tool_calls")
+    return ("m", str(m.get("role") or ""),
+            content if isinstance(content, str) else json.dumps(content, sort_keys=True, default=str),
+            str(m.get("timestamp", m.get("_ts"))), str(m.get("tool_call_id") or ""),
+            str(m.get("tool_name") or m.get("name") or ""),
+            json.dumps(calls, sort_keys=True, default=str) if calls else "")
+
+
+def stitch_messages(segments: list[list[dict]]) -> list[dict]:
+    """The transcript the upstream's page shows for a compression chain: ``segments`` are
+    the parts' raw messages, oldest first, the tip's last. Each part in turn, leaving out
+    a message an earlier part already holds (:func:`_message_key`), so a child that already
+    starts with its parent's transcript (the upstream's newer versions keep it whole) is
+    not doubled, and a summary message the child starts with stays where the upstream shows
+    it: after the older turns, before the newer ones. (Where the upstream shows a child
+    holding its parent whole alone, older parts the parent lacked are kept here too.)"""
+    merged = list(segments[0])
+    keys = {_message_key(m) for m in merged}
+    for seg in segments[1:]:
+        new = [m for m in seg if _message_key(m) not in keys]
+        merged += new
+        keys.update(_message_key(m) for m in new)
+    return merged
+
+
 # ---------------------------------------------------------------- converting
 
 
@@ -222,7 +346,7 @@ def convert_messages(raw: list[dict]) -> list[dict]:
     for m in raw:
         if m.get("role") == "tool" and m.get("tool_call_id") in used:
             continue
-        msg = {k: v for k, v in m.items() if not k.startswith("_")}
+        msg = settle_role({k: v for k, v in m.items() if not k.startswith("_")})  # no/unknown role: source_role
         if "timestamp" not in msg and isinstance(m.get("_ts"), (int, float)):
             msg["timestamp"] = m["_ts"]
         if "timestamp" in msg:  # seconds, or none at all: an ISO string is read, garbage dropped
@@ -410,9 +534,17 @@ def migrate(src: Path, dst: Path, *, dry_run: bool = False,
         from .migrate_settings import migrate_settings  # settings.json, workspaces.json
         for key, value in migrate_settings(src, dst, dry_run=dry_run).items():
             setattr(report, key, value)
+        chains, absorbed = find_chains(_scan_lineage(files, record))
         try:
             for n, path in enumerate(files, 1):
-                _migrate_one(path, dst, report, seen, by_sid, store, dry_run)
+                sid = path.name[:-5]
+                if sid not in absorbed:
+                    parts = [path.with_name(f"{p}.json") for p in chains.get(sid, [])]
+                    _migrate_one(path, dst, report, seen, by_sid, store, dry_run, parts)
+                elif sid in by_sid:  # a run before it was compressed (or before chains were joined)
+                    tip = next(t for t, ps in chains.items() if sid in ps)
+                    report.skipped.append({"session_id": sid, "reason": f"now a compressed part of {tip}; the "
+                                           "chat an earlier run made of it is left as it is"})
                 if not dry_run and n % 250 == 0:
                     _save_record(dst, record)
                 if progress is not None:
@@ -434,18 +566,69 @@ def migrate(src: Path, dst: Path, *, dry_run: bool = False,
     return report
 
 
-def _migrate_one(path: Path, dst: Path, report: Report, seen: dict, by_sid: dict, store, dry_run: bool) -> None:
+def _scan_lineage(files: list[Path], record: dict) -> dict[str, tuple]:
+    """``{sid: (parent, snapshot, session_source)}`` of the readable source files, for
+    :func:`find_chains`. ``record["lineage"]`` keeps each file's answer with its stat, so
+    a second run reads no unchanged file (an unreadable one is read again each run)."""
+    cache = record.get("lineage") if isinstance(record.get("lineage"), dict) else {}
+    fresh, out = {}, {}
+    for path in files:
+        sid, sig = path.name[:-5], _signature(path)
+        hit = cache.get(sid)
+        if isinstance(hit, list) and len(hit) == len(sig) + 3 and hit[:len(sig)] == sig:
+            found = tuple(hit[len(sig):])
+        else:
+            found = lineage_of(path)
+        if found is not None:
+            out[sid] = found
+            fresh[sid] = sig + list(found)
+    record["lineage"] = fresh
+    return out
+
+
+def _read_parts(parts: list[Path], report: Report) -> list[tuple[str, dict, dict | None]] | None:
+    """``[(sid, object, restored)]`` of a chain's snapshot parts, or None (the part named
+    unreadable in ``report``) when one can no longer be read."""
+    out = []
+    for part in parts:
+        try:
+            obj, restored = read_source_session(part)
+        except _Unreadable as exc:
+            report.unreadable.append({"file": part.name, "reason": str(exc)})
+            return None
+        out.append((part.name[:-5], obj, restored))
+    return out
+
+
+def _migrate_one(path: Path, dst: Path, report: Report, seen: dict, by_sid: dict, store, dry_run: bool,
+                 parts: list[Path] = ()) -> None:
+    """Bring source file ``path`` over, with the compression-chain ``parts`` (snapshot
+    files, newest first) its transcript is stitched from; the record's ``source`` then
+    holds every file's stat, so a change to any of them is seen."""
     sid = path.name[:-5]
     sig = _signature(path)
+    for part in parts:
+        sig += [part.name[:-5], *_signature(part)]
     known = by_sid.get(sid)
+    if parts:
+        report.joined.append({"session_id": sid, "parts": [p.name[:-5] for p in parts]})
     if known is not None and seen[known].get("source") == sig:
-        report.unchanged.append(sid)  # the source file is as it was: not even parsed again
+        report.unchanged.append(sid)  # the source files are as they were: not even parsed again
         return
     try:
         obj, restored = read_source_session(path)
     except _Unreadable as exc:
         report.unreadable.append({"file": path.name, "reason": str(exc)})
+        if parts:
+            report.joined.pop()
         return
+    part_objs = _read_parts(list(parts), report) if parts else []
+    if part_objs is None:  # a part went unreadable since the scan: this chat waits for the next run
+        report.joined.pop()
+        return
+    if part_objs:
+        obj = dict(obj, messages=stitch_messages([o["messages"] for _, o, _ in reversed(part_objs)]
+                                                 + [obj["messages"]]))
     profile, meta, messages, settled = convert_session(obj, sid, os.stat(path).st_mtime)
     key = f"{profile}/{sid}"
     ours_path = _profile_dir(dst, profile) / "sessions" / f"{sid}.json"
@@ -477,6 +660,7 @@ def _migrate_one(path: Path, dst: Path, report: Report, seen: dict, by_sid: dict
             return
     if restored:
         report.restored_from_backup.append(restored)
+    report.restored_from_backup += [r for _, _, r in part_objs if r]
     if settled:
         report.settled.append(sid)
     (report.updated if before is not None else report.imported).append(sid)

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from .helpers import ROOT, SERVER, LiveServer, fake_script, stream_events, tokens_of
 from .upstream_state import build_upstream_state, chat, snapshot, write
@@ -361,3 +363,189 @@ def test_message_times_come_over_as_seconds_or_not_at_all():
     assert [m.get("timestamp") for m in convert_messages(raw)] == \
         [1_700_000_000.0, 1_704_067_200.0, None, None, None, 1_700_000_005.5]
     assert all("timestamp" not in m for m in convert_messages(raw)[2:5])
+
+
+# ---------------------------------------------------------------- compression chains
+# The upstream compresses a long conversation by keeping the old transcript as a parent file
+# marked ``pre_compression_snapshot`` and going on (with the pin) in a child whose
+# ``parent_session_id`` names it; its sidebar shows one row and its page the parts stitched.
+
+
+def _later(messages: list[dict], start: int) -> list[dict]:
+    """``messages`` timed after the first ``start`` seconds of the conversation."""
+    return [dict(m, timestamp=m["timestamp"] + start) for m in messages]
+
+
+SUMMARY = {"role": "user", "content": "[CONTEXT COMPACTION] Earlier turns: planning a trip to 東京 🗼",
+           "timestamp": 1_700_000_000.0 + 19.5}
+
+
+def _chain_of_two(src: Path) -> list[dict]:
+    """The tester's case: A (20 messages, a snapshot) ← B (pinned, 5 later messages)."""
+    (src / "sessions").mkdir(parents=True, exist_ok=True)
+    old = chat(20, "a")
+    write(src / "sessions", "A", old, title="Trip plan #travel", pre_compression_snapshot=True,
+          project_id="a1b2c3d4e5f6")
+    new = _later(chat(5, "b"), 20)
+    write(src / "sessions", "B", new, title="Trip plan #travel", parent_session_id="A", pinned=True,
+          project_id="a1b2c3d4e5f6", created_at=1_700_000_000.0, updated_at=1_700_000_500.0)
+    return old + new
+
+
+def test_a_compressed_conversation_comes_over_as_one_chat_with_the_childs_id_and_pin(tmp_path):
+    (tmp_path / "home").mkdir()
+    src, dst = tmp_path / "up", tmp_path / "ours"
+    expected = _chain_of_two(src)
+    before = snapshot(src)
+    proc = run_cli(tmp_path, "migrate", str(src), "--state-dir", str(dst))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("imported 1, updated 0, unchanged 0, skipped 0, unreadable 0"), proc.stdout
+    assert "joined 1 compressed part (the upstream's pre-compression snapshots) into their chats: B ← A" in lines
+    assert not (dst / "sessions" / "A.json").exists()
+    ours = _ours(dst, "B")
+    assert ours["messages"] == expected  # the snapshot's 20, then the child's 5
+    assert (ours["title"], ours["tags"], ours["pinned"], ours["project_id"]) == \
+        ("Trip plan", ["travel"], True, "a1b2c3d4e5f6")
+    assert (ours["created_at"], ours["updated_at"]) == (1_700_000_000.0, 1_700_000_500.0)
+    assert snapshot(src) == before
+    again = run_cli(tmp_path, "migrate", str(src), "--state-dir", str(dst))
+    assert again.stdout.splitlines()[0].startswith("imported 0, updated 0, unchanged 1, skipped 0"), again.stdout
+    assert _ours(dst, "B") == ours and snapshot(src) == before
+    server = LiveServer(tmp_path / "srv", state_dir=dst).start()
+    try:
+        rows = server.get("/api/sessions").json()["sessions"]
+        assert [(r["session_id"], r["pinned"], r["message_count"]) for r in rows] == [("B", True, 25)]
+        assert server.session("B", msg_limit=30)["messages"] == expected
+    finally:
+        server.stop()
+
+
+def test_a_chain_of_three_is_stitched_in_the_order_the_upstream_shows_it(tmp_path):
+    """A ← B ← C: each child starts with the summary the compression wrote; a newer upstream's
+    child that already holds its parent's whole transcript (D ← E) is taken as it is; a
+    /branch fork of a chat (its ``parent_session_id`` names a chat that is no snapshot)
+    stays a chat of its own."""
+    from api.migrate import migrate
+
+    src, dst = tmp_path / "up", tmp_path / "ours"
+    sessions = src / "sessions"
+    sessions.mkdir(parents=True)
+    a = chat(20, "a")
+    b = [SUMMARY] + _later(chat(6, "b"), 20)
+    c = [dict(SUMMARY, content="[CONTEXT COMPACTION] more", timestamp=1_700_000_026.5),
+         *_later(chat(4, "c"), 30)]
+    write(sessions, "A", a, pre_compression_snapshot=True)
+    write(sessions, "B", b, pre_compression_snapshot=True, parent_session_id="A")
+    write(sessions, "C", c, parent_session_id="B", pinned=True, title="Long one")
+    d = chat(4, "d")
+    write(sessions, "D", d, pre_compression_snapshot=True)
+    e = d + _later(chat(2, "e"), 10)
+    write(sessions, "E", e, parent_session_id="D")
+    write(sessions, "G", chat(4, "g"))
+    write(sessions, "F", chat(2, "g"), parent_session_id="G", session_source="fork", title="Chat G (fork)")
+    report = migrate(src, dst)
+    assert sorted(report.imported) == ["C", "E", "F", "G"] and report.unreadable == []
+    assert sorted((j["session_id"], j["parts"]) for j in report.joined) == [("C", ["B", "A"]), ("E", ["D"])]
+    assert _ours(dst, "C")["messages"] == a + b + c
+    assert _ours(dst, "C")["pinned"] is True and _ours(dst, "C")["title"] == "Long one"
+    assert _ours(dst, "E")["messages"] == e
+    assert _ours(dst, "F")["messages"] == chat(2, "g") and _ours(dst, "G")["messages"] == chat(4, "g")
+    assert not any((dst / "sessions" / f"{sid}.json").exists() for sid in "ABD")
+    assert "joined 3 compressed parts" in report.summary()
+
+
+def test_a_snapshot_whose_child_is_missing_or_unreadable_is_imported_as_a_chat(tmp_path):
+    from api.migrate import migrate
+
+    src, dst = tmp_path / "up", tmp_path / "ours"
+    sessions = src / "sessions"
+    sessions.mkdir(parents=True)
+    write(sessions, "lonely", chat(6, "l"), pre_compression_snapshot=True)  # its child was deleted
+    write(sessions, "X", chat(4, "x"), pre_compression_snapshot=True)
+    # Y's child is lost
+    write(sessions, "Y", _later(chat(2, "y"), 4), pre_compression_snapshot=True, parent_session_id="X")
+    write(sessions, "P", chat(4, "p"), pre_compression_snapshot=True)
+    (sessions / "Q.json").write_bytes(b'{"session_id": "Q", "parent_session_id": "P", "messages": [')
+    report = migrate(src, dst)
+    assert sorted(report.imported) == ["P", "Y", "lonely"]
+    assert report.unreadable == [{"file": "Q.json", "reason": report.unreadable[0]["reason"]}]
+    assert report.joined == [{"session_id": "Y", "parts": ["X"]}]
+    assert _ours(dst, "lonely")["messages"] == chat(6, "l") and _ours(dst, "P")["messages"] == chat(4, "p")
+    assert _ours(dst, "Y")["messages"] == chat(4, "x") + _later(chat(2, "y"), 4)
+
+
+def test_a_grown_child_updates_the_chat_and_an_unchanged_chain_is_not_read_again(tmp_path, monkeypatch):
+    from api import migrate as mig
+
+    src, dst = tmp_path / "up", tmp_path / "ours"
+    expected = _chain_of_two(src)
+    assert mig.migrate(src, dst).imported == ["B"]
+    generation = _ours(dst, "B")["generation"]
+    read = []
+    real = mig.read_source_session
+    monkeypatch.setattr(mig, "read_source_session", lambda p: read.append(p.name) or real(p))
+    second = mig.migrate(src, dst)
+    assert (second.imported, second.updated, second.unchanged, read) == ([], [], ["B"], [])
+    grown = _later(chat(7, "b"), 20)  # the upstream went on in the child
+    write(src / "sessions", "B", grown, title="Trip plan #travel", parent_session_id="A", pinned=True,
+          updated_at=1_700_000_900.0)
+    third = mig.migrate(src, dst)
+    assert (third.imported, third.updated, third.skipped) == ([], ["B"], [])
+    ours = _ours(dst, "B")
+    assert ours["messages"] == expected[:20] + grown and ours["updated_at"] == 1_700_000_900.0
+    assert ours["generation"] == generation + 1 and not (dst / "sessions" / "A.json").exists()
+    assert mig.migrate(src, dst).unchanged == ["B"]
+
+
+def test_a_chain_imported_apart_by_an_earlier_version_is_joined_into_the_childs_chat(tmp_path, monkeypatch):
+    """A state dir migrated before chains were joined (both parts made chats): the child,
+    unchanged here since, is updated to the stitched transcript; the snapshot's chat is
+    left as it is, and the summary says why it is skipped."""
+    from api import migrate as mig
+
+    src, dst = tmp_path / "up", tmp_path / "ours"
+    expected = _chain_of_two(src)
+    with monkeypatch.context() as m:  # what the earlier version did: every file a chat of its own
+        m.setattr(mig, "find_chains", lambda lineage: ({sid: [] for sid in lineage}, set()))
+        assert sorted(mig.migrate(src, dst).imported) == ["A", "B"]
+    record = mig.load_record(dst)
+    del record["lineage"]  # the earlier version kept none
+    (dst / "migration.json").write_text(json.dumps(record))
+    report = mig.migrate(src, dst)
+    assert (report.imported, report.updated) == ([], ["B"]) and _ours(dst, "B")["messages"] == expected
+    assert report.skipped == [{"session_id": "A", "reason": "now a compressed part of B; the chat an earlier "
+                               "run made of it is left as it is"}]
+    assert _ours(dst, "A")["messages"] == expected[:20]
+    assert mig.migrate(src, dst).unchanged == ["B"]
+
+
+def test_a_dry_run_names_the_parts_it_would_join(tmp_path):
+    (tmp_path / "home").mkdir()
+    src, dst = tmp_path / "up", tmp_path / "ours"
+    _chain_of_two(src)
+    proc = run_cli(tmp_path, "migrate", str(src), "--state-dir", str(dst), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("would import 1, updated 0")
+    assert "into their chats: B ← A" in proc.stdout and not dst.exists()
+
+
+@given(st.lists(st.text(max_size=8), min_size=1, max_size=30, unique=True), st.data())
+@settings(max_examples=200, deadline=None)
+def test_stitching_any_split_of_a_transcript_gives_it_back_in_order_each_message_once(texts, data):
+    """However the upstream cut a conversation into parts (a part may repeat the end of the
+    one before, or the child may hold its parent whole), the stitched transcript is the
+    conversation, in order, each message once."""
+    from api.migrate import stitch_messages
+
+    whole = [{"role": "user" if i % 2 == 0 else "assistant", "content": t, "timestamp": 1_700_000_000 + i}
+             for i, t in enumerate(texts)]
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(whole) - 1), max_size=4)) if len(whole) > 1 else [])
+    bounds = [0, *cuts, len(whole)]
+    segments = []
+    for a, b in zip(bounds, bounds[1:]):
+        overlap = data.draw(st.integers(0, a))  # the part starts a little before the cut
+        segments.append(whole[a - overlap:b])
+    if len(segments) > 1 and data.draw(st.booleans()):  # a newer upstream: the child holds it all
+        segments[-1] = whole
+    assert stitch_messages(segments) == whole

@@ -122,6 +122,8 @@ def test_every_control_on_a_phone_is_at_least_44_pixels_and_a_chip_sends(live_se
     assert page.evaluate(SMALL_TARGETS) == []                # the chat with its empty state
     page.click("#open-sidebar")
     expect(page.locator("#sidebar")).to_be_visible()
+    # measured once the drawer has slid in (while it slides its controls are still off screen)
+    page.wait_for_function("() => document.querySelector('#sidebar').getBoundingClientRect().left === 0")
     assert page.evaluate(SMALL_TARGETS) == []                # the drawer
     page.click("#close-sidebar")
     chip = page.locator(".suggestion").first
