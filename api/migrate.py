@@ -53,7 +53,6 @@ from .atomic import atomic_write_text
 from .codec import clean_json, clean_text, read_header
 from .models import (DEFAULT_TITLE, META_STRING_MAX_BYTES, SessionStore, _coerce, clean_title,
                      session_id_of_file)
-from .import_formats import settle_role
 from .session_recovery import _shrink_was_intentional
 
 log = logging.getLogger(__name__)
@@ -346,7 +345,7 @@ def convert_messages(raw: list[dict]) -> list[dict]:
     for m in raw:
         if m.get("role") == "tool" and m.get("tool_call_id") in used:
             continue
-        msg = settle_role({k: v for k, v in m.items() if not k.startswith("_")})  # no/unknown role: source_role
+        msg = {k: v for k, v in m.items() if not k.startswith("_")}
         if "timestamp" not in msg and isinstance(m.get("_ts"), (int, float)):
             msg["timestamp"] = m["_ts"]
         if "timestamp" in msg:  # seconds, or none at all: an ISO string is read, garbage dropped
