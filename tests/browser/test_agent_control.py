@@ -183,6 +183,29 @@ def test_continue_extends_a_truncated_reply_in_the_same_bubble(live_server, open
     assert page.locator(".msg-assistant[data-status='truncated'] .badge-truncated").count() == 1
 
 
+def test_a_continued_reply_shows_the_tokens_of_both_parts_as_saved(live_server, open_page):
+    """The saved reply adds the continue's usage to its own: the page says the same live,
+    straight after the reply (no reload) and after continuing a reloaded one."""
+    page = open_page(live_server)
+    send(page, fake_script(tokens=3, finish="length"))
+    wait_reply_finished(page)
+    sid = sid_of(page)
+
+    def continue_and_compare(parts: int):
+        page.locator(".resume-notice").get_by_role("button", name="Continue").click()
+        page.wait_for_function("n => !document.querySelector('.msg-assistant.streaming') && document.querySelector("
+                               "'.msg-assistant .md').innerText.trim().split(' ').length === 3 * n", arg=parts)
+        saved = live_server.session(sid)["messages"][1]["usage"]
+        assert saved["completion_tokens"] == 3 * parts
+        shown = page.locator(".msg-assistant .msg-meta .usage").inner_text()
+        assert shown == f"{saved['prompt_tokens']:,} in · {saved['completion_tokens']:,} out"
+
+    continue_and_compare(2)          # the reply this tab just streamed
+    page.reload()
+    page.wait_for_selector("html[data-ready]")
+    continue_and_compare(3)          # a saved reply
+
+
 # ------------------------------------------------------------------ usage
 
 

@@ -120,6 +120,15 @@ function statusBadge(status) {
 
 const count = (n) => Number(n).toLocaleString();
 
+/** Two ``{prompt_tokens, completion_tokens}`` records added up, as the server adds a
+ * continued reply's (either may be null; null when both are). */
+export function addUsage(a, b) {
+  if (!a || !b) return a || b || null;
+  const n = (u, key) => (Number.isInteger(u[key]) ? u[key] : 0);
+  return { prompt_tokens: n(a, "prompt_tokens") + n(b, "prompt_tokens"),
+    completion_tokens: n(a, "completion_tokens") + n(b, "completion_tokens") };
+}
+
 /** The reply's tokens, subtle under it: "1,234 in · 56 out" (null without usage). */
 export function usageEl(usage) {
   const p = usage?.prompt_tokens;
@@ -213,6 +222,7 @@ export function assistantElement(msg, index, html) {
     actionBar("assistant", Boolean(content))));
   if (msg.status) el.dataset.status = msg.status;
   el.rawText = content;
+  el.usage = msg.usage || null;   // a continue adds its own to it (AssistantView.adopt)
   return el;
 }
 
@@ -319,6 +329,7 @@ export class AssistantView {
     this.body.append(this.typing, this.meta);
     this.errored = false;
     this.usage = null;      // the done event's {prompt_tokens, completion_tokens}
+    this.usageBefore = null; // a continued reply's own, before this turn (adopt)
   }
 
   /** Apply one stream event (token, reasoning, tool, tool_complete, apperror, status). */
@@ -403,6 +414,7 @@ export class AssistantView {
     for (const card of this.body.querySelectorAll(".tool-card")) this.cards.set(card.dataset.toolId, card);
     this.el.dataset.index = old.dataset.index ?? "";
     this.text = old.rawText || "";
+    this.usageBefore = old.usage || null;   // the saved reply counts both parts (api/journal.py add_usage)
   }
 
   /** Show a question card (approval, clarify) where the reply has got to. */
@@ -447,7 +459,8 @@ export class AssistantView {
     await Promise.all(this.closing);
     if (status && status !== "complete") this.el.dataset.status = status;
     this.el.rawText = this.text;
-    const parts = [statusBadge(status === "complete" ? null : status), timeEl(Date.now() / 1000), usageEl(this.usage),
+    this.el.usage = addUsage(this.usageBefore, this.usage);
+    const parts = [statusBadge(status === "complete" ? null : status), timeEl(Date.now() / 1000), usageEl(this.el.usage),
       actionBar("assistant", Boolean(this.text))];
     this.meta.append(...parts.filter(Boolean));
   }
