@@ -120,6 +120,24 @@ def test_a_second_answer_is_refused_with_a_sentence(live_server, open_page, cons
     wait_reply_finished(page)
 
 
+def test_the_backends_starting_status_goes_once_a_question_or_a_tool_comes(live_server, open_page):
+    """The hermes backend says "starting Hermes Agent…" under a new worker's first reply; an
+    approval card (the agent is waiting for the person, not starting) or a tool clears it."""
+    page = open_page(live_server)
+    shown = page.evaluate("""async () => {
+      const { AssistantView } = await import('/static/js/messages.js');
+      const status = (v) => v.el.querySelector('.typing-status').textContent;
+      const asked = new AssistantView(), ran = new AssistantView();
+      document.querySelector('#messages').append(asked.el, ran.el);
+      for (const v of [asked, ran]) v.handle('status', { text: 'starting Hermes Agent…' });
+      const before = status(asked);
+      asked.addQuestion(document.createElement('section'));
+      ran.handle('tool', { id: 'call_1', name: 'terminal', args: { command: 'ls' } });
+      return [before, status(asked), status(ran)];
+    }""")
+    assert shown == ["starting Hermes Agent…", "", ""]
+
+
 def test_approval_buttons_are_touch_sized_on_a_phone(live_server, open_page):
     page = open_page(live_server, viewport=PHONE)
     send(page, approval_script())

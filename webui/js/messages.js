@@ -334,6 +334,8 @@ export class AssistantView {
 
   /** Apply one stream event (token, reasoning, tool, tool_complete, apperror, status). */
   handle(name, data) {
+    // what the backend said it is doing ("starting Hermes Agent…") is over once the reply moves on
+    if (name !== "status") this.statusText.textContent = "";
     if (name === "token") this.token(String(data?.text ?? ""));
     else if (name === "reasoning") this.addReasoning(String(data?.text ?? ""));
     else if (name === "tool") this.addTool(data || {});
@@ -419,6 +421,7 @@ export class AssistantView {
 
   /** Show a question card (approval, clarify) where the reply has got to. */
   addQuestion(card) {
+    this.statusText.textContent = "";
     this.toolsBox().append(card);
   }
 
