@@ -3,8 +3,11 @@ the runner :mod:`api.scheduler`). Tasks belong to the request's profile.
 
 - ``GET /api/tasks`` → ``{tasks: [{id, name, prompt, schedule, cron, timezone, enabled,
   session_mode, session_id, model, missed, allowed_tools, created_at, updated_at,
-  next_runs: [iso8601 × 5], last_run?: {run_id, started_at, status}}]}``; ``next_runs`` is
-  empty while the task is paused; times in ``*_at`` are epoch seconds.
+  prompt_preview, prompt_bytes, next_runs: [iso8601 × 5], last_run?: {run_id, started_at,
+  status}}]}``; ``next_runs`` is empty while the task is paused; times in ``*_at`` are epoch
+  seconds; ``prompt_preview`` is the prompt's first 200 characters, ``prompt_bytes`` its
+  UTF-8 size. ``?prompt=preview`` leaves out each ``prompt`` (what the page polls while a
+  run goes: a long prompt is not sent every 3 s); ``?task_id`` lists that task alone.
 - ``GET /api/tasks/preview?schedule&timezone?`` → ``{cron, timezone, next_runs}``: what a
   save would store and the next five times (400 for a bad schedule or zone).
 - ``POST /api/tasks/save {id?, name, prompt, schedule, timezone?, model?, enabled?,
@@ -72,11 +75,18 @@ def _task_id(body: dict) -> str:
 
 @bp.get("/api/tasks")
 def list_tasks():
-    """The request's profile's tasks (shape in the module docstring), in creation order."""
+    """The request's profile's tasks (shape in the module docstring), in creation order.
+    ``?prompt=preview``: without each full ``prompt`` (``prompt_preview`` and
+    ``prompt_bytes`` stay), the light list a page polls; ``?task_id``: just that task
+    (404 unknown), e.g. its full prompt for an editor. Another ``prompt`` value → 400."""
     sched = scheduler()
     ts = sched.task_store(current_profile())
     now = sched.clock.now()
-    return jsonify(tasks=[public_task(t, ts.state(t["id"]), now) for t in ts.list()])
+    mode = request.args.get("prompt", "full")
+    if mode not in ("full", "preview"):
+        raise ApiError("'prompt' must be 'full' (the default) or 'preview'")
+    chosen = [ts.require(request.args["task_id"])] if "task_id" in request.args else ts.list()
+    return jsonify(tasks=[public_task(t, ts.state(t["id"]), now, full_prompt=mode == "full") for t in chosen])
 
 
 @bp.get("/api/tasks/preview")

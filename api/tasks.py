@@ -20,23 +20,34 @@ previous version. A damaged ``tasks.json`` reads as no tasks and is never overwr
 ``schedule`` is what the user typed: a five-field cron expression (minute hour day month
 weekday, croniter's syntax) or a preset, which :func:`resolve_schedule` turns into cron:
 ``hourly``, ``daily at HH:MM``, ``weekdays at HH:MM``, ``weekly DAY at HH:MM`` (DAY:
-monday…sunday or mon…sun). Times are wall-clock times in ``timezone`` (an IANA name):
-croniter walks the wall clock, :mod:`zoneinfo` places each time on the time line, so a
-time skipped by a spring-forward runs as much later as the clock jumped (02:30 runs at
-03:30 when 02:00 becomes 03:00; a time the shift makes coincide with another runs once)
-and a time repeated by a fall-back runs once, at its first occurrence (so an hourly or
-``*/30`` task does not run during the repeated hour).
+monday…sunday or mon…sun). Times are wall-clock times in ``timezone`` (an IANA
+Area/Location name, ``Etc/…`` or ``UTC``; see :func:`check_zone`): croniter walks the wall
+clock, :mod:`zoneinfo` places each time on the time line, and the daylight-saving rule
+follows cronie/Vixie cron:
+
+- a time skipped by a spring-forward runs as much later as the clock jumped (02:30 runs at
+  03:30 when 02:00 becomes 03:00); a time the shift makes coincide with another runs once;
+- in the hour a fall-back repeats, a schedule whose hour field is a wildcard or a step
+  (``*``, ``*/2``: ``hourly``, ``*/30 * * * *``) follows real elapsed time and runs in both
+  occurrences (01:00 EDT and 01:00 EST), while a fixed hour (``daily at 01:30``,
+  ``30 1 * * *``) runs once, at the first occurrence.
+
+Due times are strictly increasing: never two runs at one real instant.
 """
 from __future__ import annotations
 
+import functools
+import heapq
+import itertools
 import json
 import os
 import re
 import secrets
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
+import zoneinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -54,6 +65,7 @@ MAX_ALLOWED_TOOLS = 64
 TOOL_NAME_MAX = 128
 ZONE_MAX = 64
 PREVIEW_RUNS = 5
+PROMPT_PREVIEW_CHARS = 200
 TASK_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SESSION_MODES = ("new", "continue")
 MISSED_POLICIES = ("skip", "run_once")
@@ -106,10 +118,24 @@ def resolve_schedule(schedule) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=1)
+def _zone_names() -> frozenset[str]:
+    """The zones :func:`check_zone` accepts: IANA Area/Location names (``Europe/Paris``,
+    ``Etc/GMT+5``, backward links such as ``US/Eastern``) and ``UTC``; not the tz database's
+    files that are no place (``localtime``, ``Factory``, ``posixrules``) nor bare legacy
+    names (``EST5EDT``, ``Japan``)."""
+    return frozenset({"UTC"} | {n for n in zoneinfo.available_timezones()
+                               if "/" in n and not n.startswith(("posix/", "right/", "SystemV/"))})
+
+
 def check_zone(name) -> str:
-    """``name`` if it is an IANA time zone this machine knows; ApiError 400 otherwise."""
+    """``name`` if it is an IANA time zone this machine knows (see :func:`_zone_names`);
+    ApiError 400 otherwise."""
     if not isinstance(name, str) or not name or len(name) > ZONE_MAX:
         raise ApiError("'timezone' must be an IANA time zone name such as Europe/Paris")
+    if name not in _zone_names():
+        raise ApiError(f"unknown time zone {name[:ZONE_MAX]!r}: use an IANA name such as "
+                       "Europe/Paris or America/New_York (or UTC)")
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
@@ -140,18 +166,48 @@ def local_zone_name() -> str:
     return "UTC"
 
 
-def due_times(cron: str, zone: str, after: float, count: int) -> list[float]:
-    """The next ``count`` times (epoch seconds, strictly after ``after``) that ``cron``
-    names on the wall clock of ``zone``."""
+_UTC = timezone.utc
+_LOOKBACK = range(0, 27 * 3600, 3600)   # how far ahead a fall-back can repeat wall times (<= 26 h)
+
+
+def _naive_utc(t: float) -> datetime:
+    return datetime.fromtimestamp(t, _UTC).replace(tzinfo=None)
+
+
+def _instants(cron: str, zone: str, after: float):
+    """Every time (epoch seconds, strictly increasing, each > ``after``) that ``cron``
+    names on the wall clock of ``zone``, under the daylight-saving rule of the module
+    docstring. Walks croniter's wall times in order; each gives one instant, or two for a
+    repeated wall time when the hour field is a wildcard/step. Instants of later wall
+    times are never earlier than ``wall - max(offsets of this wall time)``, so a small
+    heap yields them in order."""
     tz = ZoneInfo(zone)
-    wall = datetime.fromtimestamp(after, tz).replace(tzinfo=None)
-    it = croniter(cron, wall)
-    out: list[float] = []
-    while len(out) < count:
-        t = it.get_next(datetime).replace(tzinfo=tz).timestamp()
-        if t > after and (not out or t > out[-1]):
-            out.append(t)
-    return out
+    every_hour = cron.split(" ")[1].startswith("*")
+    # Start early enough to see the second occurrence of wall times a fall-back soon after
+    # ``after`` repeats (their wall time can be earlier than that of ``after``).
+    lowest = min(datetime.fromtimestamp(after + d, tz).utcoffset() for d in _LOOKBACK)
+    it = croniter(cron, _naive_utc(after) + lowest)
+    heap: list[float] = []
+    last = after
+    while True:
+        wall = it.get_next(datetime)
+        first, second = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
+        o0, o1 = first.utcoffset(), second.utcoffset()
+        heapq.heappush(heap, first.timestamp())        # a skipped time: as much later as the jump
+        if o0 > o1 and every_hour:                      # repeated: the second occurrence too
+            heapq.heappush(heap, second.timestamp())
+        bound = (wall - max(o0, o1)).replace(tzinfo=_UTC).timestamp()
+        while heap and heap[0] <= bound:
+            t = heapq.heappop(heap)
+            if t > last:
+                last = t
+                yield t
+
+
+def due_times(cron: str, zone: str, after: float, count: int) -> list[float]:
+    """The next ``count`` times (epoch seconds, strictly increasing, strictly after
+    ``after``) that ``cron`` names on the wall clock of ``zone`` (DST rule: module docstring)."""
+    return list(itertools.islice(_instants(cron, zone, after), count))
 
 
 def next_due(cron: str, zone: str, after: float) -> float:
@@ -161,16 +217,11 @@ def next_due(cron: str, zone: str, after: float) -> float:
 
 def count_due(cron: str, zone: str, start: float, end: float, cap: int = 10_000) -> int:
     """How many scheduled times fall in ``[start, end]`` (at most ``cap``)."""
-    tz = ZoneInfo(zone)
-    it = croniter(cron, datetime.fromtimestamp(start - 1, tz).replace(tzinfo=None))
-    n, last = 0, start - 1
-    while n < cap:
-        t = it.get_next(datetime).replace(tzinfo=tz).timestamp()
-        if t > end:
+    n = 0
+    for t in _instants(cron, zone, start - 1):
+        if t > end or n >= cap:
             break
-        if t >= start and t > last:
-            n += 1
-            last = t
+        n += t >= start
     return n
 
 
@@ -243,12 +294,25 @@ def clean_task(body: dict, existing: dict | None, *, check_prompt, check_model, 
     return task
 
 
-def public_task(task: dict, state: dict, now: float) -> dict:
-    """The ``GET /api/tasks`` shape of ``task``: its fields plus ``next_runs`` (ISO 8601,
-    the next five; none while paused) and ``last_run`` ``{run_id, started_at, status}``."""
+def prompt_preview(prompt: str) -> str:
+    """The first :data:`PROMPT_PREVIEW_CHARS` characters (code points, so never half an
+    emoji) of ``prompt``, the whole of a shorter one."""
+    return prompt[:PROMPT_PREVIEW_CHARS]
+
+
+def public_task(task: dict, state: dict, now: float, *, full_prompt: bool = True) -> dict:
+    """The ``GET /api/tasks`` shape of ``task``: its fields plus ``prompt_preview`` (see
+    :func:`prompt_preview`), ``prompt_bytes`` (UTF-8 size of ``prompt``), ``next_runs``
+    (ISO 8601, the next five; none while paused) and ``last_run`` ``{run_id, started_at,
+    status}``. ``full_prompt=False`` leaves ``prompt`` out (the light list a page polls)."""
     out = {k: task.get(k) for k in ("id", "name", "prompt", "schedule", "cron", "timezone", "enabled",
                                     "session_mode", "session_id", "model", "missed", "allowed_tools",
                                     "created_at", "updated_at")}
+    prompt = out["prompt"] if isinstance(out["prompt"], str) else ""
+    out["prompt_preview"] = prompt_preview(prompt)
+    out["prompt_bytes"] = len(prompt.encode("utf-8", "surrogatepass"))
+    if not full_prompt:
+        del out["prompt"]
     try:
         out["next_runs"] = [iso(t, task["timezone"]) for t in
                             due_times(task["cron"], task["timezone"], now, PREVIEW_RUNS)] if task.get("enabled") else []
@@ -314,11 +378,18 @@ class TaskStore:
 
     def put(self, task: dict, *, create: bool) -> None:
         """Store ``task`` (a new one, or replacing the one with its id). ApiError 409 when
-        the file is damaged or holds :data:`MAX_TASKS`, 404 when an edited task is gone."""
+        the file is damaged or holds :data:`MAX_TASKS`, 404 when an edited task is gone,
+        400 when a new or renamed task takes another task's name (names are unique per
+        profile, compared without case, so each row's buttons say which task they act on)."""
         with self.lock:
             tasks = self._read()
             if tasks is None:
                 raise ApiError(f"{self.path} is damaged; repair or remove it, then save again", 409)
+            key = task["name"].casefold()
+            was = next((t for t in tasks if t["id"] == task["id"]), None)
+            if (was is None or str(was.get("name", "")).casefold() != key) and any(
+                    t["id"] != task["id"] and str(t.get("name", "")).casefold() == key for t in tasks):
+                raise ApiError(f"there is already a task named {task['name'][:NAME_MAX]!r}: choose another name")
             if create:
                 if len(tasks) >= MAX_TASKS:
                     raise ApiError(f"at most {MAX_TASKS} tasks per profile", 409)

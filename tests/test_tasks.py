@@ -3,12 +3,14 @@ fake backend and the test clock (HERMES_WEBUI_TEST_CLOCK=1: the scheduler's time
 only through POST /api/tasks/test-clock, which ticks once), so nothing sleeps until 8:00."""
 from __future__ import annotations
 
+import functools
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from croniter import croniter
+from hypothesis import assume, given, settings, strategies as st
 
 from api import tasks as tasks_mod
 from api.errors import ApiError
@@ -199,6 +201,12 @@ def test_pause_stops_runs_and_resume_does_not_make_them_up(clocked):
     ({"schedule": "0 0 31 2 *"}, "never happens"),
     ({"timezone": "Mars/Olympus_Mons"}, "unknown time zone"),
     ({"timezone": "../../etc/passwd"}, "unknown time zone"),
+    # files of the tz database that are no place, and bare legacy names: not IANA Area/Location
+    ({"timezone": "localtime"}, "unknown time zone"),
+    ({"timezone": "Factory"}, "unknown time zone"),
+    ({"timezone": "posixrules"}, "unknown time zone"),
+    ({"timezone": "EST5EDT"}, "unknown time zone"),
+    ({"timezone": "posix/Europe/Paris"}, "unknown time zone"),
     ({"model": "gpt-17"}, "unknown model"),
     ({"profile": "nobody"}, "no profile"),
     ({"session_mode": "sometimes"}, "session_mode"),
@@ -253,6 +261,41 @@ def test_invalid_edit_leaves_the_stored_task_and_file_unchanged(live_server_cloc
     assert all(datetime.fromisoformat(t).weekday() == 6 and t.endswith("23:30:00+09:00")
                for t in preview.json()["next_runs"])
 
+
+
+def test_a_polled_list_leaves_long_prompts_out_and_one_task_gives_its_prompt(clocked):
+    server = clocked()
+    prompt = "今日のニュースを要約して 🌅 " * 12_000                # ~300 KB of CJK and emoji
+    task = save(server, name="long", prompt=prompt)
+    full = server.get("/api/tasks")
+    [listed_task] = full.json()["tasks"]                         # the DESIGN §7 shape keeps `prompt`
+    assert listed_task["prompt"] == prompt and len(full.content) > 300_000
+    assert listed_task["prompt_bytes"] == len(prompt.encode()) and listed_task["prompt_preview"] == prompt[:200]
+    light = server.get("/api/tasks", params={"prompt": "preview"})   # what the page polls
+    assert light.status_code == 200 and len(light.content) < 5_000
+    [row] = light.json()["tasks"]
+    assert "prompt" not in row and row["prompt_preview"] == prompt[:200] and row["prompt_bytes"] == len(prompt.encode())
+    assert row == {k: v for k, v in listed_task.items() if k != "prompt"}
+    one = server.get("/api/tasks", params={"task_id": task["id"]})  # what the editor asks for
+    assert one.status_code == 200 and [t["prompt"] for t in one.json()["tasks"]] == [prompt]
+    assert server.get("/api/tasks", params={"task_id": "nope"}).status_code == 404
+    bad = server.get("/api/tasks", params={"prompt": "none"})
+    assert bad.status_code == 400 and "'preview'" in bad.json()["error"]
+
+
+def test_task_names_are_unique_per_profile(clocked):
+    server = clocked()
+    first = save(server, name="Inbox summary")
+    other = save(server, name="Build check")
+    path = server.state_dir / "tasks.json"
+    on_disk = path.read_bytes()
+    for body in ({"name": "  inbox   SUMMARY "}, {"id": other["id"], "name": "Inbox Summary"}):
+        r = server.post("/api/tasks/save", {"prompt": "p", "schedule": "hourly", **body})
+        assert r.status_code == 400 and "already a task named" in r.json()["error"], r.text
+        assert path.read_bytes() == on_disk
+    # a task keeps its own name through an edit (also in other letter case)
+    assert server.post("/api/tasks/save", {"id": first["id"], "name": "INBOX summary"}).status_code == 200
+    assert server.post("/api/tasks/save", {"id": first["id"], "prompt": "changed"}).status_code == 200
 
 
 def test_a_refused_continue_save_leaves_no_chat_behind(clocked):
@@ -392,10 +435,85 @@ def test_dst_days_run_as_documented():
     # 2:00 becomes 3:00 on 14 March 2027: a 2:30 run comes at 3:30, once
     times = tasks_mod.due_times("30 2 * * *", ny, datetime(2027, 3, 13, 12, tzinfo=ZoneInfo(ny)).timestamp(), 2)
     assert [tasks_mod.iso(t, ny) for t in times] == ["2027-03-14T03:30:00-04:00", "2027-03-15T02:30:00-04:00"]
-    # 2:00 becomes 1:00 on 7 November 2027: the repeated hour has no hourly run
-    times = tasks_mod.due_times("0 * * * *", ny, datetime(2027, 11, 7, 0, 30, tzinfo=ZoneInfo(ny)).timestamp(), 3)
-    assert [tasks_mod.iso(t, ny) for t in times] == ["2027-11-07T01:00:00-04:00", "2027-11-07T02:00:00-05:00",
-                                                   "2027-11-07T03:00:00-05:00"]
+    # 2:00 becomes 1:00 on 7 November 2027: an hourly task follows real time through the
+    # repeated hour (1:00 EDT and 1:00 EST, an hour apart) ...
+    after = datetime(2027, 11, 7, 0, 30, tzinfo=ZoneInfo(ny)).timestamp()
+    times = tasks_mod.due_times("0 * * * *", ny, after, 4)
+    assert [tasks_mod.iso(t, ny) for t in times] == ["2027-11-07T01:00:00-04:00", "2027-11-07T01:00:00-05:00",
+                                                   "2027-11-07T02:00:00-05:00", "2027-11-07T03:00:00-05:00"]
+    assert {b - a for a, b in zip(times, times[1:])} == {3600}
+    assert [tasks_mod.iso(t, ny) for t in tasks_mod.due_times("*/30 * * * *", ny, after, 5)] == [
+        "2027-11-07T01:00:00-04:00", "2027-11-07T01:30:00-04:00", "2027-11-07T01:00:00-05:00",
+        "2027-11-07T01:30:00-05:00", "2027-11-07T02:00:00-05:00"]
+    # ... also when asked from inside the first occurrence (1:40 EDT: next is 1:00 EST)
+    inside = datetime(2027, 11, 7, 1, 40, tzinfo=ZoneInfo(ny)).timestamp()
+    assert tasks_mod.iso(tasks_mod.next_due("0 * * * *", ny, inside), ny) == "2027-11-07T01:00:00-05:00"
+    # ... while a fixed hour runs once, at the first occurrence
+    assert [tasks_mod.iso(t, ny) for t in tasks_mod.due_times("30 1 * * *", ny, after, 2)] == [
+        "2027-11-07T01:30:00-04:00", "2027-11-08T01:30:00-05:00"]
+    assert tasks_mod.count_due("0 * * * *", ny, after, after + 4 * 3600) == 4   # missed runs counted alike
+
+
+@functools.lru_cache(maxsize=None)
+def _transitions(zone: str, year: int) -> tuple[float, ...]:
+    """The instants in ``year`` at which ``zone``'s UTC offset changes (to the minute)."""
+    tz = ZoneInfo(zone)
+    t = datetime(year, 1, 1, tzinfo=timezone.utc).timestamp()
+    out = []
+    while t < datetime(year + 1, 1, 1, tzinfo=timezone.utc).timestamp():
+        if datetime.fromtimestamp(t, tz).utcoffset() != datetime.fromtimestamp(t + 3600, tz).utcoffset():
+            lo, hi = t, t + 3600    # the offset at lo is the old one, at hi the new one
+            while hi - lo > 60:
+                mid = (lo + hi) // 2 // 60 * 60
+                mid = mid if lo < mid < hi else lo + 60
+                if datetime.fromtimestamp(mid, tz).utcoffset() == datetime.fromtimestamp(lo, tz).utcoffset():
+                    lo = mid
+                else:
+                    hi = mid
+            out.append(hi)
+        t += 3600
+    return tuple(out)
+
+
+DST_ZONES = ["America/New_York", "Europe/Paris", "Australia/Lord_Howe", "America/Santiago",
+             "Australia/Sydney", "Pacific/Chatham", "America/St_Johns", "Asia/Tehran", "Pacific/Apia"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(zone=st.sampled_from(DST_ZONES), year=st.integers(2005, 2030), pick=st.integers(0, 9),
+       lead=st.integers(0, 4 * 60), minute=st.sampled_from(["0", "30", "*/15", "5,45", "*/7", "*"]),
+       hour=st.sampled_from(["*", "*/2", "*/3", "1", "2", "0-3", "1,2,3", "23"]))
+def test_due_times_around_dst_changes_follow_the_documented_rule(zone, year, pick, lead, minute, hour):
+    """Against a minute-by-minute oracle on the real time line near a DST change: a run at
+    every instant whose wall time the schedule names, the repeated wall times of a
+    fall-back only at their first occurrence unless the hour field is a wildcard/step,
+    a wall time skipped by a spring-forward as much later as the clock jumped."""
+    changes = _transitions(zone, year)
+    assume(changes)
+    tz = ZoneInfo(zone)
+    cron = f"{minute} {hour} * * *"
+    minutes, hours = croniter(cron).expanded[:2]
+    named = lambda wall: ((minutes == ["*"] or wall.minute in minutes)     # noqa: E731
+                          and (hours == ["*"] or wall.hour in hours))
+    every_hour = hour.startswith("*")
+    start = changes[pick % len(changes)] - lead * 60 - 30          # half a minute off the grid
+    end = start + 6 * 3600
+    expected = set()
+    for t in range(int(start) + 30, int(end), 60):
+        wall = datetime.fromtimestamp(t, tz)
+        if named(wall) and (every_hour or wall.fold == 0):
+            expected.add(float(t))
+        jump = (wall.utcoffset() - datetime.fromtimestamp(t - 60, tz).utcoffset()).total_seconds()
+        for k in range(int(jump) // 60):      # t starts a spring-forward: the wall times it skipped
+            if named(wall.replace(tzinfo=None) - timedelta(seconds=jump - 60 * k)):
+                expected.add(float(t + 60 * k))
+    times = [t for t in tasks_mod.due_times(cron, zone, start, 400) if t <= end]
+    assert all(a < b for a, b in zip(times, times[1:])) and all(t > start for t in times)  # one run per instant
+    assert times == sorted(t for t in expected if t <= end)
+    if minute.isdigit() and hour.isdigit():                         # a fixed time: once a day
+        days = [datetime.fromtimestamp(t, tz).date() for t in times]
+        assert len(days) == len(set(days))
+
 
 @given(st.text(max_size=40))
 def test_schedule_parser_accepts_or_refuses_with_a_sentence(text):
