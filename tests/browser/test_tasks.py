@@ -225,3 +225,81 @@ def test_the_keyboard_focus_stays_in_the_dialog_after_each_action(make_server, o
     expect(dialog.get_by_text("No tasks yet")).to_be_visible()
     expect(new).to_be_focused()
     assert server.get("/api/tasks").json()["tasks"] == []
+
+
+def test_a_cleared_time_or_a_taken_name_is_explained_and_nothing_saved(make_server, open_page, console):
+    console.allow("status of 400")   # the duplicate name refused on purpose
+    server = make_server(env={"HERMES_WEBUI_TEST_CLOCK": "1"}).start()
+    server.post("/api/tasks/save", {"name": "Morning brief", "prompt": "news", "schedule": "hourly"})
+    page = open_page(server)
+    page.get_by_role("button", name="Scheduled tasks").click()
+    dialog = page.locator("#tasks-dialog")
+    dialog.get_by_role("button", name="New task").click()
+    form = dialog.get_by_role("form", name="New task")
+    form.get_by_label("Name").fill("Evening brief")
+    form.get_by_label("Prompt").fill("summarise the day")
+    form.get_by_label("Schedule").select_option("daily")
+    form.get_by_label("Time", exact=True).fill("")              # cleared: no silent 08:00
+    expect(form.locator(".hp-hint.hp-error")).to_contain_text("Enter a time")
+    form.get_by_role("button", name="Create task").click()
+    expect(form.get_by_role("alert")).to_contain_text("Enter a time")
+    expect(form.get_by_label("Time", exact=True)).to_be_focused()
+    assert [t["name"] for t in server.get("/api/tasks").json()["tasks"]] == ["Morning brief"]
+    # names tell the rows (and their buttons) apart: a taken one is refused with a sentence
+    form.get_by_label("Time", exact=True).fill("18:00")
+    form.get_by_label("Name").fill("morning BRIEF")
+    form.get_by_role("button", name="Create task").click()
+    expect(form.get_by_role("alert")).to_contain_text("already a task named")
+    assert [t["name"] for t in server.get("/api/tasks").json()["tasks"]] == ["Morning brief"]
+    form.get_by_label("Name").fill("Evening brief")
+    form.get_by_role("button", name="Create task").click()
+    expect(dialog.locator(".hp-task", has_text="Evening brief")).to_be_visible()
+    assert server.get("/api/tasks").json()["tasks"][1]["cron"] == "0 18 * * *"
+
+
+def test_the_status_stays_in_sight_over_a_long_list(make_server, open_page):
+    server = make_server(env={"HERMES_WEBUI_TEST_CLOCK": "1"}).start()
+    for i in range(30):
+        server.post("/api/tasks/save", {"name": f"task {i:02d}", "prompt": "p", "schedule": "hourly"})
+    page = open_page(server)
+    page.get_by_role("button", name="Scheduled tasks").click()
+    dialog = page.locator("#tasks-dialog")
+    dialog.get_by_role("button", name="Pause: task 00").click()     # the first row, at the top of the list
+    status = dialog.get_by_role("status").filter(has_text="Paused task 00")
+    expect(status).to_be_visible()
+    expect(status).to_be_in_viewport()
+    dialog.get_by_role("button", name="Pause: task 29").click()     # the last, scrolled to the foot
+    expect(dialog.get_by_role("status").filter(has_text="Paused task 29")).to_be_in_viewport()
+
+
+def test_times_name_the_tasks_zone_when_it_is_not_the_browsers(make_server, open_page):
+    server = make_server(env={"HERMES_WEBUI_TEST_CLOCK": "1"}).start()
+    page = open_page(server)
+    mine = page.evaluate("() => Intl.DateTimeFormat().resolvedOptions().timeZone")
+    other = "Asia/Tokyo" if mine != "Asia/Tokyo" else "Europe/Paris"
+    server.post("/api/tasks/save", {"name": "here", "prompt": "p", "schedule": "daily at 09:00", "timezone": mine})
+    server.post("/api/tasks/save", {"name": "away", "prompt": "p", "schedule": "daily at 09:00", "timezone": other})
+    page.get_by_role("button", name="Scheduled tasks").click()
+    dialog = page.locator("#tasks-dialog")
+    expect(dialog.locator(".hp-task", has_text="away").locator(".hp-task-next")).to_contain_text(f"({other} time)")
+    expect(dialog.locator(".hp-task", has_text="here").locator(".hp-task-next")).not_to_contain_text("time)")
+    expect(dialog.locator(".hp-task", has_text="here").locator(".hp-task-next")).to_contain_text("09:00")
+
+
+def test_the_page_polls_a_light_list_and_the_editor_gets_the_whole_prompt(make_server, open_page):
+    server = make_server(env={"HERMES_WEBUI_TEST_CLOCK": "1"}).start()
+    long_prompt = "Résumé des nouvelles 📰 ニュース " * 10_000 + fake_script(tokens=20, delay_ms=100)  # ~300 KB
+    server.post("/api/tasks/save", {"name": "big", "prompt": long_prompt, "schedule": "hourly"})
+    page = open_page(server)
+    lists = []   # sizes of the task lists the page fetched
+    page.on("response", lambda r: lists.append(len(r.body())) if r.url.split("?")[0].endswith("/api/tasks") else None)
+    page.get_by_role("button", name="Scheduled tasks").click()
+    dialog = page.locator("#tasks-dialog")
+    dialog.get_by_role("button", name="Run now: big").click()
+    row = dialog.locator(".hp-task", has_text="big")
+    expect(row.locator(".hp-task-last")).to_contain_text("Finished", timeout=20_000)
+    polled = [n for n in lists if n]
+    assert len(polled) >= 2 and max(polled) < 10_000, polled   # the prompt did not come with each look
+    dialog.get_by_role("button", name="Edit: big").click()
+    prompt = dialog.get_by_role("form", name="Edit big").get_by_label("Prompt")
+    expect(prompt).to_have_value(long_prompt)

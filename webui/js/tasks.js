@@ -1,7 +1,7 @@
 // The Tasks button at the foot of the sidebar opens a dialog holding the tasks panel
 // (webui/panels/tasks.js). Opting in to notifications ("Tell me when a run ends") makes
-// this page ask GET /api/tasks while it is open (when a chat's turn ends, as the page's
-// live updates say through the document event "hermes:sessions-changed"; every 3 s while a
+// this page ask GET /api/tasks?prompt=preview (the list without full prompts) while it is
+// open (when a chat's turn ends, as the page's live updates say through the document event "hermes:sessions-changed"; every 3 s while a
 // run is going; else every 30 s) and show a browser notification when a run of a task
 // finishes or fails; the choice is kept per browser.
 
@@ -47,7 +47,7 @@ export function initTasks({ onOpen }) {
     if (!on) return;
     busy = true;
     let tasks = null;
-    try { ({ tasks } = await api("/api/tasks")); } catch { /* asked again at the next tick */ }
+    try { ({ tasks } = await api("/api/tasks?prompt=preview")); } catch { /* asked again at the next tick */ }
     busy = false;
     if (!on) return;
     if (again) { again = false; poll(); return; }
@@ -59,7 +59,7 @@ export function initTasks({ onOpen }) {
         const run = t.last_run;
         if (!run || seen.get(t.id) === now.get(t.id) || !ENDED[run.status]) continue;
         try {
-          new Notification(`Task ${t.name} ${ENDED[run.status]}`, { body: t.prompt.slice(0, 120), tag: `task-${t.id}` });
+          new Notification(`Task ${t.name} ${ENDED[run.status]}`, { body: t.prompt_preview.slice(0, 120), tag: `task-${t.id}` });
         } catch { /* notifications refused meanwhile */ }
       }
     }

@@ -3,9 +3,11 @@
 //   import { mount } from "/static/panels/tasks.js";
 //   const panel = mount(container, { onOpen: (sessionId) => … });
 //
-// API (docs/api.md "Scheduled tasks"): GET /api/tasks → {tasks: [{id, name, prompt, schedule,
-// timezone, enabled, session_mode, session_id, model, missed, allowed_tools, next_runs,
-// last_run?}]}; GET /api/tasks/preview?schedule&timezone → {cron, next_runs};
+// API (docs/api.md "Scheduled tasks"): GET /api/tasks?prompt=preview → {tasks: [{id, name,
+// prompt_preview, prompt_bytes, schedule, timezone, enabled, session_mode, session_id, model,
+// missed, allowed_tools, next_runs, last_run?}]} (the list, polled while a run goes, without
+// the full prompts); GET /api/tasks?task_id → that task with its prompt (the editor);
+// GET /api/tasks/preview?schedule&timezone → {cron, next_runs};
 // POST /api/tasks/save|delete|run|pause; GET /api/tasks/runs?task_id → {runs}.
 // GET /api/models fills the model choice.
 
@@ -32,11 +34,15 @@ export function browserZone() {
   try { return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC"; } catch { return "UTC"; }
 }
 
-/** An ISO time or epoch seconds as a short local text, on the wall clock of ``zone``. */
+/** An ISO time or epoch seconds as a short local text, on the wall clock of ``zone``,
+ *  which is named when it is not this browser's (chats show the browser's clock). */
 function when(value, zone) {
   const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
   const opts = { weekday: "short", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" };
-  try { return date.toLocaleString(undefined, { ...opts, timeZone: zone || undefined }); } catch {
+  try {
+    const text = date.toLocaleString(undefined, { ...opts, timeZone: zone || undefined });
+    return zone && zone !== browserZone() ? `${text} (${zone} time)` : text;
+  } catch {
     return date.toLocaleString(undefined, opts);
   }
 }
@@ -56,7 +62,8 @@ function parseSchedule(text) {
 
 export function mount(container, ctx = {}) {
   const onOpen = ctx.onOpen || ((sid) => { window.location.assign(`/?s=${encodeURIComponent(sid)}`); });
-  const status = h("p", { class: "hp-status", role: "status", "aria-live": "polite" });
+  // a toast kept in sight at the foot of the dialog however long the list (sticky, CSS)
+  const status = h("p", { class: "hp-status hp-tasks-status", role: "status", "aria-live": "polite" });
   const list = h("div", { class: "hp-tasks-list" });
   const editorBox = h("div", { class: "hp-task-editor-box" });
   const historyBox = h("div", { class: "hp-task-history-box" });
@@ -118,7 +125,7 @@ export function mount(container, ctx = {}) {
   async function load() {
     clearTimeout(again);
     try {
-      ({ tasks } = await api("/api/tasks"));
+      ({ tasks } = await api("/api/tasks?prompt=preview"));   // no full prompts: polled every 3 s during a run
       if (gone) return;
       const sig = JSON.stringify(tasks);
       if (sig !== listSig) {
@@ -220,6 +227,12 @@ export function mount(container, ctx = {}) {
   }
 
   async function edit(t) {
+    if (t) {   // the list carries only a preview of each prompt: ask for this one's whole
+      try { [t] = (await api(`/api/tasks?task_id=${encodeURIComponent(t.id)}`)).tasks; } catch (err) {
+        fail(`open ${t.name}`)(err);
+        return;
+      }
+    }
     shown = null;
     historyBox.replaceChildren();
     const n = ++uid;
@@ -254,12 +267,15 @@ export function mount(container, ctx = {}) {
     const dayField = field("Day", "day", day);
     const cronField = field("Cron expression", "cron", cron, "Minute hour day-of-month month day-of-week, e.g. 30 7 * * 1-5.");
 
+    const NO_TIME = "Enter a time (hours and minutes) for this schedule.";
+    /** The schedule the fields say, or null when its time is missing (cleared, or half typed). */
     const scheduleText = () => {
       const p = preset.value;
       if (p === "hourly") return "hourly";
       if (p === "cron") return cron.value.trim();
-      if (p === "weekly") return `weekly ${day.value} at ${time.value || "08:00"}`;
-      return `${p} at ${time.value || "08:00"}`;
+      if (!time.value) return null;
+      if (p === "weekly") return `weekly ${day.value} at ${time.value}`;
+      return `${p} at ${time.value}`;
     };
     const showFields = () => {
       timeField.hidden = !["daily", "weekdays", "weekly"].includes(preset.value);
@@ -272,6 +288,12 @@ export function mount(container, ctx = {}) {
       clearTimeout(timer);
       timer = setTimeout(async () => {
         const ticket = ++asked;
+        if (scheduleText() === null) {
+          previewNote.textContent = NO_TIME;
+          previewNote.classList.add("hp-error");
+          previewList.replaceChildren();
+          return;
+        }
         const q = new URLSearchParams({ schedule: scheduleText(), timezone: zone.value.trim() });
         try {
           const res = await api(`/api/tasks/preview?${q}`);
@@ -294,6 +316,12 @@ export function mount(container, ctx = {}) {
 
     async function submit(e) {
       e.preventDefault();
+      if (scheduleText() === null) {
+        error.hidden = false;
+        error.textContent = `Could not save the task: ${NO_TIME}`;
+        time.focus();
+        return;
+      }
       const body = {
         name: name.value, prompt: prompt.value, schedule: scheduleText(), timezone: zone.value.trim(),
         model: model.value || null, session_mode: mode.value, missed: missed.value,
