@@ -12,7 +12,7 @@ import zlib
 
 import pytest
 
-from ..helpers import fake_script
+from ..helpers import fake_script, wait_until
 from .conftest import sid_of, wait_reply_finished
 
 pytestmark = pytest.mark.browser
@@ -122,6 +122,24 @@ def test_text_typed_before_the_first_file_of_a_new_chat_stays_in_the_box(live_se
     saved = live_server.session(sid)["messages"][0]
     assert saved["content"] == "typed before attaching ✓"
     assert [a["name"] for a in saved["attachments"]] == ["shot.png"]
+
+
+def test_text_typed_in_a_chat_left_with_only_files_comes_back_with_the_next_new_chat(live_server, open_page):
+    """A chat made only to hold files is deleted when left unsent; the text typed in it
+    is the new chat's draft, so it is neither lost nor stuck under the deleted chat."""
+    page = open_page(live_server)
+    page.click("#composer-input")
+    page.keyboard.type("half-written question")
+    page.evaluate(PASTE, [b64(png()), "shot.png", "image/png"])
+    wait_chips_done(page, 1)
+    sid = sid_of(page)
+    page.click("#new-chat")
+    page.wait_for_function("() => !location.search.includes('s=')")
+    assert page.input_value("#composer-input") == "half-written question"
+    wait_until(lambda: live_server.get(f"/api/session?session_id={sid}").status_code == 404)
+    page.reload()
+    page.wait_for_selector("html[data-ready]")
+    assert page.input_value("#composer-input") == "half-written question"
 
 
 def test_a_file_can_be_removed_and_a_message_of_files_alone_is_sent(live_server, open_page):

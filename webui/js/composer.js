@@ -36,6 +36,7 @@ export function initComposer({ onSend, onStop, hasFiles = () => false }) {
   let busy = false;
   let tooLarge = 0;     // the text's size in bytes when it is over the limit
   let key = draftKey(null);
+  let heldFor = null;   // a chat created for files, nothing sent yet: its text is still the new chat's draft
   let saveTimer = null;
 
   const grow = () => {
@@ -90,6 +91,7 @@ export function initComposer({ onSend, onStop, hasFiles = () => false }) {
       if (accepted) {
         clearDraft(sentFrom);
         clearDraft(key);
+        if (heldFor) [key, heldFor] = [heldFor, null];   // sent: the chat is a real one now
         if (input.value === text) input.value = "";
       }
       changed();
@@ -131,13 +133,20 @@ export function initComposer({ onSend, onStop, hasFiles = () => false }) {
     /** The attached files changed: enable or disable Send. */
     update() { refresh(); },
     /** The open chat is now ``sid`` (null: a new chat): keep the box's text as the previous
-     * chat's draft and show this one's. While a message is being sent, or when the new chat
-     * shown was just ``created`` (by a send, or by attaching a file before sending), the
-     * text belongs to that chat and stays. */
+     * chat's draft and show this one's. While a message is being sent (its chat was just
+     * created), the text belongs to the new chat and stays. A chat just ``created`` for an
+     * attached file keeps the text too, still as the new chat's draft until a message is
+     * sent in it: left unsent, that chat is deleted (attachments.js), and the text comes
+     * back with the next new chat (or after a reload) instead of going with it. */
     setSession(sid, { created = false } = {}) {
       const next = draftKey(sid);
+      if (created && !busy) {
+        heldFor = next;
+        return;
+      }
+      heldFor = null;
       if (next === key) return;
-      if (busy || created) {
+      if (busy) {
         clearDraft(key);
         key = next;
         saveNow();
