@@ -34,7 +34,6 @@ from .models import META_STRING_MAX_BYTES, clean_title
 
 EXPORT_VERSION = 1
 IMPORTED_TITLE = "Imported chat"
-_ROLES = ("user", "assistant", "system", "tool")
 _KEPT_META = ("title", "manual_title", "created_at", "updated_at", "model", "workspace", "pinned", "archived",
               "imported_from", "source_id", "project_id", "tags")
 
@@ -150,13 +149,16 @@ def own_session(obj, where: str) -> dict:
 
 
 def _own_message(msg, where: str) -> dict:
-    """One message of our export, checked; a missing timestamp becomes now."""
-    if not isinstance(msg, dict) or msg.get("role") not in _ROLES:
-        raise ImportFormatError(f"{where}: not a message with a role of {', '.join(_ROLES)}")
+    """One message of our export, checked; a missing or malformed timestamp is left out
+    (not the time of the import: the page shows no time rather than a wrong one)."""
+    if not isinstance(msg, dict):
+        raise ImportFormatError(f"{where}: not a message object")
+    from .import_formats import settle_role
+    settle_role(msg)  # no role or an unknown one: kept as an assistant message with its source_role
     if not isinstance(msg.get("content"), (str, list, type(None))):
         raise ImportFormatError(f"{where}: \"content\" must be a string or a list")
-    if not isinstance(msg.get("timestamp"), (int, float)) or isinstance(msg.get("timestamp"), bool):
-        msg["timestamp"] = time.time()
+    if "timestamp" in msg and not _is_number(msg["timestamp"]):
+        del msg["timestamp"]
     return msg
 
 
@@ -243,8 +245,9 @@ def parse_chatgpt_export(conversations: list) -> list[dict]:
 
 
 def _chatgpt_meta(conv: dict, messages: list) -> dict:
-    created = conv.get("create_time") if _is_number(conv.get("create_time")) else messages[0]["timestamp"]
-    updated = conv.get("update_time") if _is_number(conv.get("update_time")) else messages[-1]["timestamp"]
+    times = [m["timestamp"] for m in messages if "timestamp" in m] or [time.time()]
+    created = conv.get("create_time") if _is_number(conv.get("create_time")) else times[0]
+    updated = conv.get("update_time") if _is_number(conv.get("update_time")) else times[-1]
     title = clean_title(conv["title"]) if isinstance(conv.get("title"), str) else ""
     meta = {"title": title or IMPORTED_TITLE, "manual_title": bool(title), "created_at": float(created),
             "updated_at": float(max(updated, created)), "pinned": False, "archived": False,
@@ -261,7 +264,7 @@ def chatgpt_branch(conv: dict, where: str) -> tuple[list[dict], int]:
     """The messages on the path root → ``current_node``, in order, and how many were skipped."""
     chain = _chain(conv, where)
     messages, skipped = [], 0
-    fallback_ts = conv.get("create_time") if _is_number(conv.get("create_time")) else time.time()
+    fallback_ts = conv.get("create_time") if _is_number(conv.get("create_time")) else None
     for node in chain:
         raw = node.get("message")
         if raw is None:
@@ -272,7 +275,7 @@ def chatgpt_branch(conv: dict, where: str) -> tuple[list[dict], int]:
         if msg is None:
             skipped += 1
             continue
-        fallback_ts = msg["timestamp"]
+        fallback_ts = msg.get("timestamp", fallback_ts)
         messages.append(msg)
     return messages, skipped
 
@@ -319,7 +322,7 @@ def chatgpt_versions(conv: dict) -> dict:
     chain = _chain(conv, "the conversation")
     path = {id(node) for node in chain}
     after = {id(a): b for a, b in zip(chain, chain[1:])}
-    fallback = conv.get("create_time") if _is_number(conv.get("create_time")) else time.time()
+    fallback = conv.get("create_time") if _is_number(conv.get("create_time")) else None
     seen = {nid for nid, node in mapping.items() if id(node) in path}
     out: dict = {}
     count = 0
@@ -327,7 +330,7 @@ def chatgpt_versions(conv: dict) -> dict:
         raw = node.get("message")
         msg = _chatgpt_message(raw, fallback) if isinstance(raw, dict) else None
         if msg is not None:
-            count, fallback = count + 1, msg["timestamp"]
+            count, fallback = count + 1, msg.get("timestamp", fallback)
         nxt = after.get(id(node))
         if nxt is None:
             break
@@ -392,8 +395,10 @@ def _node_time(node: dict) -> float:
     return msg.get("create_time") if _is_number(msg.get("create_time")) else 0.0
 
 
-def _chatgpt_message(raw: dict, fallback_ts: float) -> dict | None:
-    """One of our messages from a ChatGPT message node, or None to skip it."""
+def _chatgpt_message(raw: dict, fallback_ts: float | None) -> dict | None:
+    """One of our messages from a ChatGPT message node, or None to skip it. Without a
+    ``create_time`` it takes ``fallback_ts`` (the message before it, else the
+    conversation's), and no timestamp at all when that is None too."""
     author = raw.get("author") if isinstance(raw.get("author"), dict) else {}
     role = author.get("role")
     meta = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
@@ -403,7 +408,9 @@ def _chatgpt_message(raw: dict, fallback_ts: float) -> dict | None:
     if not text.strip():
         return None
     ts = raw.get("create_time")
-    msg = {"role": role, "content": text, "timestamp": float(ts) if _is_number(ts) else fallback_ts}
+    msg = {"role": role, "content": text}
+    if _is_number(ts) or fallback_ts is not None:
+        msg["timestamp"] = float(ts) if _is_number(ts) else fallback_ts
     if role == "assistant":
         msg["status"] = "complete"
         if _short_string(meta.get("model_slug")):

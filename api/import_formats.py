@@ -33,7 +33,7 @@ class ImportTooLarge(ImportFormatError):
     """Every conversation that could be read is over one of this server's limits (413)."""
 
 
-def _when(value, fallback: float) -> float:
+def _when(value, fallback: float | None) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return float(value / 1000 if value > 1e11 else value)  # milliseconds → seconds
     if isinstance(value, str):
@@ -59,6 +59,35 @@ def _meta(title, created: float, updated: float, source: str, source_id, **more)
     return meta
 
 
+# ---------------------------------------------------------------- roles
+
+ROLES = ("user", "assistant", "system", "tool")
+ROLE_ALIASES = {"human": "user", "ai": "assistant", "bot": "assistant", "model": "assistant",
+                "developer": "system", "function": "tool"}
+
+
+def settle_role(msg: dict) -> dict:
+    """``msg`` (changed in place and returned) with a role the page shows: one of
+    :data:`ROLES` as it is (any case), a known alias (``human`` → ``user``, ``model``/
+    ``ai``/``bot`` → ``assistant``, ``developer`` → ``system``, ``function`` → ``tool``);
+    a tool answer (``tool_call_id``) becomes ``tool``; anything else (no role,
+    ``narrator``, a number) becomes ``assistant`` with the role it had kept as
+    ``source_role`` (at most 40 characters; ``"none"`` when it had none)."""
+    raw = msg.get("role")
+    role = raw.strip().lower() if isinstance(raw, str) else ""
+    role = ROLE_ALIASES.get(role, role)
+    if role in ROLES:
+        msg["role"] = role
+        return msg
+    if msg.get("tool_call_id") and not msg.get("tool_calls"):
+        msg["role"] = "tool"
+        return msg
+    msg["role"] = "assistant"
+    shown = clean_text(str(raw)).strip()[:40] if raw is not None and not isinstance(raw, (dict, list)) else ""
+    msg["source_role"] = shown or "none"
+    return msg
+
+
 # ---------------------------------------------------------------- Claude
 
 
@@ -73,13 +102,16 @@ def claude_conversation(conv) -> dict:
     now = time.time()
     created = _when(conv.get("created_at"), now)
     messages = []
+    by_id: dict = {}     # tool_use id → its card, over the whole conversation
+    unanswered = []      # cards without a result yet, in order (for results that carry no id)
     for i, raw in enumerate(conv["chat_messages"]):
         if not isinstance(raw, dict):
             raise ImportFormatError(f"message {i + 1} is not an object")
-        role = {"human": "user", "assistant": "assistant"}.get(raw.get("sender"))
-        if role is None:
-            continue
-        msg = {"role": role, "content": "", "timestamp": _when(raw.get("created_at"), created)}
+        msg = settle_role({"role": raw.get("sender"), "content": ""})  # human → user; unknown: source_role
+        role = msg["role"]
+        when = _when(raw.get("created_at"), None)
+        if when is not None:  # none given: none stored (the page shows no time rather than a wrong one)
+            msg["timestamp"] = when
         texts, reasoning, tools = [], [], []
         for part in raw.get("content") if isinstance(raw.get("content"), list) else []:
             if not isinstance(part, dict):
@@ -90,11 +122,14 @@ def claude_conversation(conv) -> dict:
             elif kind == "thinking" and isinstance(part.get("thinking"), str):
                 reasoning.append(part["thinking"])
             elif kind == "tool_use":
-                tools.append({"id": str(part.get("id") or len(tools)), "name": str(part.get("name") or "tool"),
-                              "args": part.get("input")})
-            elif kind == "tool_result" and tools:
-                content = part.get("content")
-                tools[-1]["result"] = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+                card = {"id": str(part.get("id") or len(tools)), "name": str(part.get("name") or "tool"),
+                        "args": part.get("input")}
+                tools.append(card)
+                unanswered.append(card)
+                if isinstance(part.get("id"), str) and part["id"]:
+                    by_id[part["id"]] = card
+            elif kind == "tool_result":
+                _attach_result(part, by_id, unanswered)
         if not texts and isinstance(raw.get("text"), str):
             texts.append(raw["text"])
         for att in raw.get("attachments") if isinstance(raw.get("attachments"), list) else []:
@@ -111,9 +146,52 @@ def claude_conversation(conv) -> dict:
             messages.append(msg)
     if not messages:
         raise ImportFormatError("no message to import")
-    meta = _meta(conv.get("name"), created, _when(conv.get("updated_at"), messages[-1]["timestamp"]), "claude",
-                 conv.get("uuid"))
+    last = next((m["timestamp"] for m in reversed(messages) if "timestamp" in m), created)
+    meta = _meta(conv.get("name"), created, _when(conv.get("updated_at"), last), "claude", conv.get("uuid"))
     return {"meta": meta, "messages": clean_json(messages), "skipped": 0}
+
+
+def tool_result_text(content) -> str:
+    """A Claude ``tool_result``'s ``content`` as readable text: a string as it is; a list
+    of blocks with its ``text`` blocks joined by newlines and every other block as a short
+    note (``[image]``, ``[document: name]``); anything else as compact JSON."""
+    if isinstance(content, str):
+        return content
+    if content is None:
+        return ""
+    if not isinstance(content, list):
+        content = [content]
+    pieces = []
+    for block in content:
+        if isinstance(block, str):
+            pieces.append(block)
+        elif isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
+            pieces.append(block["text"])
+        elif isinstance(block, dict):
+            kind = str(block.get("type") or "block")[:40]
+            label = block.get("title") or block.get("name") or block.get("file_name")
+            pieces.append(f"[{kind}: {str(label)[:80]}]" if isinstance(label, str) and label else f"[{kind}]")
+        else:
+            pieces.append(json.dumps(block, ensure_ascii=False))
+    return "\n".join(pieces)
+
+
+def _attach_result(part: dict, by_id: dict, unanswered: list) -> None:
+    """Put a ``tool_result`` block on the card of the ``tool_use`` its ``tool_use_id``
+    names; only a result without an id goes to the oldest call still without one (the
+    order they were made in). A result whose id names no call, or a call answered
+    already, is dropped."""
+    ident = part.get("tool_use_id")
+    if isinstance(ident, str) and ident:
+        card = by_id.get(ident)
+    else:
+        card = unanswered[0] if unanswered else None
+    if card is None or "result" in card:
+        return
+    card["result"] = tool_result_text(part.get("content"))
+    if part.get("is_error") is True:
+        card["is_error"] = True
+    unanswered.remove(card)
 
 
 # ---------------------------------------------------------------- Open WebUI
@@ -154,12 +232,15 @@ def open_webui_conversation(conv) -> dict:
     for i, raw in enumerate(_owui_branch(chat)):
         if not isinstance(raw, dict):
             raise ImportFormatError(f"message {i + 1} is not an object")
-        if raw.get("role") not in ("user", "assistant") or not isinstance(raw.get("content"), str):
-            continue
+        if raw.get("role") == "system" or not isinstance(raw.get("content"), str):
+            continue  # its system prompt is not part of the transcript
         if not raw["content"].strip():
             continue
-        msg = {"role": raw["role"], "content": raw["content"], "timestamp": _when(raw.get("timestamp"), created)}
-        if raw["role"] == "assistant":
+        msg = settle_role({"role": raw.get("role"), "content": raw["content"]})  # unknown: source_role
+        when = _when(raw.get("timestamp"), None)
+        if when is not None:  # none given: none stored, not the time of the import
+            msg["timestamp"] = when
+        if msg["role"] == "assistant":
             msg["status"] = "complete"
             if _short(raw.get("model")):
                 msg["model"] = _short(raw["model"])
@@ -170,7 +251,8 @@ def open_webui_conversation(conv) -> dict:
     tags = [t for t in tags if isinstance(t, str) and t.strip()][:32] if isinstance(tags, list) else None
     models = chat.get("models") if isinstance(chat.get("models"), list) else []
     meta = _meta(conv.get("title") or chat.get("title"), created,
-                 _when(conv.get("updated_at"), messages[-1]["timestamp"]), "open-webui", conv.get("id"),
+                 _when(conv.get("updated_at"), next((m["timestamp"] for m in reversed(messages)
+                                                     if "timestamp" in m), created)), "open-webui", conv.get("id"),
                  tags=[clean_text(t.strip().lstrip("#"))[:64] for t in tags] if tags else None,
                  model=_short(models[0]) if models else None)
     meta["pinned"] = conv.get("pinned") is True

@@ -51,6 +51,7 @@ from typing import Callable
 
 from .atomic import atomic_write_text
 from .codec import clean_json, clean_text, read_header
+from .import_formats import settle_role
 from .models import (DEFAULT_TITLE, META_STRING_MAX_BYTES, SessionStore, _coerce, clean_title,
                      session_id_of_file)
 from .session_recovery import _shrink_was_intentional
@@ -345,7 +346,7 @@ def convert_messages(raw: list[dict]) -> list[dict]:
     for m in raw:
         if m.get("role") == "tool" and m.get("tool_call_id") in used:
             continue
-        msg = {k: v for k, v in m.items() if not k.startswith("_")}
+        msg = settle_role({k: v for k, v in m.items() if not k.startswith("_")})  # no/unknown role: source_role
         if "timestamp" not in msg and isinstance(m.get("_ts"), (int, float)):
             msg["timestamp"] = m["_ts"]
         if "timestamp" in msg:  # seconds, or none at all: an ISO string is read, garbage dropped

@@ -188,7 +188,7 @@ MALFORMED = {
     "only hidden messages": json.dumps([{"title": "h", "current_node": "s", "mapping": {
         "s": node("s", None, [], "system", "sys", hidden=True)}}]).encode(),
     "our export, bad message": json.dumps({"hermes_webui_export": 1, "session": {
-        "title": "t", "messages": [{"role": "user", "content": "ok"}, {"content": "no role"}]}}).encode(),
+        "title": "t", "messages": [{"role": "user", "content": "ok"}, {"role": "user", "content": 42}]}}).encode(),
     "our export, future version": json.dumps({"hermes_webui_export": 99, "session": {"messages": []}}).encode(),
     "empty file": b"",
     "broken zip": b"PK\x03\x04 definitely not a zip",

@@ -8,6 +8,12 @@ import io
 import json
 import zipfile
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from api.chatgpt_import import chatgpt_branch
+from api.import_formats import ROLES, claude_conversation, open_webui_conversation, settle_role, tool_result_text
+
 from .test_import_export import all_sessions, node, simple_conversation, upload
 
 
@@ -77,7 +83,92 @@ def test_a_claude_export_is_imported(live_server):
     assert user["role"] == "user" and user["content"] == "Summarise this\n\n[notes.txt]\nthe notes"
     assert reply["content"] == "Here it is." and reply["reasoning"] == "short"
     assert reply["tool_calls"][0]["name"] == "web_search" and reply["tool_calls"][0]["args"] == {"q": "x"}
-    assert json.loads(reply["tool_calls"][0]["result"]) == [{"type": "text", "text": "found"}]
+    assert reply["tool_calls"][0]["result"] == "found"          # its text, not the blocks' JSON
+
+
+def test_claude_tool_results_are_text_matched_to_their_call_by_id():
+    conv = {"uuid": "c-3", "name": "Tools", "created_at": "2024-05-01T10:00:00Z", "chat_messages": [
+        {"sender": "human", "text": "weather in 東京 and Paris?", "created_at": "2024-05-01T10:00:00Z"},
+        {"sender": "assistant", "created_at": "2024-05-01T10:00:05Z", "content": [
+            {"type": "tool_use", "id": "toolu_tokyo", "name": "weather", "input": {"city": "東京"}},
+            {"type": "tool_use", "id": "toolu_paris", "name": "weather", "input": {"city": "Paris"}},
+            {"type": "tool_use", "id": "toolu_map", "name": "map", "input": {}},
+            # answered out of order: each result goes to the call its tool_use_id names
+            {"type": "tool_result", "tool_use_id": "toolu_paris", "is_error": True,
+             "content": [{"type": "text", "text": "rate limited"}]},
+            {"type": "tool_result", "tool_use_id": "toolu_tokyo",
+             "content": [{"type": "text", "text": "晴れ"}, {"type": "text", "text": "22°C"}]},
+            {"type": "tool_result", "tool_use_id": "toolu_gone", "content": "for no call: dropped"},
+            {"type": "tool_result", "tool_use_id": "toolu_map",
+             "content": [{"type": "image", "source": {"type": "base64", "data": "iVBOR"}}, {"type": "text", "text": "map"}]},
+            {"type": "text", "text": "Tokyo is sunny."}]},
+        {"sender": "assistant", "content": [  # no ids at all: matched in the order the calls were made
+            {"type": "tool_use", "name": "clock", "input": {}}, {"type": "tool_use", "name": "calendar", "input": {}},
+            {"type": "tool_result", "content": "10:00"}, {"type": "tool_result", "content": [{"type": "text", "text": "free"}]},
+            {"type": "text", "text": "It is ten."}]}]}
+    messages = claude_conversation(conv)["messages"]
+    tokyo, paris, map_call = messages[1]["tool_calls"]
+    assert tokyo["result"] == "晴れ\n22°C" and "is_error" not in tokyo
+    assert paris["result"] == "rate limited" and paris["is_error"] is True
+    assert map_call["result"] == "[image]\nmap"
+    assert [c["result"] for c in messages[2]["tool_calls"]] == ["10:00", "free"]
+    # the third message had no created_at: no timestamp, not the time of the import
+    assert messages[1]["timestamp"] == 1714557605.0 and "timestamp" not in messages[2]
+
+
+def test_imported_messages_without_a_time_or_a_known_role_stay_readable(live_server):
+    s = live_server
+    doc = {"messages": [{"role": "user", "content": "hi"},
+                        {"role": "narrator", "content": "The door creaks.", "timestamp": 1714557600},
+                        {"content": "no role at all", "timestamp": "yesterday"},
+                        {"role": "Human", "content": "who is there?"},
+                        {"role": "model", "content": "nobody"}], "title": "Story"}
+    r = upload(s, json.dumps(doc).encode(), "story.json")
+    assert r.status_code == 200, r.text
+    messages = s.session(r.json()["sessions"][0]["session_id"])["messages"]
+    assert [(m["role"], m.get("source_role")) for m in messages] == [
+        ("user", None), ("assistant", "narrator"), ("assistant", "none"), ("user", None), ("assistant", None)]
+    assert [m.get("timestamp") for m in messages] == [None, 1714557600, None, None, None]
+    # Claude: an unknown sender is kept the same way; Open WebUI: a message with no time has none
+    claude = claude_conversation({"chat_messages": [{"sender": "human", "text": "a"}, {"text": "b"}]})
+    assert [(m["role"], m.get("source_role"), "timestamp" in m) for m in claude["messages"]] == [
+        ("user", None, False), ("assistant", "none", False)]
+    owui = open_webui_conversation({"chat": {"messages": [{"role": "user", "content": "x"},
+                                                          {"role": "narrator", "content": "y"}]}})
+    assert [(m["role"], m.get("source_role"), "timestamp" in m) for m in owui["messages"]] == [
+        ("user", None, False), ("assistant", "narrator", False)]
+    # ChatGPT without any create_time: no message claims the time of the import
+    conv = simple_conversation("Untimed", "q", "a")
+    conv.pop("create_time")
+    for n in conv["mapping"].values():
+        if n["message"]:
+            n["message"]["create_time"] = None
+    messages, _ = chatgpt_branch(conv, "conversation 1")
+    assert [("timestamp" in m) for m in messages] == [False, False]
+    r = upload(s, json.dumps([conv]).encode())
+    assert r.status_code == 200, r.text
+    stored = s.session(r.json()["sessions"][0]["session_id"])["messages"]
+    assert [m["content"] for m in stored] == ["q", "a"] and not any("timestamp" in m for m in stored)
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                     max_leaves=8)
+
+
+@given(role=_JSON, content=st.text(max_size=40))
+def test_any_role_settles_to_one_the_page_shows_and_keeps_the_text(role, content):
+    msg = settle_role({"role": role, "content": content})
+    assert msg["role"] in ROLES and msg["content"] == content
+    assert "source_role" not in msg or (msg["role"] == "assistant" and 0 < len(msg["source_role"]) <= 40)
+
+
+@given(texts=st.lists(st.text(max_size=30), max_size=5), other=st.lists(_JSON, max_size=3))
+def test_a_tool_result_reads_as_its_text_blocks_and_notes_the_rest(texts, other):
+    blocks = [{"type": "text", "text": t} for t in texts] + [{"type": "image", "data": o} for o in other]
+    out = tool_result_text(blocks)
+    assert out == "\n".join(texts + ["[image]"] * len(other))
+    assert tool_result_text("plain") == "plain" and isinstance(tool_result_text(other), str)
 
 
 def test_an_open_webui_export_follows_the_branch_last_seen(live_server):

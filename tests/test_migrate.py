@@ -365,6 +365,22 @@ def test_message_times_come_over_as_seconds_or_not_at_all():
     assert all("timestamp" not in m for m in convert_messages(raw)[2:5])
 
 
+def test_messages_with_no_role_or_an_unknown_one_come_over_readable():
+    """An upstream file with a message whose role is missing or one the page does not know
+    showed as "undefined: …" / "narrator: …": it comes over as a reply that keeps the role
+    it had as ``source_role``; a role that says what it is (``Human``, ``model``) is read."""
+    from api.migrate import convert_messages
+
+    raw = [{"role": "user", "content": "开始"}, {"role": "narrator", "content": "The door creaks."},
+           {"content": "no role"}, {"role": "Human", "content": "who?"}, {"role": "model", "content": "me"},
+           {"role": "system", "content": "be brief"}, {"role": 7, "content": "odd"}]
+    out = convert_messages(raw)
+    assert [(m["role"], m.get("source_role")) for m in out] == [
+        ("user", None), ("assistant", "narrator"), ("assistant", "none"), ("user", None), ("assistant", None),
+        ("system", None), ("assistant", "7")]
+    assert [m["content"] for m in out] == [m["content"] for m in raw]
+
+
 # ---------------------------------------------------------------- compression chains
 # The upstream compresses a long conversation by keeping the old transcript as a parent file
 # marked ``pre_compression_snapshot`` and going on (with the pin) in a child whose

@@ -102,8 +102,22 @@ export function markdownTexts(msg) {
 export function messageElement(msg, index, html = null) {
   if (msg.role === "user") return userElement(msg, index);
   if (msg.role === "assistant") return assistantElement(msg, index, html);
-  return h("article", { class: `msg msg-${msg.role === "system" ? "system" : "other"}`, dataset: { index, role: String(msg.role) } },
-    h("div", { class: "msg-body" }, `${msg.role}: ${textOf(msg.content)}`));
+  return otherElement(msg, index);
+}
+
+const OTHER_LABELS = { system: "System note", tool: "Tool output" };
+
+/** A message of any other role (system, tool, or one an import or an old file left
+ * unknown or missing): a labelled note with its text, never "undefined: …". */
+function otherElement(msg, index) {
+  const known = OTHER_LABELS[msg.role];
+  const role = typeof msg.role === "string" && msg.role.trim() ? msg.role.trim().slice(0, 40) : "";
+  const label = known || (role ? `Message (${role})` : "Message");
+  const when = timeEl(msg.timestamp);
+  return h("article", { class: `msg msg-${msg.role === "system" ? "system" : "other"}`, "aria-label": label,
+    dataset: { index: index ?? "", role: role || "unknown" } },
+  h("div", { class: "msg-body" }, h("div", { class: "msg-label" }, label), plainTextElement(textOf(msg.content), "msg-text"),
+    when ? h("div", { class: "msg-meta" }, when) : null));
 }
 
 /** The text of a message's content (a string, or OpenAI-style parts). */
@@ -140,7 +154,8 @@ export function usageEl(usage) {
 }
 
 function timeEl(seconds) {
-  return seconds ? h("time", { datetime: new Date(seconds * 1000).toISOString(), title: new Date(seconds * 1000).toLocaleString() }, formatTime(seconds)) : null;
+  // none, or not a real time (a string, 0, NaN): no time shown rather than a wrong one
+  return Number.isFinite(seconds) && seconds > 0 ? h("time", { datetime: new Date(seconds * 1000).toISOString(), title: new Date(seconds * 1000).toLocaleString() }, formatTime(seconds)) : null;
 }
 
 /** The user's message (plain text, never interpreted as HTML). */
@@ -218,7 +233,9 @@ export function assistantElement(msg, index, html) {
     body.append(h("p", { class: "denied-note", role: "note" },
       `Denied without asking (a scheduled run): ${tools}. Add it to the task's allowed tools to let the task use it.`));
   }
-  body.append(h("div", { class: "msg-meta" }, statusBadge(msg.status), timeEl(msg.timestamp), usageEl(msg.usage),
+  const from = typeof msg.source_role === "string" && msg.source_role   // imported with an unknown role
+    ? h("span", { class: "source-role", title: "The role this message had where it came from" }, `from “${msg.source_role.slice(0, 40)}”`) : null;
+  body.append(h("div", { class: "msg-meta" }, statusBadge(msg.status), from, timeEl(msg.timestamp), usageEl(msg.usage),
     actionBar("assistant", Boolean(content))));
   if (msg.status) el.dataset.status = msg.status;
   el.rawText = content;
