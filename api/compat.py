@@ -14,7 +14,9 @@ own shapes stay as they are and the translation lives in one place:
   /api/memory/write`` takes ``{section, content}`` (:func:`memory_view`,
   :func:`memory_file`).
 - ``GET /api/workspaces`` also answers ``{workspaces: [{path, name}], last}``
-  (:func:`workspaces_view`).
+  (:func:`workspaces_view`); ``POST /api/workspaces/add``, ``/remove`` and ``/rename``
+  (what the upstream's page sends) change the profile's list of added folders
+  (:mod:`api.workspace_roots`) — this module's blueprint.
 - ``POST /api/file/rename`` takes ``new_name`` (:func:`rename_target`).
 - ``POST /api/session/retry {session_id, start_turn: false}`` trims without starting a
   turn and answers ``last_user_text`` (:func:`retry_starts_turn`, :func:`retry_answer`).
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 from flask import Blueprint, Flask, jsonify, request
 
@@ -186,6 +189,97 @@ def workspaces_view(roots: list[dict]) -> dict:
             "last": roots[0]["path"] if roots else None}
 
 
+def _workspaces_answer() -> dict:
+    from .workspace import workspace_roots
+    return dict(workspaces_view([{"name": n, "path": str(p)} for n, p in workspace_roots()]), ok=True)
+
+
+def _workspace_body(allowed: set, *, name_required: bool = False) -> tuple[str, str | None]:
+    """``(path, name)`` of a ``/api/workspaces/*`` body; 400 for an unknown field, a
+    ``path`` that is not a non-empty string, a ``name`` that is not a string (or empty when
+    required). Surrounding quotes (Finder's "Copy as Pathname") and ``~`` are read as the
+    upstream reads them."""
+    from .httputil import json_body
+    body = json_body()
+    if body.get("create") is True and "create" in allowed:
+        raise ApiError("this server adds only folders that exist; create it first, then add it")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ApiError(f"unknown field {str(unknown[0])[:40]!r}; send {', '.join(sorted(allowed))}")
+    path, name = body.get("path"), body.get("name")
+    if not isinstance(path, str) or not path.strip():
+        raise ApiError("path is required: the folder's absolute path")
+    if name is not None and not isinstance(name, str):
+        raise ApiError("field 'name' must be str")
+    if name_required and not (name or "").strip():
+        raise ApiError("path and name are required")
+    path = path.strip()
+    if len(path) >= 2 and path[0] == path[-1] and path[0] in "'\"":
+        path = path[1:-1].strip()
+    return os.path.expanduser(path), name
+
+
+@bp.post("/api/workspaces/add")
+def workspaces_add():
+    """The upstream's ``POST /api/workspaces/add {path, name?, create?: false}`` → ``{ok,
+    workspaces: [{path, name}], last, roots}`` (as ``GET /api/workspaces``): the folder is
+    added to this profile's workspace roots, so a chat may work in it.
+
+    400, nothing written: an unknown field; ``create: true`` (the folder must exist); a
+    path that is not an absolute path to an existing folder, or is ``/``, the home folder
+    or one above it, holds the agent's home or this server's state dir, or lies inside
+    the state dir (:func:`api.workspace_roots.refusal`); a folder that is a workspace
+    already."""
+    from .app import app_state
+    from .profiles import profile_dir
+    from .workspace import workspace_roots
+    from .workspace_roots import CHANGE_LOCK, add_extra_roots, refusal
+
+    path, name = _workspace_body({"path", "name", "create"})
+    reason = refusal(path, app_state().config.state_dir)
+    if reason:
+        raise ApiError(f"{path[:200]!r} cannot be a workspace: {reason}")
+    real = os.path.realpath(path)
+    if any(os.path.realpath(p) == real for _n, p in workspace_roots()):
+        raise ApiError(f"{path[:200]!r} is a workspace already")
+    with CHANGE_LOCK:
+        added, skipped = add_extra_roots(profile_dir(), app_state().config.state_dir,
+                                         [{"path": path, "name": name or ""}])
+    if not added:
+        raise ApiError(f"{path[:200]!r} was not added: " + (skipped[0]["reason"] if skipped else "listed already"))
+    return jsonify(_workspaces_answer())
+
+
+@bp.post("/api/workspaces/remove")
+def workspaces_remove():
+    """The upstream's ``POST /api/workspaces/remove {path}`` → the list as for ``add``. The
+    folder itself is untouched; chats that worked in it get 403 for its files until it is
+    added again. 400 an unknown field or no ``path``; 404 a folder that is not one added
+    here (the ``default`` folder and ``--workspace-roots`` are not removed this way)."""
+    from .profiles import profile_dir
+    from .workspace_roots import remove_root
+
+    path, _ = _workspace_body({"path"})
+    if not remove_root(profile_dir(), path):
+        raise ApiError(f"{path[:200]!r} is not an added workspace (the default one and those of "
+                       "--workspace-roots stay)", 404)
+    return jsonify(_workspaces_answer())
+
+
+@bp.post("/api/workspaces/rename")
+def workspaces_rename():
+    """The upstream's ``POST /api/workspaces/rename {path, name}`` → the list as for ``add``,
+    the folder shown as ``name`` (whitespace collapsed, at most 64 characters). 400 an
+    unknown field, no ``path`` or an empty ``name``; 404 a folder that is not one added here."""
+    from .profiles import profile_dir
+    from .workspace_roots import rename_root
+
+    path, name = _workspace_body({"path", "name"}, name_required=True)
+    if not rename_root(profile_dir(), path, name):
+        raise ApiError(f"{path[:200]!r} is not an added workspace (only those can be renamed)", 404)
+    return jsonify(_workspaces_answer())
+
+
 def rename_target(body: dict, path: str) -> str:
     """The new path of a ``POST /api/file/rename``: ours ``new_path``, or the upstream's
     ``new_name`` (a name in the same folder: no ``/``, ``\\``, ``.`` or ``..``). 400 for
@@ -288,5 +382,5 @@ def is_upstream_settings_body(body: dict, ours) -> bool:
 
 
 def init_app(app: Flask) -> None:
-    """Register the upstream's extra method (``GET /api/chat/cancel``)."""
+    """Register the upstream's extra routes (``GET /api/chat/cancel``, ``/api/workspaces/*``)."""
     app.register_blueprint(bp)

@@ -75,13 +75,17 @@ def _check_password_change(body: dict) -> tuple[str | None, bool]:
     return password, remove
 
 
-def _current_password_refusal(body: dict):
-    """None if ``current_password`` is right, else the 400/403/429 answer (rate-limited like logins)."""
+def _current_password_refusal(body: dict, sent_as: str = "current_password"):
+    """None if ``current_password`` is right, else the 400/403/429 answer (rate-limited like
+    logins). ``sent_as``: the field's name in the caller's shape (the upstream's flat one
+    calls it ``_current_password``), so a 400 names the field the caller can send."""
     from .auth import _too_many  # the one 429 shape
 
-    current = field(body, "current_password", str, required=False)
+    current = body.get("current_password")
     if current is None:
-        raise ApiError("removing the password needs 'current_password'")
+        raise ApiError(f"removing the password needs '{sent_as}'")
+    if not isinstance(current, str):
+        raise ApiError(f"field '{sent_as}' must be str")
     auth = auth_state()
     client = request.remote_addr or "?"
     wait = auth.limiter.begin(client)
@@ -114,10 +118,12 @@ def post_settings():
     429 too many wrong passwords; 500 a damaged settings.json (left as it is).
     """
     body = json_body()
+    sent_as = "current_password"
     if compat.is_upstream_settings_body(body, BODY_FIELDS):  # the upstream's flat shape (api.compat)
         body = compat.upstream_settings(body, settings.FIELDS)
+        sent_as = "_current_password"
         if body.get("current_password") is not None and not body.get("remove_password"):
-            refusal = _current_password_refusal(body)    # sent with a change: checked, never ignored
+            refusal = _current_password_refusal(body, sent_as)  # sent with a change: checked, never ignored
             if refusal is not None:
                 return refusal
     unknown = sorted(set(body) - BODY_FIELDS)
@@ -129,7 +135,7 @@ def post_settings():
                               home=agent_home()["home"])
     password, remove = _check_password_change(body)
     if remove:
-        refusal = _current_password_refusal(body)
+        refusal = _current_password_refusal(body, sent_as)
         if refusal is not None:
             return refusal
     store = _store() if changes else None

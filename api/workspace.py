@@ -47,7 +47,9 @@ also 404 for a session of another profile):
   response says where it went. Larger than
   ``--max-upload-bytes`` (default 20 MiB) → 413 JSON before the body is parsed; parts over
   500 KB are spooled to temp files by werkzeug, so memory stays bounded; the file appears
-  atomically or not at all; 409 if it exists and ``overwrite`` is not set.
+  atomically or not at all; 409 if it exists and ``overwrite`` is not set. A folder
+  ``path`` that does not exist yet is created (as the upstream's upload does); 400 if a
+  part of it is a file ("a part of 'notes/a.txt' is not a folder").
 """
 from __future__ import annotations
 
@@ -360,7 +362,9 @@ def upload():
     if size > cap:
         raise ApiError(too_big, 413)
     with _upload_bytes(part.stream, size) as data:
-        st = safepath.write_file(loc, data, exclusive=not overwrite)
+        # a folder that does not exist yet is made, as the upstream's upload does (walked
+        # by descriptor without following links: api.safepath)
+        st = safepath.write_file(loc, data, exclusive=not overwrite, create_dirs=True)
     return jsonify(ok=True, path=_join(folder, name), size=st.st_size, mtime=st.st_mtime)
 
 

@@ -3,8 +3,10 @@
 The roots a session may work in are the profile's own ``workspace`` folder, the folders
 of ``--workspace-roots`` (:func:`api.workspace.workspace_roots`) and the folders listed
 in ``<profile dir>/workspaces.json``: ``[{"path": "/abs/folder", "name": "Label"}]``, the
-upstream's own file shape. Only ``hermes-webui migrate`` writes that file (from the
-upstream's ``workspaces.json``, :mod:`api.migrate_settings`); no HTTP route does.
+upstream's own file shape. ``hermes-webui migrate`` writes that file (from the
+upstream's ``workspaces.json``, :mod:`api.migrate_settings`), and so do the upstream's
+``/api/workspaces/add``, ``remove`` and ``rename`` routes (:mod:`api.compat`) through
+:func:`add_extra_roots`, :func:`remove_root` and :func:`rename_root`, one change at a time.
 
 A folder is refused, when written and again when read (a hand edit gains nothing), if
 it is not an absolute path to an existing folder, is the whole file system, the home
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 from .atomic import atomic_write_text
@@ -23,6 +26,7 @@ from .atomic import atomic_write_text
 ROOTS_FILE = "workspaces.json"
 MAX_ROOTS = 100
 NAME_MAX_CHARS = 64
+CHANGE_LOCK = threading.Lock()  # one read-modify-write of a roots file at a time (HTTP routes)
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -100,3 +104,47 @@ def add_extra_roots(profile_dir, state_dir, entries: list, *, dry_run: bool = Fa
         Path(profile_dir).mkdir(parents=True, exist_ok=True)
         atomic_write_text(Path(profile_dir) / ROOTS_FILE, json.dumps(current, ensure_ascii=False, indent=1) + "\n")
     return added, skipped
+
+
+def _listed_index(current: list, path) -> int | None:
+    """Where ``path`` (as listed, or the same folder) is in ``current``; None if absent."""
+    if not isinstance(path, str) or not path or "\x00" in path:
+        return None
+    real = os.path.realpath(path) if os.path.isabs(path) else None
+    for i, e in enumerate(current):
+        if isinstance(e, dict) and isinstance(e.get("path"), str) and (
+                e["path"] == path or (real is not None and os.path.realpath(e["path"]) == real)):
+            return i
+    return None
+
+
+def _write(profile_dir, current: list) -> None:
+    Path(profile_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(profile_dir) / ROOTS_FILE, json.dumps(current, ensure_ascii=False, indent=1) + "\n")
+
+
+def remove_root(profile_dir, path) -> bool:
+    """Take the folder ``path`` (as listed, or the same folder) off the profile's list;
+    False if it is not listed (nothing written). The folder itself is left alone."""
+    with CHANGE_LOCK:
+        current = _read(profile_dir)
+        at = _listed_index(current, path)
+        if at is None:
+            return False
+        del current[at]
+        _write(profile_dir, current)
+        return True
+
+
+def rename_root(profile_dir, path, name: str) -> bool:
+    """Give the listed folder ``path`` the label ``name`` (whitespace collapsed, at most
+    :data:`NAME_MAX_CHARS` characters; the caller refuses an empty one); False if it is
+    not listed (nothing written)."""
+    with CHANGE_LOCK:
+        current = _read(profile_dir)
+        at = _listed_index(current, path)
+        if at is None:
+            return False
+        current[at] = dict(current[at], name=" ".join(name.split())[:NAME_MAX_CHARS])
+        _write(profile_dir, current)
+        return True

@@ -184,6 +184,52 @@ def test_workspaces_answer_the_upstream_list(live_server):
     assert body["last"] == body["roots"][0]["path"] and body["roots"][0]["name"] == "default"
 
 
+def test_workspaces_add_rename_remove_as_the_upstream_page_sends_them(make_server):
+    server = make_server().start()
+    project = server.tmp / "projects" / "网站 site"
+    project.mkdir(parents=True)
+    roots_file = server.state_dir / "workspaces.json"
+    listed = lambda: upstream_api(server, "/api/workspaces").json()["workspaces"]  # noqa: E731
+    # upstream panels.js: POST api/workspaces/add {path}, then reads data.workspaces
+    r = upstream_api(server, "/api/workspaces/add", {"path": str(project)})
+    assert r.status_code == 200, r.text
+    assert r.json()["ok"] is True and {"path": str(project), "name": "网站 site"} in r.json()["workspaces"]
+    assert r.json()["workspaces"] == listed()
+    # a chat can now work in it
+    sid = server.post("/api/session/new", {"workspace": str(project)}).json()["session"]["session_id"]
+    assert server.post("/api/file/create", {"session_id": sid, "path": "a.txt", "content": "x"}).status_code == 200
+    assert (project / "a.txt").read_text() == "x"
+    # upstream panels.js: POST api/workspaces/rename {path, name} after an add with a friendly name
+    r = upstream_api(server, "/api/workspaces/rename", {"path": str(project), "name": "  Site  "})
+    assert r.status_code == 200, r.text
+    assert {"path": str(project), "name": "Site"} in r.json()["workspaces"]
+    # refused, nothing written: the same rules as a migrated list
+    before = roots_file.read_bytes()
+    outside = server.tmp / "elsewhere"
+    outside.mkdir()
+    for body in ({"path": "/"}, {"path": str(server.home)}, {"path": str(server.tmp)},
+                 {"path": str(server.home / ".hermes")}, {"path": str(server.state_dir)},
+                 {"path": str(server.state_dir / "sessions")}, {"path": str(server.tmp / "missing")},
+                 {"path": "relative/dir"}, {"path": ""}, {"path": str(project)},
+                 {"path": str(outside), "pinned": True}, {"path": str(outside), "create": True},
+                 {"path": str(outside), "name": 5}):
+        (server.home / ".hermes").mkdir(parents=True, exist_ok=True)
+        r = upstream_api(server, "/api/workspaces/add", body)
+        assert r.status_code == 400, (body, r.text)
+        assert r.json()["error"]
+    assert roots_file.read_bytes() == before
+    assert upstream_api(server, "/api/workspaces/rename", {"path": str(project), "name": " "}).status_code == 400
+    assert upstream_api(server, "/api/workspaces/rename", {"path": str(outside), "name": "x"}).status_code == 404
+    default = listed()[0]["path"]
+    assert upstream_api(server, "/api/workspaces/remove", {"path": default}).status_code == 404
+    # upstream panels.js: POST api/workspaces/remove {path}; the folder itself stays
+    r = upstream_api(server, "/api/workspaces/remove", {"path": str(project)})
+    assert r.status_code == 200, r.text
+    assert all(w["path"] != str(project) for w in r.json()["workspaces"]) and r.json()["workspaces"] == listed()
+    assert (project / "a.txt").exists()
+    assert server.post("/api/file/create", {"session_id": sid, "path": "b.txt"}).status_code == 403
+
+
 def test_file_rename_takes_the_upstream_new_name(live_server):
     sid = live_server.new_session()
     assert live_server.post("/api/file/create", {"session_id": sid, "path": "notes", "kind": "dir"}).status_code == 200
@@ -284,6 +330,12 @@ def test_settings_set_the_password_the_upstream_way_and_check_the_current_one(ma
     assert r.status_code == 403
     assert requests.get(server.url("/api/sessions"), headers={"Authorization": f"Bearer {PASSWORD}"},
                         timeout=30).status_code == 200
+    # clearing without the current password: the 400 names the field the flat shape calls it
+    r = upstream_api(server, "/api/settings", {"_clear_password": True}, headers={"X-CSRF-Token": token})
+    assert r.status_code == 400 and "'_current_password'" in r.json()["error"], r.text
+    r = server.post("/api/settings", {"remove_password": True}, headers={"X-CSRF-Token": token,
+                                                                         "Authorization": f"Bearer {PASSWORD}"})
+    assert r.status_code == 400 and "'current_password'" in r.json()["error"], r.text
     r = upstream_api(server, "/api/settings", {"_clear_password": True, "_current_password": PASSWORD},
                      headers={"X-CSRF-Token": token})
     assert r.status_code == 200, r.text

@@ -299,6 +299,17 @@ def test_upload_within_cap_lands_whole(ws):
     assert over.status_code == 200 and (ws.root / "sub" / "blob.bin").read_bytes() == b"x"
 
 
+def test_upload_into_a_folder_that_does_not_exist_makes_it_like_the_upstream(ws):
+    r = ws.post("/api/upload", data={"session_id": ws.sid, "path": "notes/2024 日記"}, files={"file": ("a.txt", b"hi")})
+    assert r.status_code == 200, r.text
+    assert r.json()["path"] == "notes/2024 日記/a.txt" and (ws.root / "notes" / "2024 日記" / "a.txt").read_bytes() == b"hi"
+    # a file where a folder should be: said so, nothing written
+    (ws.root / "plain").write_bytes(b"file")
+    r = ws.post("/api/upload", data={"session_id": ws.sid, "path": "plain/sub"}, files={"file": ("b.txt", b"x")})
+    assert r.status_code == 400 and "is not a folder" in r.json()["error"], r.text
+    assert (ws.root / "plain").read_bytes() == b"file"
+
+
 def _vm(pid: int, key: str) -> int:
     """A /proc/<pid>/status figure in KiB (VmRSS, VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
