@@ -373,7 +373,7 @@ def _subtree(mapping: dict, node_id: str, base: int, seen: set, fallback: float,
         msg = _chatgpt_message(raw, fallback) if isinstance(raw, dict) else None
         if msg is not None:
             messages.append(msg)
-            fallback = msg["timestamp"]
+            fallback = msg.get("timestamp", fallback)
         kids = [k for k in _children(node, mapping) if k not in seen]
         node_id = kids[-1] if kids else None
         if len(kids) > 1 and depth < versions.MAX_DEPTH:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from api.chatgpt_import import chatgpt_branch
 from api.import_formats import ROLES, claude_conversation, open_webui_conversation, settle_role, tool_result_text
 
-from .test_import_export import all_sessions, node, simple_conversation, upload
+from .test_import_export import all_sessions, branched_conversation, node, simple_conversation, upload
 
 
 def _zip(files: dict[str, object]) -> bytes:
@@ -149,6 +149,16 @@ def test_imported_messages_without_a_time_or_a_known_role_stay_readable(live_ser
     assert r.status_code == 200, r.text
     stored = s.session(r.json()["sessions"][0]["session_id"])["messages"]
     assert [m["content"] for m in stored] == ["q", "a"] and not any("timestamp" in m for m in stored)
+    # the other branches (versions) of a conversation without times too
+    branched = branched_conversation()
+    branched.pop("create_time", None)
+    for n in branched["mapping"].values():
+        if n["message"]:
+            n["message"]["create_time"] = None
+    r = upload(s, json.dumps([branched]).encode())
+    assert r.status_code == 200, r.text
+    stored = s.session(r.json()["sessions"][0]["session_id"])
+    assert stored["versions"] and not any("timestamp" in m for m in stored["messages"])
 
 
 _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
