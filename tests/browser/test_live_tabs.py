@@ -207,3 +207,25 @@ def test_the_chat_titles_setting_is_a_labelled_checkbox_in_settings(live_server,
     page.get_by_label("Let the model name new chats").check()
     expect(page.locator("#settings-prefs-done")).to_contain_text("Chat titles saved")
     assert live_server.get("/api/settings").json()["settings"]["generate_titles"] is True
+
+
+def test_text_typed_in_a_chat_deleted_elsewhere_moves_to_the_new_chat(live_server, open_page, console):
+    """Another tab (or a script) deletes the chat this tab shows while a message is half
+    typed: the page says so and opens a new chat with the text still in the box (it was
+    kept only as the deleted chat's draft, out of sight for good)."""
+    sid = live_server.new_session(title="Doomed")
+    page = open_page(live_server, f"/?s={sid}")
+    dialogs = no_native_dialogs(page)
+    wait_title(page, "Doomed")
+    text = "half a thought — 半分 — نصف 🧩\nsecond line"
+    page.fill("#composer-input", text)
+    assert live_server.post("/api/session/delete", {"session_id": sid}).status_code == 200
+    expect(page.locator("#toast")).to_contain_text("This chat was deleted.", timeout=LIVE_MS)
+    page.wait_for_url(re.compile(r"/$"))
+    expect(page.locator("#chat-title")).to_have_text("New chat")
+    expect(page.locator("#composer-input")).to_have_value(text)
+    page.reload()                                   # it is the new chat's draft now, not the dead chat's
+    page.wait_for_selector("html[data-ready]")
+    expect(page.locator("#composer-input")).to_have_value(text)
+    assert page.evaluate("Object.keys(localStorage).filter(k => k.includes(arguments[0]))".replace("arguments[0]", repr(sid))) == []
+    assert dialogs == []

@@ -7,6 +7,7 @@ import { api, postForm } from "./api.js";
 import { initAttachments } from "./attachments.js";
 import { $, announce, h, toast } from "./dom.js";
 import { Chat } from "./chat.js";
+import { clearDraft, draftKey } from "./drafts.js";
 import { LiveEvents } from "./events.js";
 import { initComposer } from "./composer.js";
 import { initModelPicker } from "./models.js";
@@ -185,7 +186,13 @@ function onSessionsChanged(event) {
   if (!sid || (event.session_id !== sid && event.reason !== "reconnected")) return;
   if (event.reason === "deleted") {
     toast("This chat was deleted.");
-    navigate(null, { replace: true });
+    // text typed for it goes on to the new chat, not into the deleted chat's draft (never shown again)
+    const typed = $("#composer-input").value;
+    navigate(null, { replace: true }).then(() => {
+      clearDraft(draftKey(sid));
+      if (!typed.trim()) return;
+      composer.setText(composer.isEmpty() ? typed : `${$("#composer-input").value}\n\n${typed}`);
+    });
   } else if (FOLLOW_REASONS.has(event.reason)) {
     chat.syncIfStale();
   }
