@@ -137,8 +137,8 @@ def test_login_page_works_under_its_own_policy(locked):
     finder = _InlineFinder()
     finder.feed(page.text)
     assert finder.problems == []
-    assert sorted(finder.assets) == ["/static/login.css", "/static/login.js"]
-    types = {"/static/login.js": "javascript", "/static/login.css": "text/css"}
+    assert sorted(finder.assets) == ["/static/js/theme.js", "/static/login.css", "/static/login.js"]
+    types = {"/static/js/theme.js": "javascript", "/static/login.js": "javascript", "/static/login.css": "text/css"}
     for asset in finder.assets:                     # nosniff needs the right MIME types
         resp = requests.get(locked.url(asset), timeout=30)
         assert resp.status_code == 200 and types[asset] in resp.headers["Content-Type"], asset

@@ -244,7 +244,7 @@ def test_markdown_export_lists_the_other_versions(live_server):
     ({"7": {"current": 1, "tails": [{"messages": [{"role": "user", "content": "x"}]}, None]}}, "index"),
     ({"0": {"current": 0, "tails": [{"messages": [{"role": "user", "content": "x"}]}, None]}}, "null"),
     ({"0": {"current": 1, "tails": [{"messages": []}, None]}}, "no message"),
-    ({"0": {"current": 1, "tails": [{"messages": [{"role": "robot", "content": "x"}]}, None]}}, "role"),
+    ({"0": {"current": 1, "tails": [{"messages": [{"role": "user", "content": 7}]}, None]}}, "content"),
     ("many", "object"),
 ])
 def test_import_refuses_broken_versions_and_writes_nothing(live_server, versions, why):
