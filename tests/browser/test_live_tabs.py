@@ -229,3 +229,18 @@ def test_text_typed_in_a_chat_deleted_elsewhere_moves_to_the_new_chat(live_serve
     expect(page.locator("#composer-input")).to_have_value(text)
     assert page.evaluate("Object.keys(localStorage).filter(k => k.includes(arguments[0]))".replace("arguments[0]", repr(sid))) == []
     assert dialogs == []
+
+
+def test_importing_a_file_cut_short_says_the_file_is_broken(live_server, open_page, console):
+    """A chat export cut short (a download that stopped) is not valid JSON: the page says
+    that of the file, not that the page and the server misunderstood each other and that
+    a reload would help (it would not); the parser's words stay behind Details."""
+    page = open_page(live_server)
+    console.allow(r"status of 400")
+    page.set_input_files("#import-input", files=[{
+        "name": "chat-export.json", "mimeType": "application/json",
+        "buffer": '{"hermes_webui_export": 1, "session": {"title": "Cut sh'.encode()}])
+    toast = page.locator("#toast")
+    expect(toast).to_contain_text("Could not import chat-export.json: the file is not valid JSON")
+    expect(toast).not_to_contain_text(re.compile(r"did not understand|reload the page|line 1, column"))
+    assert live_server.get("/api/sessions").json()["sessions"] == []

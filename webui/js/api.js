@@ -30,6 +30,10 @@ export function friendlyMessage(status, serverText) {
   // Like the server's own, these read well alone and after "Could not …: " (lower case, no full stop).
   if (status === 0) return ["the server cannot be reached: check that it is running, then try again", text || null];
   if (status === 409 && /changed in another tab|messages, not \d+/.test(text)) return ["this chat changed in another tab", text];
+  // an imported file that is not JSON (cut short, or not an export): about the file, not the page
+  if (status === 400 && /^the file is not valid JSON\b/.test(text)) {
+    return ["the file is not valid JSON: it may be cut short, or not an export; download it again", text];
+  }
   if (status === 404 && /^no (session|stream)\b/i.test(text)) {
     return ["that chat no longer exists: it may have been deleted in another tab", text];
   }
