@@ -2,8 +2,9 @@
 
 Each backend may offer ``list_models() -> [{id, label, backend, vision, context_length?}]``
 (the fake backend's two models, the OpenAI-compatible endpoint's ``/models``, the GGUF
-files of the local backend); the ``hermes`` backend's are the providers and models of
-the profile's agent home's ``config.yaml`` (``home``, from :func:`api.profiles.agent_home`:
+files of the local backend); the ``hermes`` backend's are the models of the endpoint's
+``/models`` when ``--base-url`` is set (:func:`hermes_endpoint_models`), then the providers
+and models of the profile's agent home's ``config.yaml`` (``home``, from :func:`api.profiles.agent_home`:
 ``$HERMES_HOME`` for ``default``, ``$HERMES_HOME/profiles/<P>`` for P; see
 :func:`hermes_config_models`), headed by ``--model`` when it is set; a backend without a
 list offers its one configured ``model``. Each function takes that ``home`` (None: the
@@ -58,7 +59,7 @@ def list_models(backend, home: Path | None = None) -> list[dict]:
     models: list[dict] = []
     lister = getattr(backend, "list_models", None)
     if lister is None and hermes_home is not None:
-        lister = lambda: hermes_config_models(hermes_home)  # noqa: E731
+        lister = lambda: _unique(hermes_endpoint_models(backend) + hermes_config_models(hermes_home))  # noqa: E731
     if lister is not None:
         try:
             models = [dict(m) for m in lister() or [] if isinstance(m, dict) and isinstance(m.get("id"), str)]
@@ -103,6 +104,31 @@ def resolve(backend, requested: str | None, session_default: str | None = None,
     if session_default and session_default in ids:
         return session_default
     return default_model(backend, home)
+
+
+def _unique(models: list[dict]) -> list[dict]:
+    """``models`` with each id once (the first wins)."""
+    seen: set[str] = set()
+    return [m for m in models if not (m["id"] in seen or seen.add(m["id"]))]
+
+
+def hermes_endpoint_models(backend) -> list[dict]:
+    """With ``--agent hermes --base-url URL``, the models that endpoint's ``GET /models``
+    lists (as the ``openai`` backend reads it; ``backend: "hermes"``), since every turn then
+    runs there whatever config.yaml names. ``[]`` without a base URL or when the endpoint
+    does not answer within 5 s (logged). The config.yaml list follows it."""
+    cfg = getattr(backend, "config", None)
+    base_url = getattr(cfg, "base_url", None)
+    if not base_url:
+        return []
+    from .agents.openai_compat import OpenAIBackend
+
+    try:
+        found = OpenAIBackend(base_url, getattr(cfg, "api_key", None), None).list_models()
+    except Exception as exc:
+        log.warning("could not list the models of %s: %s", base_url, exc)
+        return []
+    return [{**m, "backend": "hermes"} for m in found]
 
 
 # ---------------------------------------------------------------- hermes-agent's config.yaml

@@ -274,3 +274,16 @@ def test_an_attached_image_reaches_the_model_as_an_image_part(make_server, scrip
     images = [p for p in user["content"] if p.get("type") == "image_url"]
     assert [p["image_url"]["url"] for p in images] == ["data:image/png;base64," + base64.b64encode(png).decode()]
     assert server.session(sid)["messages"][0]["attachments"] == [att]
+
+
+def test_hermes_on_a_base_url_without_model_lists_the_endpoints_models(make_server, scripted):
+    """``--agent hermes --base-url URL`` and no ``--model``: the picker offers the endpoint's
+    ``/models`` (not ``[]``), the first is the default, and a turn runs on it."""
+    llm = scripted()
+    server = make_server(agent="hermes", args=("--base-url", llm.url)).start()
+    listed = server.get("/api/models").json()
+    assert [m["id"] for m in listed["models"]] == ["scripted"]
+    assert listed["models"][0]["backend"] == "hermes" and listed["default"] == "scripted"
+    sid = server.new_session()
+    assert tokens_of(stream_events(server, server.start_chat(sid, "hi"))).strip() == FINAL
+    assert llm.requests[-1]["model"] == "scripted"
