@@ -31,7 +31,9 @@ def test_the_offline_shell_lists_the_saved_chats_when_the_server_is_stopped(make
     server = make_server(args=("--port", str(port))).start()
     for title in ("Trip to 京都 🚄", "Budget for May"):
         server.new_session(title=title)
+    assert server.post("/api/settings", {"settings": {"send_key": "ctrl-enter"}}).status_code == 200
     page = open_page(server)
+    expect(page.locator("#composer-help")).to_contain_text("Ctrl+Enter to send")
     page.wait_for_selector("html[data-offline-ready]")     # the worker kept the shell and the list
     expect(page.locator("#session-list .session-title")).to_have_count(2)
     online = sidebar_titles(page)
@@ -46,6 +48,9 @@ def test_the_offline_shell_lists_the_saved_chats_when_the_server_is_stopped(make
     expect(page.locator("#session-list .session-title")).to_have_count(2)
     assert sidebar_titles(page) == online == ["Budget for May", "Trip to 京都 🚄"]
     assert page.locator("#composer-input").is_visible()    # the app itself, not an error page
+    # the send key this browser last heard of, said as it is (not the page's built-in "Enter to send")
+    expect(page.locator("#composer-help")).to_contain_text("Ctrl+Enter to send")
+    assert page.get_attribute("#composer-input", "aria-keyshortcuts") == "Control+Enter"
 
     server.start()                                          # the same port: the worker's origin
     expect(note).to_contain_text("The server is back", timeout=20_000)

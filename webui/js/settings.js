@@ -41,14 +41,19 @@ export function sendKey() { return effective.send_key; }
 /** The profile's default model for new chats, or null (models.js). */
 export function profileDefaultModel() { return effective.default_model; }
 
+/** Say under the composer (and to assistive technology) which key sends. */
+function showSendKey() {
+  const help = $("#composer-help");
+  if (help) help.textContent = HELP[effective.send_key] || HELP.enter;
+  $("#composer-input")?.setAttribute("aria-keyshortcuts", effective.send_key === "ctrl-enter" ? "Control+Enter" : "Enter");
+}
+
 /** Take the server's answer ({settings, defaults}) as the page's settings and apply them. */
 function adopt(answer) {
   effective = { ...(answer.defaults || {}), ...(answer.settings || {}) };
   window.hermesTheme?.set(effective.theme);
   try { localStorage.setItem(SEND_KEY_MIRROR, effective.send_key); } catch { /* this page only */ }
-  const help = $("#composer-help");
-  if (help) help.textContent = HELP[effective.send_key] || HELP.enter;
-  $("#composer-input")?.setAttribute("aria-keyshortcuts", effective.send_key === "ctrl-enter" ? "Control+Enter" : "Enter");
+  showSendKey();
   document.dispatchEvent(new CustomEvent("hermes:settings", { detail: { ...effective } }));
   return answer;
 }
@@ -58,7 +63,8 @@ export async function reloadSettings() {
   try {
     return adopt(await api("/api/settings"));
   } catch {
-    return null; // the mirrors stay in force; the dialog says what is wrong when opened
+    showSendKey(); // the mirrors stay in force (offline: the key last heard of, not the page's built-in text)
+    return null;   // the dialog says what is wrong when opened
   }
 }
 
