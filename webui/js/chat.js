@@ -25,6 +25,7 @@ function asShown(message, next) {
 export const PAGE_SIZE = 50;
 const LOAD_OLDER_PX = 600;   // start loading older messages this close to the top
 const STICK_PX = 80;         // "at the bottom" tolerance for following a stream
+const USER_INPUT_MS = 1000;  // a scroll this soon after the user's wheel, touch, pointer or key is theirs
 
 /**
  * Chat controller. ``hooks``: {onTitle(title|null), onCreated(sid), onListChanged(),
@@ -47,6 +48,15 @@ export class Chat {
     this.loadingOlder = false;
     this.sending = false;
     this.stick = true;
+    // Only the user leaves the bottom: a scroll the layout makes (a lazily loaded image, an
+    // off-screen block's size estimate replaced by its real size, a clamp) keeps ``stick``,
+    // and the view is pinned again (onScroll, and the ResizeObserver below).
+    this.seen = { height: 0, top: 0 };
+    this.userAt = -Infinity;
+    const byUser = () => { this.userAt = performance.now(); };
+    for (const type of ["wheel", "touchmove", "pointerdown", "keydown"]) {
+      this.scroller.addEventListener(type, byUser, { passive: true });
+    }
     this.scroller.addEventListener("scroll", () => this.onScroll(), { passive: true });
     new ResizeObserver(() => { if (this.stick) this.scrollToBottom(); }).observe(this.list);
     this.list.addEventListener("click", (e) => this.onClick(e));
@@ -158,7 +168,15 @@ export class Chat {
 
   onScroll() {
     const s = this.scroller;
-    this.stick = s.scrollHeight - s.scrollTop - s.clientHeight < STICK_PX;
+    // while stuck, a scroll with no wheel, touch, pointer or key in the scroller lately that
+    // came with a change of height at least as big as the move was made by the layout
+    // (scroll anchoring, a clamp), not the user: keep following
+    const grew = Math.abs(s.scrollHeight - this.seen.height);
+    const byLayout = this.stick && grew > 0 && Math.abs(s.scrollTop - this.seen.top) <= grew + 1
+      && performance.now() - this.userAt > USER_INPUT_MS;
+    this.seen = { height: s.scrollHeight, top: s.scrollTop };
+    if (byLayout) this.scrollToBottom();
+    else this.stick = s.scrollHeight - s.scrollTop - s.clientHeight < STICK_PX;
     if (s.scrollTop < LOAD_OLDER_PX) this.loadOlder();
   }
 
@@ -195,7 +213,9 @@ export class Chat {
   }
 
   scrollToBottom() {
-    this.scroller.scrollTop = this.scroller.scrollHeight;
+    const s = this.scroller;
+    s.scrollTop = s.scrollHeight;
+    this.seen = { height: s.scrollHeight, top: s.scrollTop };
   }
 
   // ------------------------------------------------------------ sending and streaming
