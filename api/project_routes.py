@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, jsonify
 
+from . import session_events
 from .httputil import ApiError, field, json_body
 from .models import sidebar_row, validate_session_id
 from .profiles import current_store, profile_dir
@@ -34,6 +35,12 @@ _FIELDS = {"name", "color", "workspace", "instructions", "collapsed"}
 
 def _projects() -> ProjectStore:
     return ProjectStore(profile_dir())
+
+
+def _announce() -> None:
+    """Tell the profile's open tabs that its projects changed (``sessions_changed`` with
+    ``reason: projects_changed``, ``session_id: null``): they refetch the list and its folders."""
+    session_events.publish(str(current_store().dir), None, "projects_changed")
 
 
 def _body(allowed: set[str]) -> dict:
@@ -61,6 +68,7 @@ def create_project():
     body = _body({"name", "color", "workspace", "instructions"})
     project = _call(_projects().create, field(body, "name", str), color=body.get("color"),
                     workspace=body.get("workspace"), instructions=body.get("instructions"))
+    _announce()
     return jsonify(ok=True, project=project)
 
 
@@ -69,14 +77,18 @@ def rename_project():
     body = _body({"project_id", "name", "color"})
     changes = {k: body[k] for k in ("name", "color") if k in body}
     field(body, "name", str)
-    return jsonify(ok=True, project=_call(_projects().update, field(body, "project_id", str), changes))
+    project = _call(_projects().update, field(body, "project_id", str), changes)
+    _announce()
+    return jsonify(ok=True, project=project)
 
 
 @bp.post("/api/projects/update")
 def update_project():
     body = _body({"project_id"} | _FIELDS)
     changes = {k: body[k] for k in _FIELDS if k in body}
-    return jsonify(ok=True, project=_call(_projects().update, field(body, "project_id", str), changes))
+    project = _call(_projects().update, field(body, "project_id", str), changes)
+    _announce()
+    return jsonify(ok=True, project=project)
 
 
 @bp.post("/api/projects/delete")
@@ -91,6 +103,7 @@ def delete_project():
             with session_lock(row["session_id"]):
                 store.patch_metadata(row["session_id"], {"project_id": None}, touch=False)
             moved += 1
+    _announce()
     return jsonify(ok=True, unassigned=moved)
 
 

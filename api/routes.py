@@ -101,8 +101,9 @@ def session_events_stream():
     the request's profile changes, within a second, to every open tab.
 
     ``reason``: ``created``, ``renamed``, ``pinned``, ``archived``, ``deleted``,
-    ``turn_started``, ``turn_finished`` or ``messages_changed`` (anything else: messages,
-    model, tags, project). Events carry no ``id:`` and are not replayed: a client that
+    ``turn_started``, ``turn_finished``, ``messages_changed`` (anything else: messages,
+    model, tags, project) or ``projects_changed`` (the profile's projects; ``session_id``
+    null). Events carry no ``id:`` and are not replayed: a client that
     reconnects refetches ``GET /api/sessions``. A ``: ping`` comment every
     ``--heartbeat-seconds`` (a client that went away is noticed at the next one and its
     thread freed); the stream ends when the server stops. Each open stream holds one of

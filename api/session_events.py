@@ -23,7 +23,7 @@ import threading
 from collections import deque
 
 REASONS = ("created", "renamed", "pinned", "archived", "deleted", "turn_started", "turn_finished",
-           "messages_changed")
+           "messages_changed", "projects_changed")   # projects_changed: session_id None (api.project_routes)
 MAX_QUEUED = 1000
 
 _LOCK = threading.Lock()
@@ -89,9 +89,10 @@ def unsubscribe(sub: Subscription) -> None:
     sub.close()
 
 
-def publish(key: str, session_id: str, reason: str) -> int:
+def publish(key: str, session_id: str | None, reason: str) -> int:
     """Send ``sessions_changed {session_id, reason}`` to every subscriber of ``key``; returns
-    how many got it. Never blocks on a subscriber (each only appends to a queue)."""
+    how many got it. Never blocks on a subscriber (each only appends to a queue).
+    ``session_id`` is None for ``projects_changed`` (the profile's projects, not one session)."""
     if reason not in REASONS:
         raise ValueError(f"unknown reason {reason!r}")
     with _LOCK:

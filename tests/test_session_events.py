@@ -89,6 +89,31 @@ def test_each_kind_of_change_arrives_with_its_reason(live_server, listen):
     assert reasons.index("turn_started") < reasons.index("turn_finished") < reasons.index("deleted")
 
 
+def test_a_project_change_reaches_every_tab_of_the_profile_only(live_server, listen):
+    """Creating, renaming, updating or deleting a project is announced (``projects_changed``,
+    no session), so another tab's sidebar shows the folder without a reload; another
+    profile hears nothing of it."""
+    assert live_server.post("/api/profile/create", {"name": "other"}).ok
+    tab, other = listen(), listen(cookies={"hermes_profile": "other"})
+    count = lambda: len(tab.reasons(None))  # noqa: E731
+    r = live_server.post("/api/projects/create", {"name": "Reise nach 京都 🚄"})
+    assert r.ok, r.text
+    pid = r.json()["project"]["project_id"]
+    tab.wait_for(None, "projects_changed")
+    for path, body in (("/api/projects/rename", {"project_id": pid, "name": "Trip"}),
+                       ("/api/projects/update", {"project_id": pid, "collapsed": True}),
+                       ("/api/projects/delete", {"project_id": pid})):
+        before = count()
+        assert live_server.post(path, body).ok
+        wait_until(lambda: count() > before, timeout=5, message=f"projects_changed after {path}")
+    assert set(tab.reasons(None)) == {"projects_changed"}
+    assert live_server.post("/api/projects/rename", {"project_id": "nope", "name": "x"}).status_code == 404
+    sid = live_server.new_session()                    # an event after the refused call, as a marker
+    tab.wait_for(sid, "created")
+    assert count() == 4                                # a refused change announces nothing
+    assert all(e["reason"] != "projects_changed" for e in other.events)
+
+
 def test_a_cancelled_turn_is_announced_as_finished(live_server, listen):
     tab = listen()
     sid = live_server.new_session()

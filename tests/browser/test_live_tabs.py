@@ -244,3 +244,18 @@ def test_importing_a_file_cut_short_says_the_file_is_broken(live_server, open_pa
     expect(toast).to_contain_text("Could not import chat-export.json: the file is not valid JSON")
     expect(toast).not_to_contain_text(re.compile(r"did not understand|reload the page|line 1, column"))
     assert live_server.get("/api/sessions").json()["sessions"] == []
+
+
+def test_a_project_made_in_another_tab_shows_in_this_ones_sidebar(live_server, open_page):
+    """A project created, renamed or deleted elsewhere shows in this tab's sidebar (folder
+    and filter chip) without a reload, as a chat's changes do."""
+    page = open_page(live_server)
+    r = live_server.post("/api/projects/create", {"name": "Garten 🌱 花园"})
+    assert r.ok, r.text
+    pid = r.json()["project"]["project_id"]
+    expect(page.locator("#session-list")).to_contain_text("Garten 🌱 花园", timeout=LIVE_MS)
+    expect(page.locator("#filter-bar")).to_contain_text("Garten 🌱 花园", timeout=LIVE_MS)
+    assert live_server.post("/api/projects/rename", {"project_id": pid, "name": "Balkon"}).ok
+    expect(page.locator("#session-list")).to_contain_text("Balkon", timeout=LIVE_MS)
+    assert live_server.post("/api/projects/delete", {"project_id": pid}).ok
+    expect(page.locator("#session-list")).not_to_contain_text("Balkon", timeout=LIVE_MS)
