@@ -10,7 +10,8 @@ per line:
   ``{"c": text}`` (reply text), ``{"r": text}`` (reasoning), ``{"tool": {id, name, …}}``
   (a tool record, merged into the earlier one with the same id), ``{"model": id}``,
   ``{"run": {offset, start, tools_before}}`` (a reasoning run began: see
-  :func:`reasoning_runs_field`).
+  :func:`reasoning_runs_field`), ``{"ask": {kind, approval_id|clarify_id, …}}`` (an
+  approval or clarifying question, then its answer, merged by id: see :func:`ask_record`).
 
 A turn that continues a cut reply (``POST /api/session/continue``) has ``"continues":
 <index of that reply>`` in line 1 (its ``user`` is the original user message, for
@@ -66,10 +67,11 @@ class PendingTurn:
     model: str | None = None
     continues: int | None = None  # index of the reply this turn extends, or None
     runs: list = field(default_factory=list)  # reasoning runs, see reasoning_runs_field
+    asks: dict = field(default_factory=dict)  # "<kind>:<id>" -> ask record, see ask_record
 
     def reply(self, status: str) -> dict | None:
         """The partial reply as an assistant message, or None if nothing was streamed."""
-        if not (self.content or self.reasoning or self.tools):
+        if not (self.content or self.reasoning or self.tools or self.asks):
             return None
         msg = {"role": "assistant", "content": self.content, "timestamp": time.time(), "status": status}
         if self.reasoning:
@@ -81,6 +83,7 @@ class PendingTurn:
             msg["tool_calls"] = list(self.tools.values())
         if self.model:
             msg["model"] = self.model
+        msg.update(asks_fields(self.asks.values()))
         return msg
 
 
@@ -176,6 +179,11 @@ def read_journal(path: Path, *, head_only: bool = False) -> PendingTurn | None:
             pending.model = rec["model"]
         if _valid_run(rec.get("run")):
             pending.runs.append(dict(rec["run"]))
+        ask = rec.get("ask")
+        if isinstance(ask, dict) and ask.get("kind") in ASK_FIELDS:
+            key = f"{ask['kind']}:{ask.get(ask['kind'] + '_id')}"
+            if key in pending.asks or len(pending.asks) < MAX_ASKS:
+                pending.asks.setdefault(key, {}).update(ask)
     pending.content = "".join(content)
     pending.reasoning = "".join(reasoning)
     return pending
@@ -215,6 +223,70 @@ def runs_of(msg: dict) -> list[dict]:
     return [{"offset": 0, "start": 0, "tools_before": 0}] if msg.get("reasoning") else []
 
 
+# ---------------------------------------------------------------- approvals and clarifying questions
+
+ASK_FIELDS = {"approval": "approvals", "clarify": "clarifications"}   # event kind -> saved reply field
+MAX_ASKS = 200                 # questions kept per reply (more are asked, not recorded)
+MAX_ASK_TEXT_BYTES = 8 * 1024  # a command, description, question, choice or answer, cut with a note
+MAX_ASK_CHOICES = 50
+
+
+def _cap(value, limit: int = MAX_ASK_TEXT_BYTES) -> str:
+    text = value if isinstance(value, str) else "" if value is None else str(value)
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) <= limit:
+        return text
+    kept = raw[:limit].decode("utf-8", "ignore")
+    return kept + f"[… {len(raw) - len(kept.encode('utf-8', 'surrogatepass')):,} more bytes not kept]"
+
+
+def ask_record(kind: str, data: dict, offset: int, tools_before: int) -> dict:
+    """The record of a question event (``approval {approval_id, tool, command,
+    description}`` or ``clarify {clarify_id, question, choices?}``) asked when the reply
+    text was ``offset`` characters (code points) long, after ``tools_before`` of its tool
+    calls; texts capped at 8 KiB (with a note), at most 50 choices. ``kind`` is kept for the
+    journal and dropped by :func:`asks_fields`."""
+    qid = f"{kind}_id"
+    rec = {"kind": kind, qid: _cap(data.get(qid), 64), "offset": offset, "tools_before": tools_before}
+    if kind == "approval":
+        rec.update(tool=_cap(data.get("tool"), 256), command=_cap(data.get("command")),
+                   description=_cap(data.get("description")))
+    else:
+        rec["question"] = _cap(data.get("question"))
+        if isinstance(data.get("choices"), list):
+            rec["choices"] = [_cap(c, 1024) for c in data["choices"][:MAX_ASK_CHOICES]]
+    if data.get("unattended"):
+        rec["unattended"] = True
+    return rec
+
+
+def answer_record(kind: str, data: dict) -> dict:
+    """What a ``<kind>_answered {answer, timed_out}`` event adds to its question's record:
+    ``choice`` (approval: once|session|always|deny) or ``answer`` (clarify), ``timed_out``."""
+    key = "choice" if kind == "approval" else "answer"
+    return {key: _cap(data.get("answer")), "timed_out": bool(data.get("timed_out"))}
+
+
+def asks_fields(asks) -> dict:
+    """A saved reply's ``approvals: [{approval_id, tool, command, description, choice,
+    timed_out, offset, tools_before, unattended?, unanswered?}]`` and ``clarifications:
+    [{clarify_id, question, choices?, answer, timed_out, offset, tools_before, unattended?,
+    unanswered?}]``, in the order asked (each left out when empty). A question the turn
+    ended without an answer to (a crash or restart while it waited) is ``unanswered: true``,
+    and an approval so left is ``choice: "deny"``: never taken as granted."""
+    out: dict[str, list] = {}
+    for rec in asks:
+        kind = rec.get("kind")
+        if kind not in ASK_FIELDS:
+            continue
+        item = {k: v for k, v in rec.items() if k != "kind"}
+        key = "choice" if kind == "approval" else "answer"
+        if key not in item:
+            item.update({key: "deny" if kind == "approval" else "", "timed_out": False, "unanswered": True})
+        out.setdefault(ASK_FIELDS[kind], []).append(item)
+    return out
+
+
 def remove_journal(path: Path) -> None:
     """Delete a journal (missing is fine). Raises OSError for other failures."""
     try:
@@ -248,6 +320,13 @@ def extend_reply(old: dict, part: dict | None) -> dict:
         moved = [dict(t, offset=t["offset"] + len(before)) if isinstance(t, dict) and isinstance(t.get("offset"), int)
                  else t for t in part["tool_calls"]]
         merged["tool_calls"] = list(old.get("tool_calls") or []) + moved
+    n_tools = len(old.get("tool_calls") or [])
+    for name in ASK_FIELDS.values():  # questions: offsets past the old text, after its tool calls
+        if part.get(name):
+            num = lambda v: v if isinstance(v, int) and not isinstance(v, bool) else 0  # noqa: E731
+            moved = [dict(q, offset=num(q.get("offset")) + len(before), tools_before=num(q.get("tools_before")) + n_tools)
+                     for q in part[name] if isinstance(q, dict)]
+            merged[name] = list(old.get(name) or []) + moved
     for key in ("status", "model", "timestamp"):
         if key in part:
             merged[key] = part[key]

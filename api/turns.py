@@ -31,7 +31,8 @@ from . import approvals, instructions, streams, titles
 from .agents.base import AgentBackend, BackendError, TurnContext
 from .codec import clean_text
 from .errors import ApiError, SessionError, SessionNotFound, TooLarge, TurnConflict
-from .journal import JournalWriter, add_usage, reasoning_runs_field, remove_journal
+from .journal import (ASK_FIELDS, MAX_ASKS, JournalWriter, add_usage, answer_record, ask_record, asks_fields,
+                      reasoning_runs_field, remove_journal)
 from .models import (CLEARED_STREAM_FIELDS, Session, SessionStore,
                      check_meta_string, public_metadata)
 from .streams import StreamChannel, session_lock
@@ -83,6 +84,8 @@ class Turn:
         self._tools: dict[str, dict] = {}
         self._saved_content = self._saved_reasoning = self._saved_runs = 0  # pieces already in the journal
         self._dirty_tools: set[str] = set()
+        self._asks: dict[str, dict] = {}     # approvals and clarifying questions (api.journal.ask_record)
+        self._dirty_asks: set[str] = set()
         self._finished = False
         self._stop = threading.Event()
         self.checkpoints = 0
@@ -200,9 +203,24 @@ class Turn:
                 record.update(result=data.get("result"), duration_ms=data.get("duration_ms"),
                               is_error=bool(data.get("is_error")))
                 self._dirty_tools.add(key)
+            elif event.removesuffix("_answered") in ASK_FIELDS:
+                self._record_ask(event, data)
             self.channel.emit(event, data)
-        if event == "tool_complete":
-            self.checkpoint()
+        if event == "tool_complete" or event.removesuffix("_answered") in ASK_FIELDS:
+            self.checkpoint()   # a question and its answer are on disk before the wait / what follows
+
+    def _record_ask(self, event: str, data: dict) -> None:
+        """Keep a question (``approval``/``clarify``) where the reply had got to, and its
+        answer (``<kind>_answered``), for the saved reply (call with ``self._lock`` held)."""
+        kind = event.removesuffix("_answered")
+        key = f"{kind}:{data.get(kind + '_id')}"
+        if event == kind:
+            if len(self._asks) < MAX_ASKS:
+                self._asks[key] = ask_record(kind, data, self._content_chars, len(self._tools))
+                self._dirty_asks.add(key)
+        elif key in self._asks:
+            self._asks[key].update(answer_record(kind, data))
+            self._dirty_asks.add(key)
 
     def reply(self, status: str) -> dict:
         """The assistant message as it stands (call with ``self._lock`` held)."""
@@ -220,6 +238,7 @@ class Turn:
         policy = self.approval_policy
         if policy is not None and policy.denied:   # an unattended run: what it was not allowed to do
             msg["denied_tools"] = [dict(d) for d in policy.denied]
+        msg.update(asks_fields(self._asks.values()))
         return msg
 
     def checkpoint(self) -> bool:
@@ -240,7 +259,9 @@ class Turn:
                     records.append({"r": "".join(self._reasoning[self._saved_reasoning:])})
                 records.extend({"run": dict(r)} for r in self._runs[self._saved_runs:])
                 records.extend({"tool": dict(self._tools[k])} for k in sorted(self._dirty_tools))
-                marks = (len(self._content), len(self._reasoning), set(self._dirty_tools), len(self._runs))
+                records.extend({"ask": dict(self._asks[k])} for k in self._asks if k in self._dirty_asks)
+                marks = (len(self._content), len(self._reasoning), set(self._dirty_tools), len(self._runs),
+                         set(self._dirty_asks))
             if not records:
                 return False
             try:
@@ -252,6 +273,7 @@ class Turn:
             with self._lock:
                 self._saved_content, self._saved_reasoning, self._saved_runs = marks[0], marks[1], marks[3]
                 self._dirty_tools -= marks[2]
+                self._dirty_asks -= marks[4]
             self.checkpoints += 1
             return True
 
