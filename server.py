@@ -70,6 +70,10 @@ def _configure_logging(level: str) -> None:
 
 
 def _raise_interrupt(signum, frame):
+    # The open /api/sessions/events streams end first: waitress, on this interrupt, waits up
+    # to 5 s for its threads, and a stream still open would hold one that long and then
+    # write to a closed socket (a traceback in the log for every open tab).
+    _api("session_events").close_all()
     raise KeyboardInterrupt
 
 
@@ -239,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             return 3
         port = int(server.effective_port)
         signal.signal(signal.SIGTERM, _raise_interrupt)
+        signal.signal(signal.SIGINT, _raise_interrupt)   # Ctrl-C stops the same way
         print(f"hermes-webui listening on http://{config.host}:{port}/ "
               f"(agent: {state.backend.name}, state: {config.state_dir})", flush=True)
         try:

@@ -171,6 +171,10 @@ def test_the_server_stops_cleanly_with_event_streams_open(make_server):
     assert server.stop() == 0     # not killed after the stop timeout: the streams did not hold it
     for tab in tabs:
         assert tab.ended.wait(10), "the event stream was not ended by the server"
+    # the streams ended before the server waited for its threads: it did not give up on
+    # them ("thread(s) still running") nor log their writes to a closed socket
+    log = server.log_text()
+    assert "still running" not in log and "Traceback" not in log, log[-3000:]
 
 
 def test_live_streams_never_take_more_than_half_the_threads(make_server):
