@@ -18,6 +18,7 @@
 import { attachmentList } from "./attachments.js";
 import { formatTime, h, icon } from "./dom.js";
 import { LARGE_CHARS, LiveMarkdown, plainTextElement, setRendered, showPlain } from "./markdown.js";
+import { savedQuestionCard } from "./questions.js";
 import { canSpeak } from "./speech.js";
 
 const STATUS_LABELS = { truncated: "Cut off", interrupted: "Interrupted", cancelled: "Stopped", error: "Error", partial: "Partial" };
@@ -37,10 +38,14 @@ export function replyParts(msg) {
   const content = textOf(msg.content);
   const calls = Array.isArray(msg.tool_calls) ? msg.tool_calls.filter((c) => c && typeof c === "object") : [];
   const runs = reasoningRuns(msg);
-  if (!calls.length && !runs.length) return content ? [{ text: content }] : [];
+  const asks = questionsOf(msg);
+  if (!calls.length && !runs.length && !asks.length) return content ? [{ text: content }] : [];
   const at = (c) => (Number.isInteger(c.offset) && c.offset > 0 ? c.offset : 0);
-  // [offset, sequence, kind (0 reasoning, 1 tool), item]: a run sorts before the call numbered tools_before
-  const marks = [...calls.map((c, i) => [at(c), i, 1, c]), ...runs.map((r) => [r.offset, r.tools_before, 0, r])]
+  const before = (q) => (Number.isInteger(q.record.tools_before) && q.record.tools_before >= 0 ? q.record.tools_before : 0);
+  // [offset, sequence, kind (0 reasoning, 1 tool or question), item]: a run sorts before the
+  // call numbered tools_before, a question just before it (asked before that call came)
+  const marks = [...calls.map((c, i) => [at(c), i, 1, c]), ...runs.map((r) => [r.offset, r.tools_before, 0, r]),
+    ...asks.map((q) => [at(q.record), before(q) - 0.5, 1, q])]
     .sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2]);
   const cuts = codePointIndices(content, marks.map(([o]) => o));
   const parts = [];
@@ -58,6 +63,14 @@ export function replyParts(msg) {
   const rest = content.slice(from);
   if (rest.trim()) parts.push({ text: rest });
   return parts;
+}
+
+/** A saved reply's answered approvals and clarifying questions, in the order asked:
+ * [{question: "approval" | "clarify", record}] (see replyParts; questions.js draws them). */
+function questionsOf(msg) {
+  const list = (value, kind) => (Array.isArray(value) ? value : [])
+    .filter((r) => r && typeof r === "object").map((record) => ({ question: kind, record }));
+  return [...list(msg.approvals, "approval"), ...list(msg.clarifications, "clarify")];
 }
 
 /** ``msg``'s reasoning cut into its runs: [{offset, tools_before, text}] (see replyParts). */
@@ -212,6 +225,7 @@ export function assistantElement(msg, index, html) {
     }
     if (part.tools) {
       body.append(h("div", { class: "tools" }, part.tools.map((call) => {
+        if (call.question) return savedQuestionCard(call.question, call.record);   // an answered approval or clarify
         const card = toolCard(call, call.result !== undefined);
         // saved without a result (a stopped turn, a migrated call never answered): it never will be
         if (call.result === undefined) card.parts.status.replaceChildren("Not finished");

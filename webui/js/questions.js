@@ -3,7 +3,8 @@
 // clarifying question (choice buttons, or a text box). Both are shown in the reply being
 // streamed, answered over HTTP, and closed by the ``approval_answered`` /
 // ``clarify_answered`` event, which every tab receives (and a reload replays), so a card
-// answered elsewhere shows its outcome too.
+// answered elsewhere shows its outcome too. A saved reply keeps them (``approvals``,
+// ``clarifications``): after a reload they are drawn answered, read-only, where they came.
 
 import { post } from "./api.js";
 import { announce, h, icon } from "./dom.js";
@@ -53,8 +54,9 @@ function outcome(card, text, ok) {
   if (hadFocus && card.isConnected) out.focus({ preventScroll: true });
 }
 
-/** The card for ``approval {approval_id, tool, command, description}`` of stream ``streamId``. */
-export function approvalCard(data, streamId) {
+/** The card for ``approval {approval_id, tool, command, description}`` of stream ``streamId``
+ * (``quiet``: not announced, for a saved one). */
+export function approvalCard(data, streamId, { quiet = false } = {}) {
   const id = String(data.approval_id ?? "");
   const tool = String(data.tool || "tool");
   const title = h("strong", { class: "question-title", id: `approval-${id}` }, `Allow ${tool} to run this?`);
@@ -69,7 +71,7 @@ export function approvalCard(data, streamId) {
     onclick: () => answer(card, "approval", "/api/approval/respond", { stream_id: streamId, approval_id: id, choice }),
   }, label))),
   h("div", { class: "question-outcome", role: "status", tabindex: "-1", hidden: true }));
-  announce(`The agent asks before running ${tool}: ${String(data.command ?? "").slice(0, 200)}`);
+  if (!quiet) announce(`The agent asks before running ${tool}: ${String(data.command ?? "").slice(0, 200)}`);
   return card;
 }
 
@@ -83,8 +85,9 @@ export function settleApproval(card, data) {
   outcome(card, text, data?.answer !== "deny" && !data?.timed_out);
 }
 
-/** The card for ``clarify {clarify_id, question, choices?}`` of stream ``streamId``. */
-export function clarifyCard(data, streamId) {
+/** The card for ``clarify {clarify_id, question, choices?}`` of stream ``streamId``
+ * (``quiet``: not announced, for a saved one). */
+export function clarifyCard(data, streamId, { quiet = false } = {}) {
   const id = String(data.clarify_id ?? "");
   const send = (text) => answer(card, "question", "/api/clarify/respond", { stream_id: streamId, clarify_id: id, answer: text });
   const choices = Array.isArray(data.choices) ? data.choices.map(String) : [];
@@ -109,7 +112,7 @@ export function clarifyCard(data, streamId) {
     String(data.question ?? ""))),
   actions,
   h("div", { class: "question-outcome", role: "status", tabindex: "-1", hidden: true }));
-  announce(`The agent asks: ${String(data.question ?? "").slice(0, 200)}`);
+  if (!quiet) announce(`The agent asks: ${String(data.question ?? "").slice(0, 200)}`);
   return card;
 }
 
@@ -123,4 +126,23 @@ export function settleClarify(card, data) {
 export function closeQuestion(card) {
   if (card.dataset.state === "answered") return;
   outcome(card, "Not answered: the reply ended first", false);
+}
+
+/** A saved reply's question, answered, read-only, as it looked once answered live:
+ * ``kind`` "approval" with ``{approval_id, tool, command, description, choice, timed_out,
+ * unattended?, unanswered?}`` or "clarify" with ``{clarify_id, question, choices?, answer,
+ * timed_out, unanswered?}`` (docs/api.md). One left open by a restart was never granted. */
+export function savedQuestionCard(kind, rec) {
+  if (kind === "approval") {
+    const card = approvalCard(rec, null, { quiet: true });
+    if (rec.unanswered) {
+      card.dataset.outcome = "deny";
+      outcome(card, "Not granted: the reply was interrupted before anyone answered", false);
+    } else settleApproval(card, { answer: rec.choice, timed_out: rec.timed_out, unattended: rec.unattended });
+    return card;
+  }
+  const card = clarifyCard(rec, null, { quiet: true });
+  if (rec.unanswered) outcome(card, "Not answered: the reply was interrupted first", false);
+  else settleClarify(card, { answer: rec.answer, timed_out: rec.timed_out });
+  return card;
 }

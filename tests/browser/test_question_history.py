@@ -1,0 +1,54 @@
+"""Answered approvals and clarifying questions stay in the reply after a reload (issue
+15/16): the clarify with "You answered: …", the approval card with its command and
+outcome, read-only, where they came in the reply (text, question, text, card, tool)."""
+from __future__ import annotations
+
+import pytest
+
+from ..helpers import fake_script
+from .conftest import sid_of, wait_reply_finished
+
+pytestmark = pytest.mark.browser
+
+COMMAND = "rm -rf build && echo 'done' > \"log\""
+# The reply's body, top to bottom: "md:<text>", "clarify:<outcome>", "approval:<command>|<outcome>", "tool:<name>"
+ORDER = """() => [...[...document.querySelectorAll('.msg-assistant')].pop().querySelectorAll(
+    '.msg-body > .md, .msg-body > .tools > *')].map(el =>
+  el.matches('.md') ? 'md:' + el.innerText.trim()
+  : el.matches('.clarify-card') ? 'clarify:' + el.querySelector('.question-outcome').innerText.trim()
+  : el.matches('.approval-card') ? 'approval:' + el.querySelector('.approval-command').innerText + '|'
+      + el.querySelector('.question-outcome').innerText.trim()
+  : 'tool:' + el.querySelector('.tool-name').textContent)"""
+
+
+def test_answered_questions_are_shown_in_order_after_a_reload(live_server, open_page):
+    page = open_page(live_server)
+    page.fill("#composer-input", fake_script(
+        tokens=4, clarify={"question": "Which colour?", "choices": ["red", "blue"]},
+        approval={"tool": "terminal", "command": COMMAND, "description": "Clean the build folder"},
+        tools=[{"name": "terminal", "args": {"command": COMMAND}, "result": "removed 12 files"}]))
+    page.keyboard.press("Enter")
+    page.locator(".msg-assistant.streaming .clarify-card button[data-answer='blue']").click()
+    page.locator(".msg-assistant.streaming .approval-card button[data-choice='once']").click()
+    wait_reply_finished(page)
+    expected = ["clarify:You answered: blue", "md:answer: blue t0 t1", f"approval:{COMMAND}|Allowed once",
+                "tool:terminal", "md:t2 t3"]
+    assert page.evaluate(ORDER) == expected
+    sid = sid_of(page)
+    page.reload()
+    page.wait_for_selector("html[data-ready]")
+    page.wait_for_function("n => document.querySelectorAll('.msg-assistant .approval-card').length === n", arg=1)
+    assert page.evaluate(ORDER) == expected
+    card = page.locator(".msg-assistant .approval-card")
+    assert card.get_attribute("data-state") == "answered" and card.locator("button").count() == 0
+    assert "Clean the build folder" in card.inner_text() and "terminal" in card.locator(".question-title").inner_text()
+    assert page.locator(".msg-assistant .clarify-card .question-title").inner_text() == "Which colour?"
+    # a second turn nobody answers in time: after a reload, denied for that reason
+    page.fill("#composer-input", fake_script(tokens=2, approval={"tool": "terminal", "command": "ls"},
+                                             approval_timeout_ms=300))
+    page.keyboard.press("Enter")
+    wait_reply_finished(page, count=2)
+    page.goto(live_server.url(f"/?s={sid}"))
+    page.wait_for_selector("html[data-ready]")
+    page.wait_for_function("() => document.querySelectorAll('.msg-assistant').length === 2")
+    assert page.evaluate(ORDER) == ["md:t0", "approval:ls|Denied: nobody answered in time", "md:t1"]
