@@ -79,3 +79,18 @@ def test_an_approval_open_at_a_sigkill_is_saved_unanswered_and_denied(make_serve
     assert reply["status"] == "interrupted" and reply["content"] == "t0 "
     assert reply["approvals"] == [{"approval_id": aid, **RM, "offset": len("t0 "), "tools_before": 0,
                                    "choice": "deny", "timed_out": False, "unanswered": True}]
+
+
+def test_a_continued_reply_keeps_both_parts_questions_counted_from_its_start(live_server):
+    sid = live_server.new_session()
+    script = fake_script(tokens=2, approval=RM, approval_timeout_ms=200, finish="length")
+    stream_events(live_server, live_server.start_chat(sid, script))
+    first = _reply(live_server, sid)
+    assert first["status"] == "truncated" and first["approvals"][0]["offset"] == len("t0 ")
+    r = live_server.post("/api/session/continue", {"session_id": sid})
+    assert r.status_code == 200, r.text
+    stream_events(live_server, r.json()["stream_id"])
+    reply = _reply(live_server, sid)
+    assert reply["content"] == "t0 t1 t0 t1 "
+    assert [(a["offset"], a["choice"], a["timed_out"]) for a in reply["approvals"]] == [
+        (len("t0 "), "deny", True), (len("t0 t1 t0 "), "deny", True)]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from ..helpers import fake_script
+from ..helpers import fake_script, wait_until
 from .conftest import sid_of, wait_reply_finished
+from .test_resilience import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -52,3 +53,23 @@ def test_answered_questions_are_shown_in_order_after_a_reload(live_server, open_
     page.wait_for_selector("html[data-ready]")
     page.wait_for_function("() => document.querySelectorAll('.msg-assistant').length === 2")
     assert page.evaluate(ORDER) == ["md:t0", "approval:ls|Denied: nobody answered in time", "md:t1"]
+
+
+def test_an_approval_open_when_the_server_died_shows_not_granted(make_server, open_page, console):
+    console.allow(r"net::ERR_")  # requests that fail while the server is down
+    server = make_server(args=("--port", str(free_port()))).start()
+    page = open_page(server)
+    page.fill("#composer-input", fake_script(tokens=2, approval={"tool": "terminal", "command": COMMAND}))
+    page.keyboard.press("Enter")
+    page.locator(".msg-assistant.streaming .approval-card[data-state='open']").wait_for()
+    sid = sid_of(page)
+    wait_until(lambda: "approval_id" in (server.sessions_dir / f"{sid}.turn.jsonl").read_text(),
+               message="the approval reaches the journal")
+    server.kill()
+    server.start()
+    page.wait_for_selector(".msg-assistant[data-status='interrupted']")
+    page.reload()
+    page.wait_for_selector("html[data-ready]")
+    page.wait_for_selector(".msg-assistant[data-status='interrupted'] .approval-card[data-state='answered']")
+    assert page.evaluate(ORDER) == ["md:t0", f"approval:{COMMAND}|Not granted: the reply was interrupted before anyone answered"]
+    assert page.locator(".approval-card button").count() == 0
