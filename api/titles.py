@@ -75,11 +75,48 @@ def _fit(line: str) -> str:
     return title
 
 
+_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+_MARKS = re.compile(r"^\s{0,3}(?:#{1,6}\s+|>\s*)+")
+
+
+def _first_line(text: str) -> str:
+    """The first non-empty line of prose in ``text``, its Markdown heading or quote marks
+    dropped; lines inside a code fence count only when there is no prose at all."""
+    in_code, first_code = False, ""
+    for line in text.splitlines():
+        if _FENCE.match(line):
+            in_code = not in_code
+            continue
+        if not line.strip():
+            continue
+        if in_code:
+            first_code = first_code or line
+            continue
+        prose = _MARKS.sub("", line).strip()
+        if prose:
+            return prose
+    return first_code
+
+
 def auto_title(text: str) -> str:
-    """A sidebar title from the first user message: its first non-empty line, white
-    space folded, at most 60 characters (whole characters, with "…" when cut)."""
-    line = next((ln for ln in clean_text(text).splitlines() if ln.strip()), "")
-    return _fit(line) or DEFAULT_TITLE
+    """A sidebar title from the first user message: its first non-empty line of prose
+    (a code fence's lines only when there is nothing else; a leading ``#`` or ``>``
+    dropped), white space folded, at most 60 characters (whole characters, with "…"
+    when cut)."""
+    return _fit(_first_line(clean_text(text))) or DEFAULT_TITLE
+
+
+def first_message_title(meta: dict, text: str) -> dict:
+    """The metadata changes when ``text`` becomes a chat's first message (a new chat, or a
+    retry or edit of its first message), its title not set by hand: the first-line title
+    (:func:`auto_title`), unless the model's title was written for that same first line
+    (a retry keeps it); ``{}`` when nothing changes."""
+    first = auto_title(text)
+    if meta.get("title_generated_from"):
+        if meta["title_generated_from"] == first:
+            return {}
+        return {"title": first, "title_generated_from": None}   # a new first line: named again
+    return {"title": first}
 
 
 def clean_generated(text) -> str | None:
@@ -163,7 +200,9 @@ def generate_title(backend, user_text: str, *, model: str | None = None,
 
 def store_generated(store, session_id: str, expected_title: str, title: str) -> bool:
     """Replace ``expected_title`` by ``title`` under the session lock, unless the title was
-    set by hand or is no longer ``expected_title``; ``updated_at`` is not touched.
+    set by hand or is no longer ``expected_title``; records the first-line title it
+    replaced as ``title_generated_from`` (a retry or an edit that keeps that first line
+    keeps the model's title: :func:`first_message_title`); ``updated_at`` is not touched.
     Returns True if it wrote."""
     from .errors import SessionError
     from .streams import session_lock
@@ -175,7 +214,7 @@ def store_generated(store, session_id: str, expected_title: str, title: str) -> 
             return False   # deleted or unreadable meanwhile
         if meta.get("manual_title") or meta.get("title") != expected_title or title == expected_title:
             return False
-        store.patch_metadata(session_id, {"title": title}, touch=False)
+        store.patch_metadata(session_id, {"title": title, "title_generated_from": expected_title}, touch=False)
     return True
 
 
@@ -183,10 +222,13 @@ def after_first_reply(store, backend, session_id: str, saved_meta: dict, user_te
                       model: str | None = None) -> threading.Thread | None:
     """Start generating a title for a chat whose first reply has just been saved
     (``saved_meta``: its metadata after the save). Returns the thread, or None when
-    nothing is to be done: a title set by hand, not the first exchange, an empty reply,
-    a backend that cannot, or the profile's ``generate_titles`` off."""
-    if saved_meta.get("manual_title") or saved_meta.get("message_count") != 2 or not (reply_text or "").strip():
-        return None
+    nothing is to be done: a title set by hand or already written by the model
+    (``title_generated_from``, so a retry of the first reply does not ask again), not the
+    first exchange, an empty reply, a backend that cannot, or the profile's
+    ``generate_titles`` off."""
+    if saved_meta.get("manual_title") or saved_meta.get("title_generated_from") \
+            or saved_meta.get("message_count") != 2 or not (reply_text or "").strip():
+        return None   # a retry of the first reply keeps the title the model already wrote
     if not can_generate(backend) or not generation_enabled(store.dir.parent):
         return None
     expected = saved_meta.get("title")

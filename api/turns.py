@@ -36,7 +36,7 @@ from .journal import (ASK_FIELDS, MAX_ASKS, JournalWriter, add_usage, answer_rec
 from .models import (CLEARED_STREAM_FIELDS, Session, SessionStore,
                      check_meta_string, public_metadata)
 from .streams import StreamChannel, session_lock
-from .titles import AUTO_TITLE_CHARS, _cut_whole, _extends, auto_title  # noqa: F401 (their home is api.titles)
+from .titles import AUTO_TITLE_CHARS, _cut_whole, _extends, auto_title, first_message_title  # noqa: F401 (their home is api.titles)
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_TOOL_RESULT_BYTES = 16 * 1024 * 1024
@@ -544,7 +544,7 @@ def start_turn(store: SessionStore, backend: AgentBackend, session_id: str, text
             user["attachments"] = [f.record() for f in files]
         changes = {**CLEARED_STREAM_FIELDS, "active_stream_id": stream_id}  # drops legacy pending keys
         if not session.meta.get("manual_title") and (session.message_count == 0 or replace_messages == []):
-            changes["title"] = auto_title(text)
+            changes.update(first_message_title(session.meta, text))
         journal = JournalWriter.create(store.journal_path(session_id), stream_id, user, started)
         try:
             if replace_messages is None:

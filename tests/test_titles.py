@@ -161,6 +161,33 @@ def test_the_model_titles_a_chat_when_its_first_reply_ends(openai_server):
     assert _title(openai_server, sid) == "Atomic file writes"
 
 
+def test_a_retry_of_the_first_reply_does_not_ask_for_a_title_again(openai_server):
+    sid = _first_turn(openai_server, "How do I write a file atomically?")
+    wait_until(lambda: _title(openai_server, sid) == "Atomic file writes", message="the generated title")
+    retry = openai_server.post("/api/session/retry", {"session_id": sid})
+    assert retry.status_code == 200, retry.text
+    assert stream_events(openai_server, retry.json()["stream_id"])[-1]["data"]["status"] == "complete"
+    assert len(TitleModel.title_requests) == 1     # the model named it once; a retry keeps that title
+    assert _title(openai_server, sid) == "Atomic file writes"
+    # an edit that changes the first line is a new subject: the first line, then the model again
+    edit = openai_server.post("/api/session/edit", {"session_id": sid, "message_index": 0,
+                                                     "content": "name this edited chat"})
+    assert edit.status_code == 200, edit.text
+    stream_events(openai_server, edit.json()["stream_id"])
+    wait_until(lambda: _title(openai_server, sid) == "Name This Edited", message="a title for the new first line")
+
+
+@pytest.mark.parametrize("text, title", [
+    ("```python\nprint(1)\n```\nwhy does this print 1?", "why does this print 1?"),
+    ("# Deploy plan\nsteps", "Deploy plan"),
+    ("> quoted error line\nwhat now", "quoted error line"),
+    ("   \n~~~\nonly code here\n~~~", "only code here"),
+    ("```\n```\n\n", "New chat"),
+])
+def test_a_title_skips_code_fences_and_markdown_marks(text, title):
+    assert auto_title(text) == title
+
+
 def test_a_title_set_by_hand_is_never_replaced(openai_server):
     manual = _first_turn(openai_server, "first line here", title="My own title")
     auto = _first_turn(openai_server, "another chat")
