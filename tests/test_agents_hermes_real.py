@@ -232,10 +232,12 @@ def test_a_denied_command_does_not_run_and_the_transcript_says_so(server, tmp_pa
     assert victim.exists()
     done = next(e["data"] for e in events if e["event"] == "tool_complete")
     assert "BLOCKED: User denied" in done["result"]
+    assert done["is_error"] is True                                    # the card shows it failed, not "Done"
     told = [r for body in server.llm.requests if last_user(body) == f"delete {victim}" for r in tool_results(body)]
     assert told and "User denied" in told[-1]                          # what the model was told
     saved = server.session(sid)["messages"][-1]
     assert saved["status"] == "complete" and "User denied" in saved["tool_calls"][0]["result"]
+    assert saved["tool_calls"][0]["is_error"] is True
     assert "tool said:" in saved["content"] and "BLOCKED: User denied" in tokens_of(events)
 
 

@@ -108,6 +108,14 @@ class Channel:
 
 
 def _is_error_result(name: str, result: str) -> bool:
+    """Whether a tool result reads as a failure: our own refusal (``_blocked``, e.g. a denied
+    command) always does, since hermes-agent judges a ``terminal`` result by its exit code
+    alone and would show a denied command as done; else hermes-agent's own check."""
+    try:
+        if json.loads(result).get("status") == "blocked":
+            return True
+    except (ValueError, AttributeError, TypeError):
+        pass
     try:
         from agent.display import _detect_tool_failure
         return bool(_detect_tool_failure(name, result)[0])
