@@ -167,11 +167,14 @@ let live;
 let listTimer = null;
 let ownTurn = { sid: null, at: 0 };   // the turn this tab follows (at: Infinity) or followed until ``at``
 
-/** True for the start or end of a turn this tab follows or has just followed: the page
- * refreshed what it shows itself, so the event asks for nothing more. */
+/** True for the start of a turn this tab follows, or the end of one it follows or has just
+ * followed: the page refreshed what it shows itself, so the event asks for nothing more.
+ * A turn that starts after this tab's ended (a queued message the server starts at once,
+ * another tab's send) is not this tab's: the open chat catches up with it. */
 function isOwnTurnEvent(event) {
-  return (event.reason === "turn_started" || event.reason === "turn_finished") && event.session_id === ownTurn.sid
-    && Date.now() - ownTurn.at < OWN_TURN_MS;
+  if (event.session_id !== ownTurn.sid) return false;
+  if (event.reason === "turn_started") return ownTurn.at === Infinity;
+  return event.reason === "turn_finished" && Date.now() - ownTurn.at < OWN_TURN_MS;
 }
 
 /** A session changed (in this tab, another one, or on the server): refetch the list soon

@@ -382,6 +382,14 @@ export class Chat {
         break;
       }
       if (st.message_count !== this.count) { await this.open(sid); return; }  // it ran already
+      // A stopped reply's count is read from the server, which may by then count the queued
+      // turn too: a queue shorter than the one shown means the first message ran already.
+      let left = null;
+      try {
+        left = (await api("/api/chat/queue", { params: { session_id: sid } })).queued || [];
+      } catch { break; }
+      if (sid !== this.sessionId || this.stream) return;
+      if (left.length < (this.queued?.length || 0)) { await this.open(sid); return; }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await this.refreshQueue(sid);
