@@ -274,7 +274,23 @@ def main(argv: list[str] | None = None) -> int:
             log.info("hermes-webui stopped")
     finally:
         lock.release()
+    if getattr(state.backend, "name", "") == "local":
+        _exit_without_teardown()
     return 0
+
+
+def _exit_without_teardown() -> None:
+    """End a stopped server with exit code 0 without the interpreter's teardown: llama.cpp's
+    own threads (the embedded model) outlive it, and a stop after any local reply ended in a
+    segmentation fault or abort about half the time. Everything is saved by now; the
+    ``atexit`` callbacks (temp folders, workers) and log flushes still run."""
+    import atexit
+
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

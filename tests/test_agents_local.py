@@ -169,6 +169,18 @@ def test_the_engine_opens_no_tcp_port_and_its_private_socket_refuses_requests_wi
     assert server.stop() == 0
 
 
+def test_a_stop_after_a_reply_exits_cleanly_and_removes_the_engine_folder(make_server):
+    """Ctrl-C or SIGTERM after a local reply: exit code 0, not a segmentation fault or abort
+    (llama.cpp's threads outliving the interpreter's teardown did that about every second
+    stop), and the engine's private socket folder is gone. Several rounds, since it was random."""
+    for _ in range(3):
+        server = make_server(agent="local", args=("--max-tokens", "4", "--context-size", "512")).start()
+        stream_events(server, server.start_chat(server.new_session(), "Hi"))
+        [path] = unix_socket_paths(server.proc.pid)
+        assert server.stop() == 0, server.log_text()[-2000:]
+        assert not os.path.exists(os.path.dirname(path))
+
+
 def test_a_long_paste_says_it_is_being_read_until_the_first_token(local_server):
     """A prompt that takes a while to evaluate (a pasted log: the model loaded long ago)
     is announced with its size, not left under "loading model…"."""
