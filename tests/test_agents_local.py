@@ -184,7 +184,7 @@ def test_a_stop_after_a_reply_exits_cleanly_and_removes_the_engine_folder(make_s
 def test_a_long_paste_says_it_is_being_read_until_the_first_token(local_server):
     """A prompt that takes a while to evaluate (a pasted log: the model loaded long ago)
     is announced with its size, not left under "loading model…"."""
-    log = "".join(f"2026-12-01T00:{i % 60:02d}:00Z ERROR [pid 4004] db timeout ❌ 用户 {i} 登录失败\n" for i in range(120))
+    log = "".join(f"2026-12-01T00:{i % 60:02d}:00Z ERROR [pid 4004] db timeout ❌ 用户 {i} 登录失败\n" for i in range(12))
     sid = local_server.new_session()
     events = stream_events(local_server, local_server.start_chat(sid, "What went wrong?\n\n" + log))
     names = [e["event"] for e in events]
@@ -195,6 +195,19 @@ def test_a_long_paste_says_it_is_being_read_until_the_first_token(local_server):
     assert said and said[0] < names.index("token")                 # said before the reply starts
     short = stream_events(local_server, local_server.start_chat(local_server.new_session(), "Hi"))
     assert not any(e["event"] == "status" and "reading" in e["data"]["text"] for e in short)
+
+
+def test_a_message_longer_than_the_context_says_the_model_reads_only_its_end(local_server):
+    """The page must not let a person believe the model read the whole of a paste it could
+    not: a single message over the context window is cut from its start, and said so."""
+    log = "".join(f"2026-12-01T00:{i % 60:02d}:00Z ERROR [pid 4004] db timeout ❌ 用户 {i} 登录失败\n" for i in range(400))
+    events = stream_events(local_server, local_server.start_chat(local_server.new_session(), "Why?\n\n" + log))
+    names = [e["event"] for e in events]
+    cut = {"text": "this message is longer than the model can read at once (1,024 tokens): it reads only the end…"}
+    said = [i for i, e in enumerate(events) if e["event"] == "status" and e["data"] == cut]
+    assert said and said[0] < names.index("token")
+    fits = stream_events(local_server, local_server.start_chat(local_server.new_session(), "Hi"))
+    assert not any(e["event"] == "status" and "reads only the end" in e["data"]["text"] for e in fits)
 
 
 def test_health_names_the_local_backend_and_its_model(local_server):

@@ -60,6 +60,8 @@ LOADING_TEXT = "loading model…"
 WAITING_TEXT = "waiting for another reply to finish…"
 READING_TEXT = "reading the conversation ({:,} tokens)…"   # a long prompt takes a while before the first token
 READING_MIN_TOKENS = 512    # from this prompt size on, say so (replaces "loading model…", long since done)
+# the last message alone is over the context: the model reads its end only, and the page says so
+CUT_TEXT = "this message is longer than the model can read at once ({:,} tokens): it reads only the end…"
 TEMPLATE_SLACK = 8          # tokens kept free in case the template counts differ at generation
 DEFAULT_SAMPLING = {"temperature": 0.2, "top_p": 0.95}   # llama-cpp-python's chat defaults, kept
 POLL_SECONDS = 0.05         # how often a reader waiting for the next token looks at its cancel_event
@@ -376,7 +378,12 @@ class LocalModel:
         try:
             kept, prompt_tokens, gen.dropped = self.fit(messages, params["max_tokens"])
             gen.usage = {"prompt_tokens": prompt_tokens, "completion_tokens": 0, "total_tokens": prompt_tokens}
-            if on_status and prompt_tokens >= READING_MIN_TOKENS:
+            cut = bool(messages) and kept[-1].get("content") != messages[-1].get("content")
+            if cut:
+                log.info("local turn: the message was cut from its start to fit %d tokens", self.context_size)
+            if on_status and cut:
+                on_status(CUT_TEXT.format(self.context_size))
+            elif on_status and prompt_tokens >= READING_MIN_TOKENS:
                 on_status(READING_TEXT.format(prompt_tokens))
             if cancel.is_set():
                 gen.finish_reason = "cancelled"
