@@ -301,13 +301,24 @@ def _too_many(wait: float):
     return resp
 
 
-def _check_bearer(auth: AuthState, token: str):
+def limited_check(auth: AuthState, check) -> tuple[object | None, bool]:
+    """Run ``check()`` (a password comparison → bool) under the per-client failure limit
+    that logins use: ``(the 429 answer, False)`` while this client must wait, else
+    ``(None, the result)``; a failure counts towards the limit."""
     client = request.remote_addr or "?"
     wait = auth.limiter.begin(client)
     if wait:
-        return _too_many(wait)
-    ok = auth.check_bearer(token)
+        return _too_many(wait), False
+    ok = check()
     auth.limiter.finish(client, ok)
+    return None, ok
+
+
+def _check_bearer(auth: AuthState, token: str):
+    client = request.remote_addr or "?"
+    refusal, ok = limited_check(auth, lambda: auth.check_bearer(token))
+    if refusal is not None:
+        return refusal
     if not ok:
         log.warning("wrong bearer password from %s for %s", client, request.path)
         return error_response("login required", 401)

@@ -6,7 +6,7 @@ dir's settings.json. Routes parse and answer; the file logic is :mod:`api.settin
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from . import compat, model_catalog, settings
 from .app import app_state, auth_state
@@ -79,7 +79,7 @@ def _current_password_refusal(body: dict, sent_as: str = "current_password"):
     """None if ``current_password`` is right, else the 400/403/429 answer (rate-limited like
     logins). ``sent_as``: the field's name in the caller's shape (the upstream's flat one
     calls it ``_current_password``), so a 400 names the field the caller can send."""
-    from .auth import _too_many  # the one 429 shape
+    from .auth import limited_check
 
     current = body.get("current_password")
     if current is None:
@@ -87,12 +87,9 @@ def _current_password_refusal(body: dict, sent_as: str = "current_password"):
     if not isinstance(current, str):
         raise ApiError(f"field '{sent_as}' must be str")
     auth = auth_state()
-    client = request.remote_addr or "?"
-    wait = auth.limiter.begin(client)
-    if wait:
-        return _too_many(wait)
-    ok = auth.check_password(current)
-    auth.limiter.finish(client, ok)
+    refusal, ok = limited_check(auth, lambda: auth.check_password(current))
+    if refusal is not None:
+        return refusal
     return None if ok else error_response("the current password is wrong; nothing was changed", 403)
 
 
